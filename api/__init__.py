@@ -1,0 +1,1 @@
+"""The HTTP/websocket API: Starlette app, auth, and the GraphQL schema."""

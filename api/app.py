@@ -1,0 +1,70 @@
+"""The Starlette application: GraphQL over HTTP and websockets, health endpoints."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+
+from api.graphql.schema import build_schema
+from api.view import MailsyncGraphQL
+from core.runtime import Runtime, open_runtime
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Ready when PostgreSQL and Redis answer and Redis will not evict our keys."""
+    runtime: Runtime = request.app.state.runtime
+    checks: dict[str, str] = {}
+    try:
+        async with runtime.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        log.warning("readiness: database unreachable: %s", type(exc).__name__)
+        checks["database"] = "unreachable"
+    try:
+        policy = await runtime.redis.config_get("maxmemory-policy")
+        value = policy.get(b"maxmemory-policy") or policy.get("maxmemory-policy")
+        value = value.decode() if isinstance(value, bytes) else value
+        checks["redis"] = "ok" if value in (None, "noeviction") else f"evicts keys ({value})"
+    except Exception as exc:
+        log.warning("readiness: redis unreachable: %s", type(exc).__name__)
+        checks["redis"] = "unreachable"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ok" if ready else "unavailable", **checks}, 200 if ready else 503
+    )
+
+
+def create_app(settings: Settings) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_runtime(settings) as runtime:
+            app.state.runtime = runtime
+            yield
+
+    graphql = MailsyncGraphQL(
+        build_schema(field_suggestions=settings.graphiql), graphiql=settings.graphiql
+    )
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+        ],
+        lifespan=lifespan,
+    )

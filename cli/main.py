@@ -1,0 +1,140 @@
+"""`mailsync` subcommands. Configuration comes from MAILSYNC_* variables (see README)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from core.crypto import generate_key
+from core.errors import ServiceError
+from core.models import Plan
+from core.settings import DatabaseSettings, Settings, SettingsError, load_settings
+
+
+def _cmd_generate_key(args: argparse.Namespace) -> int:
+    print(generate_key())
+    return 0
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from core.migrate import upgrade
+
+    upgrade(load_settings(DatabaseSettings).database_url)
+    print("database is up to date")
+    return 0
+
+
+def _cmd_create_user(args: argparse.Namespace) -> int:
+    from cli.admin import create_user
+
+    settings = load_settings(DatabaseSettings)
+    created = asyncio.run(
+        create_user(
+            settings.database_url,
+            company=args.company,
+            email=args.email,
+            name=args.name,
+            plan=Plan(args.plan) if args.plan else None,
+            admin=args.admin,
+        )
+    )
+    what = "new company" if created.company_created else "company"
+    print(f"{what}: {created.company.name} ({created.company.plan.value})")
+    print(f"user: {created.user.email} ({created.user.role.value})")
+    print(created.token)  # the last line: only the token
+    return 0
+
+
+def _cmd_set_plan(args: argparse.Namespace) -> int:
+    from cli.admin import set_plan
+
+    changed = asyncio.run(set_plan(load_settings(Settings), args.company, Plan(args.plan)))
+    print(f"{args.company} is now on {args.plan}")
+    for account in changed:
+        print(f"  {account.email_address}: {account.status.value}")
+    return 0
+
+
+def _cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    app = create_app(load_settings(Settings))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", proxy_headers=True)
+    return 0
+
+
+def _cmd_dev(args: argparse.Namespace) -> int:
+    from cli.dev import run_dev
+
+    return run_dev(host=args.host, port=args.port, imap_port=args.imap_port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailsync", description="Sync many mailboxes into one sales inbox."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    plans = [p.value for p in Plan]
+
+    sub = commands.add_parser("migrate", help="apply the database migrations")
+    sub.set_defaults(run=_cmd_migrate)
+
+    sub = commands.add_parser("generate-key", help="print a new MAILSYNC_SECRET_KEYS key")
+    sub.set_defaults(run=_cmd_generate_key)
+
+    sub = commands.add_parser(
+        "create-user",
+        help="create a user (and the company if needed); prints an API token last",
+    )
+    sub.add_argument("--company", required=True, help="company name")
+    sub.add_argument("--email", required=True)
+    sub.add_argument("--name", help="display name (default: the part before @)")
+    sub.add_argument("--plan", choices=plans, help="plan of a new company (default ADVANCED)")
+    sub.add_argument("--admin", action="store_true", help="make the user a company admin")
+    sub.set_defaults(run=_cmd_create_user)
+
+    sub = commands.add_parser(
+        "set-plan",
+        help="change a company's plan; accounts beyond a lower limit are paused, never deleted",
+    )
+    sub.add_argument("--company", required=True)
+    sub.add_argument("--plan", required=True, choices=plans)
+    sub.set_defaults(run=_cmd_set_plan)
+
+    sub = commands.add_parser("api", help="serve GraphQL over HTTP and websockets")
+    sub.add_argument("--host", default="127.0.0.1")
+    sub.add_argument("--port", type=int, default=8000)
+    sub.set_defaults(run=_cmd_api)
+
+    sub = commands.add_parser(
+        "dev",
+        help="everything on one machine: embedded databases, a demo IMAP server, the API",
+    )
+    sub.add_argument("--host", default="127.0.0.1")
+    sub.add_argument("--port", type=int, default=8000)
+    sub.add_argument("--imap-port", type=int, default=1143, help="the demo IMAP server's port")
+    sub.set_defaults(run=_cmd_dev)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+        return code
+    except SettingsError as exc:
+        print(f"mailsync: {exc}", file=sys.stderr)
+        return 2
+    except ServiceError as exc:
+        print(f"mailsync: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Mail accounts: connecting, verifying, plan limits, the default account."""

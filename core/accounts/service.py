@@ -1,0 +1,307 @@
+"""Connecting, changing and removing mail accounts, and choosing the default one.
+
+Services flush, never commit; status events go out after the commit (``after_commit``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.accounts import repository
+from core.accounts.inputs import (
+    NewAccount,
+    ValidAccount,
+    validate_display_name,
+    validate_new_account,
+)
+from core.accounts.limits import apply_account_limit, status_after_resume
+from core.accounts.verification import verify_logins, verify_smtp
+from core.db import after_commit
+from core.errors import ErrorCode, ServiceError
+from core.events import ACCOUNT_STATUS_CHANGED
+from core.identity import repository as identity_repository
+from core.identity.viewer import Viewer
+from core.mail.imap import imap_session
+from core.mail.server import ServerLogin
+from core.models import AccountStatus, MailAccount, Plan, Sharing, User
+from core.plans import account_limit
+from core.runtime import Runtime
+
+CREDENTIAL_CHECK_WINDOW_SECONDS = 60.0
+
+
+def _not_found(field: str = "accountId") -> ServiceError:
+    return ServiceError(ErrorCode.NOT_FOUND, "No such mail account.", field)
+
+
+@dataclass(frozen=True)
+class AccountChanges:
+    display_name: str | None = None
+    display_name_set: bool = False
+    sharing: Sharing | None = None
+
+
+class AccountService:
+    def __init__(self, session: AsyncSession, runtime: Runtime) -> None:
+        self.session = session
+        self.runtime = runtime
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _secret_aad(self, account_id: uuid.UUID, field: str) -> str:
+        return f"mail_account:{account_id}:{field}"
+
+    def encrypt_secret(self, account_id: uuid.UUID, field: str, secret: str) -> bytes:
+        return self.runtime.key_ring.encrypt(secret, self._secret_aad(account_id, field))
+
+    def decrypt_secret(self, account_id: uuid.UUID, field: str, sealed: bytes) -> str:
+        return self.runtime.key_ring.decrypt(sealed, self._secret_aad(account_id, field))
+
+    def imap_login(self, account: MailAccount) -> ServerLogin:
+        """The stored IMAP login, decrypted (for the worker and for verification)."""
+        return ServerLogin(
+            host=account.imap_host,
+            port=account.imap_port,
+            security=account.imap_security,
+            username=account.imap_username,
+            password=self.decrypt_secret(account.id, "imap", account.imap_password_encrypted),
+        )
+
+    def smtp_login(self, account: MailAccount) -> ServerLogin | None:
+        if (
+            account.smtp_host is None
+            or account.smtp_port is None
+            or account.smtp_security is None
+            or account.smtp_username is None
+            or account.smtp_password_encrypted is None
+        ):
+            return None
+        return ServerLogin(
+            host=account.smtp_host,
+            port=account.smtp_port,
+            security=account.smtp_security,
+            username=account.smtp_username,
+            password=self.decrypt_secret(account.id, "smtp", account.smtp_password_encrypted),
+        )
+
+    async def _count_credential_check(self, viewer: Viewer) -> None:
+        allowed = await self.runtime.rate_limiter.allow(
+            f"credential-check:{viewer.user_id}",
+            limit=self.runtime.settings.credential_checks_per_minute,
+            window_seconds=CREDENTIAL_CHECK_WINDOW_SECONDS,
+        )
+        if not allowed:
+            raise ServiceError(
+                ErrorCode.RATE_LIMITED,
+                "Too many login checks in the last minute; wait a minute and try again.",
+            )
+
+    def announce_status(self, account: MailAccount) -> None:
+        """Tell the owner's subscription clients, once the transaction has committed."""
+        events, owner_id, account_id = self.runtime.events, account.owner_id, account.id
+        status = account.status.value
+
+        async def publish() -> None:
+            await events.publish(
+                owner_id,
+                ACCOUNT_STATUS_CHANGED,
+                {"account_id": str(account_id), "status": status},
+            )
+
+        after_commit(self.session, publish)
+
+    async def _check_room_for(self, owner_id: uuid.UUID, plan: Plan, address: str) -> None:
+        if plan is Plan.ESSENTIAL:
+            raise ServiceError(
+                ErrorCode.SYNC_NOT_IN_PLAN,
+                "Your company's plan (ESSENTIAL) does not include email sync.",
+            )
+        if await repository.owner_has_address(self.session, owner_id, address):
+            raise ServiceError(
+                ErrorCode.DUPLICATE_ACCOUNT,
+                f"You have already connected {address}.",
+                "emailAddress",
+            )
+        limit = account_limit(plan)
+        if await repository.count_owned(self.session, owner_id) >= limit:
+            raise ServiceError(
+                ErrorCode.PLAN_LIMIT_REACHED,
+                f"Your plan ({plan.value}) allows {limit} mail account"
+                f"{'' if limit == 1 else 's'} per user.",
+            )
+
+    # -- use cases -------------------------------------------------------------------------
+
+    async def add(self, viewer: Viewer, data: NewAccount) -> MailAccount:
+        """Verify the logins, then store the account (READY) and its folders."""
+        valid = validate_new_account(data)
+        await self._check_room_for(viewer.user_id, viewer.plan, valid.email_address)
+        # Release the pooled connection while we talk to the mail server (up to the mail
+        # timeout): nothing has been written yet, and the checks are repeated under a lock.
+        await self.session.rollback()
+        await self._count_credential_check(viewer)
+        mailboxes = await verify_logins(valid.imap, valid.smtp, self.runtime.mail_options)
+
+        user = await identity_repository.lock_user(self.session, viewer.user_id)
+        plan = await identity_repository.get_company_plan(self.session, viewer.company_id)
+        await self._check_room_for(viewer.user_id, plan, valid.email_address)
+        account = self._new_account_row(viewer.user_id, valid)
+        self.session.add(account)
+        await self.session.flush()
+        await repository.add_folders(self.session, account.id, mailboxes)
+        if user.default_account_id is None:
+            user.default_account_id = account.id
+        await self.session.flush()
+        return account
+
+    def _new_account_row(self, owner_id: uuid.UUID, valid: ValidAccount) -> MailAccount:
+        account_id = uuid.uuid4()
+        smtp = valid.smtp
+        return MailAccount(
+            id=account_id,
+            owner_id=owner_id,
+            email_address=valid.email_address,
+            display_name=valid.display_name,
+            status=AccountStatus.READY,
+            sharing=Sharing.PRIVATE,
+            labels=[],
+            imap_host=valid.imap.host,
+            imap_port=valid.imap.port,
+            imap_security=valid.imap.security,
+            imap_username=valid.imap.username,
+            imap_password_encrypted=self.encrypt_secret(account_id, "imap", valid.imap.password),
+            smtp_host=smtp.host if smtp else None,
+            smtp_port=smtp.port if smtp else None,
+            smtp_security=smtp.security if smtp else None,
+            smtp_username=smtp.username if smtp else None,
+            smtp_password_encrypted=(
+                self.encrypt_secret(account_id, "smtp", smtp.password) if smtp else None
+            ),
+        )
+
+    async def _owned_for_change(self, viewer: Viewer, account_id: uuid.UUID | None) -> MailAccount:
+        """The viewer's own account, locked; teammates' shared accounts are read-only."""
+        if account_id is None:
+            raise _not_found()
+        account = await repository.lock_owned(self.session, viewer.user_id, account_id)
+        if account is not None:
+            return account
+        if await repository.get_readable(self.session, viewer, account_id) is not None:
+            raise ServiceError(
+                ErrorCode.FORBIDDEN, "Only the owner can change this account.", "accountId"
+            )
+        raise _not_found()
+
+    async def update(
+        self, viewer: Viewer, account_id: uuid.UUID | None, changes: AccountChanges
+    ) -> MailAccount:
+        account = await self._owned_for_change(viewer, account_id)
+        if changes.display_name_set:
+            account.display_name = validate_display_name(changes.display_name)
+        if changes.sharing is not None:
+            account.sharing = changes.sharing
+        await self.session.flush()
+        return account
+
+    async def reconnect(
+        self,
+        viewer: Viewer,
+        account_id: uuid.UUID | None,
+        imap_password: str,
+        smtp_password: str | None,
+    ) -> MailAccount:
+        """Store new passwords after proving them; an AUTH_FAILED or ERROR account resumes."""
+        account = await self._owned_for_change(viewer, account_id)
+        if not imap_password:
+            raise ServiceError(ErrorCode.INVALID_INPUT, "The password is empty.", "imapPassword")
+        if smtp_password is not None and account.smtp_host is None:
+            raise ServiceError(
+                ErrorCode.INVALID_INPUT,
+                "This account has no SMTP server to use that password with.",
+                "smtpPassword",
+            )
+        imap = self._with_password(self.imap_login(account), imap_password)
+        stored_smtp = self.smtp_login(account)
+        smtp = (
+            self._with_password(stored_smtp, smtp_password)
+            if stored_smtp is not None and smtp_password
+            else None
+        )
+        account_key = account.id
+        await self.session.rollback()  # as in add(): no connection held during the check
+        await self._count_credential_check(viewer)
+        try:
+            async with imap_session(imap, self.runtime.mail_options):
+                pass
+        except ServiceError as exc:
+            raise exc.at("imapPassword") from None
+        if smtp is not None:
+            await verify_smtp(smtp, self.runtime.mail_options)
+
+        account = await self._owned_for_change(viewer, account_key)
+        account.imap_password_encrypted = self.encrypt_secret(account.id, "imap", imap_password)
+        if smtp is not None and smtp_password:
+            account.smtp_password_encrypted = self.encrypt_secret(account.id, "smtp", smtp_password)
+        account.last_error = None
+        account.consecutive_failures = 0
+        if account.status in (AccountStatus.AUTH_FAILED, AccountStatus.ERROR):
+            account.status = status_after_resume(account)
+            self.announce_status(account)
+        await self.session.flush()
+        return account
+
+    @staticmethod
+    def _with_password(login: ServerLogin, password: str) -> ServerLogin:
+        return ServerLogin(login.host, login.port, login.security, login.username, password)
+
+    async def remove(self, viewer: Viewer, account_id: uuid.UUID | None) -> uuid.UUID:
+        """Delete the account and its synced mail; the default is not reassigned."""
+        await identity_repository.lock_user(self.session, viewer.user_id)
+        account = await self._owned_for_change(viewer, account_id)
+        removed_id = account.id
+        await repository.delete_account(self.session, account)
+        await self.session.flush()
+        # One account fewer may bring the user back within the plan's limit.
+        plan = await identity_repository.get_company_plan(self.session, viewer.company_id)
+        remaining = await repository.list_owned(self.session, viewer.user_id)
+        for changed in apply_account_limit(remaining, account_limit(plan)):
+            self.announce_status(changed)
+        await self.session.flush()
+        return removed_id
+
+    async def set_default(self, viewer: Viewer, account_id: uuid.UUID | None) -> User:
+        user = await identity_repository.lock_user(self.session, viewer.user_id)
+        if account_id is not None:
+            account = await self._owned_for_change(viewer, account_id)
+            account_id = account.id
+        user.default_account_id = account_id
+        await self.session.flush()
+        return user
+
+
+async def change_company_plan(
+    session: AsyncSession, runtime: Runtime, company_name: str, plan: Plan
+) -> list[MailAccount]:
+    """Set a company's plan and pause/resume its users' accounts to fit; the changed accounts."""
+    company = await identity_repository.get_company_by_name(session, company_name)
+    if company is None:
+        raise ServiceError(ErrorCode.NOT_FOUND, f"No company named {company_name}.", "company")
+    company.plan = plan
+    users = await identity_repository.list_company_users(session, company.id)
+    for user in users:
+        await identity_repository.lock_user(session, user.id)
+    accounts = await repository.list_owned_by_users(session, [u.id for u in users])
+    by_owner: dict[uuid.UUID, list[MailAccount]] = {}
+    for account in accounts:
+        by_owner.setdefault(account.owner_id, []).append(account)
+    changed: list[MailAccount] = []
+    service = AccountService(session, runtime)
+    for owned in by_owner.values():
+        for account in apply_account_limit(owned, account_limit(plan)):
+            service.announce_status(account)
+            changed.append(account)
+    await session.flush()
+    return changed

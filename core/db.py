@@ -1,0 +1,62 @@
+"""The database engine, sessions, and the after-commit hook.
+
+One ``AsyncSession`` per request and per job: :func:`session_scope` commits at the end
+and rolls back on error. Services only flush. Work that must happen only once the data
+is durable (enqueueing jobs, publishing events) is registered with :func:`after_commit`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+log = logging.getLogger(__name__)
+
+SessionFactory = async_sessionmaker[AsyncSession]
+AfterCommit = Callable[[], Awaitable[None]]
+_AFTER_COMMIT = "mailsync.after_commit"
+
+
+def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"application_name": "mailsync"}},
+    )
+
+
+def create_session_factory(engine: AsyncEngine) -> SessionFactory:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run ``callback`` once ``session_scope`` has committed; drop it on rollback."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+@asynccontextmanager
+async def session_scope(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
+    async with factory() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            session.info.pop(_AFTER_COMMIT, None)
+            raise
+        callbacks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT, [])
+    for callback in callbacks:
+        try:
+            await callback()
+        except Exception:  # the data is committed; a lost notification must not fail it
+            log.exception("after-commit callback failed")

@@ -1,0 +1,38 @@
+"""Expected failures of the service, reported to users as ``userErrors``."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorCode(enum.StrEnum):
+    INVALID_INPUT = "INVALID_INPUT"
+    NOT_FOUND = "NOT_FOUND"
+    FORBIDDEN = "FORBIDDEN"
+    RATE_LIMITED = "RATE_LIMITED"
+    SYNC_NOT_IN_PLAN = "SYNC_NOT_IN_PLAN"
+    PLAN_LIMIT_REACHED = "PLAN_LIMIT_REACHED"
+    DUPLICATE_ACCOUNT = "DUPLICATE_ACCOUNT"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    SERVER_UNREACHABLE = "SERVER_UNREACHABLE"
+    TLS_FAILED = "TLS_FAILED"
+    HOST_NOT_ALLOWED = "HOST_NOT_ALLOWED"
+    UNKNOWN_LABEL = "UNKNOWN_LABEL"
+    ACCOUNT_NOT_READY = "ACCOUNT_NOT_READY"
+    NO_DEFAULT_ACCOUNT = "NO_DEFAULT_ACCOUNT"
+    ACCOUNT_NOT_SENDABLE = "ACCOUNT_NOT_SENDABLE"
+
+
+class ServiceError(Exception):
+    """A failure the user can act on. ``message`` is shown as is: never put a secret in it."""
+
+    def __init__(self, code: ErrorCode, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+    def at(self, prefix: str) -> ServiceError:
+        """The same error with its field nested under ``prefix`` (e.g. ``imap.password``)."""
+        field = f"{prefix}.{self.field}" if self.field else prefix
+        return ServiceError(self.code, self.message, field)

@@ -1,0 +1,1 @@
+"""Companies, users and API tokens."""

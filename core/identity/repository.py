@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.identity.viewer import Viewer
+from core.models import ApiToken, Company, Plan, Role, User
+
+
+async def get_company_by_name(session: AsyncSession, name: str) -> Company | None:
+    return await session.scalar(select(Company).where(Company.name == name))
+
+
+async def create_company(session: AsyncSession, name: str, plan: Plan) -> Company:
+    company = Company(id=uuid.uuid4(), name=name, plan=plan)
+    session.add(company)
+    await session.flush()
+    return company
+
+
+async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(func.lower(User.email) == email.lower()))
+
+
+async def create_user(
+    session: AsyncSession, company: Company, email: str, name: str, role: Role
+) -> User:
+    user = User(id=uuid.uuid4(), company_id=company.id, email=email, name=name, role=role)
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def add_token(session: AsyncSession, user_id: uuid.UUID, token_hash: bytes) -> None:
+    session.add(ApiToken(id=uuid.uuid4(), user_id=user_id, token_hash=token_hash))
+    await session.flush()
+
+
+async def find_viewer(session: AsyncSession, token_hash: bytes) -> Viewer | None:
+    row = (
+        await session.execute(
+            select(User.id, User.company_id, User.role, Company.plan)
+            .join(ApiToken, ApiToken.user_id == User.id)
+            .join(Company, Company.id == User.company_id)
+            .where(ApiToken.token_hash == token_hash)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return Viewer(user_id=row[0], company_id=row[1], role=row[2], plan=row[3])
+
+
+async def get_users(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> list[User]:
+    return list(await session.scalars(select(User).where(User.id.in_(user_ids))))
+
+
+async def get_companies(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[Company]:
+    return list(await session.scalars(select(Company).where(Company.id.in_(ids))))
+
+
+async def list_company_users(session: AsyncSession, company_id: uuid.UUID) -> list[User]:
+    return list(
+        await session.scalars(
+            select(User).where(User.company_id == company_id).order_by(User.email)
+        )
+    )
+
+
+async def lock_user(session: AsyncSession, user_id: uuid.UUID) -> User:
+    """The user row, locked until the transaction ends: serialises a user's account changes."""
+    user = await session.scalar(
+        select(User)
+        .where(User.id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if user is None:
+        raise LookupError(user_id)
+    return user
+
+
+async def get_company_plan(session: AsyncSession, company_id: uuid.UUID) -> Plan:
+    plan = await session.scalar(select(Company.plan).where(Company.id == company_id))
+    if plan is None:
+        raise LookupError(company_id)
+    return plan
+
+
+async def set_default_account(
+    session: AsyncSession, user_id: uuid.UUID, account_id: uuid.UUID | None
+) -> None:
+    await session.execute(
+        update(User).where(User.id == user_id).values(default_account_id=account_id)
+    )

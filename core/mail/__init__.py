@@ -1,0 +1,1 @@
+"""Clients for the users' mail servers (IMAP, SMTP) and the checks around them."""

@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+import ssl
+
+
+def client_tls_context(extra_ca_file: str | None) -> ssl.SSLContext:
+    """Verify certificates and host names; trust ``extra_ca_file`` besides the system CAs."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    if extra_ca_file:
+        context.load_verify_locations(cafile=extra_ca_file)
+    return context

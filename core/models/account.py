@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    ARRAY,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.models.base import Base, created_at, uuid_pk
+from core.models.enums import (
+    AccountStatus,
+    ConnectionSecurity,
+    PastSync,
+    PauseReason,
+    Sharing,
+    db_enum,
+)
+
+
+class MailAccount(Base):
+    __tablename__ = "mail_accounts"
+    __table_args__ = (
+        Index(
+            "uq_mail_accounts_owner_lower_address",
+            "owner_id",
+            func.lower(text("email_address")),
+            unique=True,
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    owner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    email_address: Mapped[str] = mapped_column(Text)
+    display_name: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[AccountStatus] = mapped_column(db_enum(AccountStatus, "account_status"))
+    paused_reason: Mapped[PauseReason | None] = mapped_column(db_enum(PauseReason, "pause_reason"))
+    sharing: Mapped[Sharing] = mapped_column(db_enum(Sharing, "sharing"))
+    labels: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    past_sync: Mapped[PastSync | None] = mapped_column(db_enum(PastSync, "past_sync"))
+
+    imap_host: Mapped[str] = mapped_column(Text)
+    imap_port: Mapped[int] = mapped_column(Integer)
+    imap_security: Mapped[ConnectionSecurity] = mapped_column(
+        db_enum(ConnectionSecurity, "imap_security")
+    )
+    imap_username: Mapped[str] = mapped_column(Text)
+    # AES-GCM ciphertexts bound to (account id, field); see core.crypto.
+    imap_password_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    smtp_host: Mapped[str | None] = mapped_column(Text)
+    smtp_port: Mapped[int | None] = mapped_column(Integer)
+    smtp_security: Mapped[ConnectionSecurity | None] = mapped_column(
+        db_enum(ConnectionSecurity, "smtp_security")
+    )
+    smtp_username: Mapped[str | None] = mapped_column(Text)
+    smtp_password_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The scheduler's cursor: when this account is next due, and the backoff state.
+    next_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, server_default="0")
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    @property
+    def has_smtp(self) -> bool:
+        return self.smtp_host is not None

@@ -1,0 +1,76 @@
+"""Enumerations stored as short strings with a CHECK constraint (easy to extend later)."""
+
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import Enum
+
+
+class Plan(enum.StrEnum):
+    ESSENTIAL = "ESSENTIAL"
+    ADVANCED = "ADVANCED"
+    PROFESSIONAL = "PROFESSIONAL"
+    POWER = "POWER"
+    ENTERPRISE = "ENTERPRISE"
+
+
+class Role(enum.StrEnum):
+    ADMIN = "ADMIN"
+    REGULAR = "REGULAR"
+
+
+class ConnectionSecurity(enum.StrEnum):
+    SSL = "SSL"
+    STARTTLS = "STARTTLS"
+    NONE = "NONE"
+
+
+class Sharing(enum.StrEnum):
+    PRIVATE = "PRIVATE"
+    SHARED = "SHARED"
+
+
+class PastSync(enum.StrEnum):
+    NONE = "NONE"
+    ONE_MONTH = "ONE_MONTH"
+    THREE_MONTHS = "THREE_MONTHS"
+    SIX_MONTHS = "SIX_MONTHS"
+    ONE_YEAR = "ONE_YEAR"
+    ALL = "ALL"
+
+
+class AccountStatus(enum.StrEnum):
+    READY = "READY"
+    SYNCING = "SYNCING"
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    AUTH_FAILED = "AUTH_FAILED"
+    ERROR = "ERROR"
+
+
+class PauseReason(enum.StrEnum):
+    USER = "USER"  # pauseSync
+    PLAN = "PLAN"  # the company's plan now allows fewer accounts
+
+
+class FolderRole(enum.StrEnum):
+    INBOX = "INBOX"
+    SENT = "SENT"
+    DRAFTS = "DRAFTS"
+    TRASH = "TRASH"
+    JUNK = "JUNK"
+    ARCHIVE = "ARCHIVE"
+    ALL = "ALL"
+    OTHER = "OTHER"
+
+
+def db_enum(enum_class: type[enum.StrEnum], name: str) -> Enum:
+    return Enum(
+        enum_class,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        validate_strings=True,
+    )

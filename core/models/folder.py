@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.models.base import Base, created_at, uuid_pk
+from core.models.enums import FolderRole, db_enum
+
+
+class Folder(Base):
+    """A mailbox on the IMAP server, with the incremental sync checkpoint."""
+
+    __tablename__ = "folders"
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("mail_accounts.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(Text)
+    delimiter: Mapped[str | None] = mapped_column(Text)
+    attributes: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    role: Mapped[FolderRole] = mapped_column(db_enum(FolderRole, "folder_role"))
+    selected: Mapped[bool] = mapped_column(Boolean, server_default="false")
+
+    # Sync state (RFC 3501 UIDVALIDITY/UIDs, RFC 7162 HIGHESTMODSEQ).
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    highest_uid: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    highest_modseq: Mapped[int | None] = mapped_column(BigInteger)
+    server_message_count: Mapped[int | None] = mapped_column(Integer)
+    message_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    unread_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_full_flag_scan_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = created_at()

@@ -1,0 +1,55 @@
+"""Process-wide resources, built once by the API's lifespan or the worker's start-up."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.crypto import KeyRing
+from core.db import SessionFactory, create_engine, create_session_factory
+from core.events import EventBus
+from core.mail.server import MailConnectOptions
+from core.ratelimit import RateLimiter
+from core.settings import Settings
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: SessionFactory
+    redis: Redis
+    key_ring: KeyRing
+    events: EventBus
+    rate_limiter: RateLimiter
+
+    @property
+    def mail_options(self) -> MailConnectOptions:
+        return MailConnectOptions(
+            allow_private_hosts=self.settings.allow_private_hosts,
+            timeout=self.settings.mail_timeout_seconds,
+            tls_ca_file=self.settings.tls_ca_file,
+        )
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    redis = Redis.from_url(settings.redis_url, decode_responses=False)
+    try:
+        yield Runtime(
+            settings=settings,
+            engine=engine,
+            session_factory=create_session_factory(engine),
+            redis=redis,
+            key_ring=settings.key_ring,
+            events=EventBus(redis),
+            rate_limiter=RateLimiter(redis),
+        )
+    finally:
+        await redis.aclose()
+        await engine.dispose()

@@ -1,0 +1,80 @@
+"""Configuration from ``MAILSYNC_*`` environment variables (and an optional ``.env``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from core.crypto import KeyRing, parse_keys
+
+
+class SettingsError(Exception):
+    """A missing or malformed setting; ``str()`` is one line naming the variable."""
+
+
+class DatabaseSettings(BaseSettings):
+    """What commands that only touch PostgreSQL need (`migrate`, `create-user`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MAILSYNC_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = Field(description="postgresql+asyncpg://user@host:5432/db")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith("postgresql+asyncpg://"):
+            raise ValueError("must start with postgresql+asyncpg://")
+        return value
+
+
+class Settings(DatabaseSettings):
+    redis_url: str = Field(description="redis://host:6379/0")
+    secret_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        description="comma-separated keys from `mailsync generate-key`; the first encrypts"
+    )
+    allow_private_hosts: bool = False
+    graphiql: bool = True
+    # Seconds allowed for connecting to and logging in to a mail server.
+    mail_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+    # A PEM bundle trusted in addition to the system CAs (a company's own mail CA, tests).
+    tls_ca_file: str | None = None
+    credential_checks_per_minute: int = Field(default=10, ge=1)
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("secret_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        if isinstance(value, list | tuple):
+            parse_keys(tuple(str(v) for v in value))  # raises ValueError with the reason
+        return value
+
+    @property
+    def key_ring(self) -> KeyRing:
+        return KeyRing.from_settings(self.secret_keys)
+
+
+S = TypeVar("S", bound=DatabaseSettings)
+
+
+def load_settings(kind: type[S], **overrides: Any) -> S:
+    """Read the settings, turning a validation failure into one clear line."""
+    try:
+        return kind(**overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = "MAILSYNC_" + str(error["loc"][0]).upper() if error["loc"] else "MAILSYNC_*"
+        reason = "is not set" if error["type"] == "missing" else error["msg"]
+        raise SettingsError(f"invalid configuration: {name} {reason}") from None

@@ -1,0 +1,1 @@
+"""The admins' view of who syncs which accounts."""

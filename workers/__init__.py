@@ -1,0 +1,1 @@
+"""arq workers (the sync engine arrives with the sync issue)."""
