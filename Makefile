@@ -1,0 +1,47 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+CODE := core api workers cli
+
+.PHONY: run test lint format schema lock bench clean
+
+# (Re)install when the lock or the project metadata changes: exact pins from requirements.lock.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/mailsync dev
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(CODE) tests migrations
+	$(BIN)/ruff format --check $(CODE) tests migrations
+	$(BIN)/mypy $(CODE)
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix $(CODE) tests migrations
+	$(BIN)/ruff format $(CODE) tests migrations
+
+# Export the GraphQL SDL; tests/test_schema.py fails when schema.graphql is stale.
+schema: $(STAMP)
+	$(BIN)/python -c "from api.graphql.schema import schema; print(schema.as_str())" > schema.graphql
+
+# Re-pin every dependency after editing pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra embedded --extra dev --python-version 3.11 \
+		-o requirements.lock
+
+bench:
+	@echo "No benchmarks yet: they arrive with the sync engine (issue 3) and the inbox (issue 4)."
+
+clean:
+	rm -rf $(VENV) .mailsync .pytest_cache .mypy_cache .ruff_cache
