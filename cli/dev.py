@@ -168,9 +168,8 @@ def run_dev(*, host: str, port: int, imap_port: int) -> int:
         token = _demo_token(settings.database_url, data_dir / "demo-token")
         stack.enter_context(demo_imap_server(imap_port))
         print(_banner(host, port, token, imap_port), flush=True)
-        try:
+        # On Ctrl-C uvicorn shuts down, then re-raises: the stack stops pymap, Redis, PostgreSQL.
+        with contextlib.suppress(KeyboardInterrupt):
             uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
-        except KeyboardInterrupt:
-            pass  # uvicorn has shut down; the stack stops pymap, Redis and PostgreSQL
     print("mailsync stopped.")
     return 0

@@ -18,7 +18,10 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
         runtime_dir = data_dir.parent / "run"
         runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.environ["XDG_RUNTIME_DIR"] = str(runtime_dir)
-    from pgserver.postgres_server import get_server, pg_ctl
+    from pgserver.postgres_server import (  # type: ignore[attr-defined]  # generated wrapper
+        get_server,
+        pg_ctl,
+    )
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = get_server(data_dir, cleanup_mode="stop")

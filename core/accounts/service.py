@@ -148,11 +148,14 @@ class AccountService:
         user = await identity_repository.lock_user(self.session, viewer.user_id)
         plan = await identity_repository.get_company_plan(self.session, viewer.company_id)
         await self._check_room_for(viewer.user_id, plan, valid.email_address)
+        is_first = await repository.count_owned(self.session, viewer.user_id) == 0
         account = self._new_account_row(viewer.user_id, valid)
         self.session.add(account)
         await self.session.flush()
         await repository.add_folders(self.session, account.id, mailboxes)
-        if user.default_account_id is None:
+        # Only a user's first account becomes the default by itself: a default the user
+        # cleared stays cleared (automated emails must not pick a sender on their own).
+        if is_first and user.default_account_id is None:
             user.default_account_id = account.id
         await self.session.flush()
         return account

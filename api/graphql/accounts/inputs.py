@@ -14,7 +14,7 @@ class ServerInput:
         default=strawberry.UNSET,
         description="Default by security: IMAP 993/143, SMTP 465/587.",
     )
-    security: ConnectionSecurity = ConnectionSecurity.SSL
+    security: ConnectionSecurity | None = ConnectionSecurity.SSL
     username: str | None = strawberry.field(
         default=strawberry.UNSET, description="Default: the email address."
     )
@@ -24,7 +24,7 @@ class ServerInput:
             host=self.host,
             password=self.password,
             port=None if self.port is strawberry.UNSET else self.port,
-            security=self.security,
+            security=self.security or ConnectionSecurity.SSL,
             username=self.username or None,
         )
 
