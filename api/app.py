@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from redis.exceptions import ResponseError
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,6 +25,23 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+async def _redis_readiness(runtime: Runtime) -> str:
+    try:
+        await runtime.redis.ping()
+    except Exception as exc:
+        log.warning("readiness: redis unreachable: %s", type(exc).__name__)
+        return "unreachable"
+    try:
+        policy = await runtime.redis.config_get("maxmemory-policy")
+    except ResponseError:  # managed Redis may forbid CONFIG: reachable, policy unknown
+        return "ok"
+    value = policy.get(b"maxmemory-policy") or policy.get("maxmemory-policy")
+    if isinstance(value, bytes):
+        value = value.decode()
+    # Evicted keys would lose queued jobs and rate-limit windows.
+    return "ok" if value in (None, "noeviction") else f"evicts keys ({value})"
+
+
 async def readyz(request: Request) -> JSONResponse:
     """Ready when PostgreSQL and Redis answer and Redis will not evict our keys."""
     runtime: Runtime = request.app.state.runtime
@@ -35,14 +53,7 @@ async def readyz(request: Request) -> JSONResponse:
     except Exception as exc:
         log.warning("readiness: database unreachable: %s", type(exc).__name__)
         checks["database"] = "unreachable"
-    try:
-        policy = await runtime.redis.config_get("maxmemory-policy")
-        value = policy.get(b"maxmemory-policy") or policy.get("maxmemory-policy")
-        value = value.decode() if isinstance(value, bytes) else value
-        checks["redis"] = "ok" if value in (None, "noeviction") else f"evicts keys ({value})"
-    except Exception as exc:
-        log.warning("readiness: redis unreachable: %s", type(exc).__name__)
-        checks["redis"] = "unreachable"
+    checks["redis"] = await _redis_readiness(runtime)
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", **checks}, 200 if ready else 503

@@ -35,3 +35,17 @@ async def test_readyz_is_503_when_redis_is_unreachable(
     assert ready.status_code == 503, ready.text
     assert ready.json() == {"status": "unavailable", "database": "ok", "redis": "unreachable"}
     assert alive.status_code == 200  # liveness does not depend on Redis
+
+
+async def test_readyz_is_503_when_redis_may_evict_keys(
+    running_app: RunningApp, http: httpx.AsyncClient
+) -> None:
+    redis = running_app.runtime.redis
+    before = (await redis.config_get("maxmemory-policy"))[b"maxmemory-policy"]
+    await redis.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        response = await http.get(f"{running_app.base_url}/readyz")
+    finally:
+        await redis.config_set("maxmemory-policy", before)
+    assert response.status_code == 503
+    assert response.json()["redis"] == "evicts keys (allkeys-lru)"
