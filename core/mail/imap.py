@@ -171,7 +171,8 @@ async def _connect_and_login(login: ServerLogin, options: MailConnectOptions) ->
                     f"{host} accepts logins only over TLS: choose SSL or STARTTLS.",
                     "security",
                 )
-            response = await client.login(login.username, login.password)
+            # aioimaplib quotes the password but sends the user name as is.
+            response = await client.login(aioimaplib.quoted(login.username), login.password)
             if response.result != "OK":
                 raise ServiceError(
                     ErrorCode.INVALID_CREDENTIALS,
