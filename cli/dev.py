@@ -86,6 +86,29 @@ def _wait_for_port(host: str, port: int, timeout: float, process: subprocess.Pop
 
 
 @contextlib.contextmanager
+def worker_process(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
+    """`mailsync worker` beside the API, configured like it."""
+    env = {
+        **os.environ,
+        "MAILSYNC_DATABASE_URL": settings.database_url,
+        "MAILSYNC_REDIS_URL": settings.redis_url,
+        "MAILSYNC_SECRET_KEYS": ",".join(settings.secret_keys),
+        "MAILSYNC_ALLOW_PRIVATE_HOSTS": "true",
+    }
+    process = subprocess.Popen(  # a fixed argv, no shell
+        [sys.executable, "-m", "cli.main", "worker"], env=env
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextlib.contextmanager
 def demo_imap_server(port: int) -> Iterator[int]:
     """pymap with its demo mailbox on 127.0.0.1:``port`` (in memory, plain IMAP)."""
     pymap = Path(sys.executable).with_name("pymap")
@@ -167,6 +190,7 @@ def run_dev(*, host: str, port: int, imap_port: int) -> int:
         upgrade(settings.database_url)
         token = _demo_token(settings.database_url, data_dir / "demo-token")
         stack.enter_context(demo_imap_server(imap_port))
+        stack.enter_context(worker_process(settings))
         print(_banner(host, port, token, imap_port), flush=True)
         # On Ctrl-C uvicorn shuts down, then re-raises: the stack stops pymap, Redis, PostgreSQL.
         with contextlib.suppress(KeyboardInterrupt):

@@ -67,6 +67,16 @@ def _cmd_api(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_worker(args: argparse.Namespace) -> int:
+    import logging
+
+    from workers.arq_worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(run_worker(load_settings(Settings), burst=args.burst))
+    return 0
+
+
 def _cmd_dev(args: argparse.Namespace) -> int:
     from cli.dev import run_dev
 
@@ -109,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--host", default="127.0.0.1")
     sub.add_argument("--port", type=int, default=8000)
     sub.set_defaults(run=_cmd_api)
+
+    sub = commands.add_parser(
+        "worker", help="run sync jobs and the sync scheduler (run as many as you like)"
+    )
+    sub.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    sub.set_defaults(run=_cmd_worker)
 
     sub = commands.add_parser(
         "dev",

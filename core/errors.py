@@ -36,3 +36,7 @@ class ServiceError(Exception):
         """The same error with its field nested under ``prefix`` (e.g. ``imap.password``)."""
         field = f"{prefix}.{self.field}" if self.field else prefix
         return ServiceError(self.code, self.message, field)
+
+    def for_field(self, field: str | None) -> ServiceError:
+        """The same error reported against another input field."""
+        return ServiceError(self.code, self.message, field)

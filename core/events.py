@@ -14,6 +14,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 ACCOUNT_STATUS_CHANGED = "account_status_changed"
+SYNC_PROGRESS = "sync_progress"
+SYNC_COMPLETED = "sync_completed"
 
 
 def user_channel(user_id: uuid.UUID) -> str:

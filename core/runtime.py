@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.crypto import KeyRing
 from core.db import SessionFactory, create_engine, create_session_factory
 from core.events import EventBus
+from core.jobs import JobQueue
 from core.mail.server import MailConnectOptions
 from core.ratelimit import RateLimiter
 from core.settings import Settings
@@ -22,10 +23,11 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     session_factory: SessionFactory
-    redis: Redis
+    redis: ArqRedis
     key_ring: KeyRing
     events: EventBus
     rate_limiter: RateLimiter
+    jobs: JobQueue
 
     @property
     def mail_options(self) -> MailConnectOptions:
@@ -39,7 +41,7 @@ class Runtime:
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
-    redis = Redis.from_url(settings.redis_url, decode_responses=False)
+    redis = ArqRedis.from_url(settings.redis_url, decode_responses=False)
     try:
         yield Runtime(
             settings=settings,
@@ -49,6 +51,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             key_ring=settings.key_ring,
             events=EventBus(redis),
             rate_limiter=RateLimiter(redis),
+            jobs=JobQueue(redis),
         )
     finally:
         await redis.aclose()

@@ -44,6 +44,10 @@ class Settings(DatabaseSettings):
     tls_ca_file: str | None = None
     credential_checks_per_minute: int = Field(default=10, ge=1)
     db_pool_size: int = Field(default=10, ge=1)
+    # How often each syncing account is synced; failures back off from this.
+    sync_interval_seconds: float = Field(default=60.0, gt=0)
+    # Without CONDSTORE, flag changes are found by scanning all flags at most this often.
+    flag_scan_interval_seconds: float = Field(default=300.0, ge=0)
 
     @field_validator("redis_url")
     @classmethod

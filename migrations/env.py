@@ -16,9 +16,7 @@ target_metadata = Base.metadata
 
 
 def _database_url() -> str:
-    url = config.attributes.get("database_url") or os.environ.get(
-        "MAILSYNC_DATABASE_URL"
-    )
+    url = config.attributes.get("database_url") or os.environ.get("MAILSYNC_DATABASE_URL")
     if not url:
         raise SystemExit("invalid configuration: MAILSYNC_DATABASE_URL is not set")
     return str(url)
@@ -44,9 +42,7 @@ async def _run_online() -> None:
 
 
 if context.is_offline_mode():
-    context.configure(
-        url=_database_url(), target_metadata=target_metadata, literal_binds=True
-    )
+    context.configure(url=_database_url(), target_metadata=target_metadata, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 else:

@@ -35,17 +35,6 @@ CONTRACT = Path("shared") / "design" / "api-contract.graphql"
 # the coverage test starts checking it.
 DEFERRED = frozenset(
     {
-        # -- sync engine ---------------------------------------------------------------
-        "Mutation.startSync",
-        "Mutation.syncNow",
-        "Mutation.pauseSync",
-        "Mutation.resumeSync",
-        "StartSyncInput",
-        "UpdateMailAccountInput.labels",
-        "SyncCompleted",
-        "SyncProgress",
-        "Subscription.syncCompleted",
-        "Subscription.syncProgress",
         # -- inbox ---------------------------------------------------------------------
         "Query.inbox",
         "Query.message",

@@ -24,6 +24,8 @@ from strawberry.types.graphql import OperationType
 from api.graphql.accounts.mutations import AccountMutations
 from api.graphql.accounts.queries import AccountQueries
 from api.graphql.accounts.subscriptions import AccountSubscriptions
+from api.graphql.accounts.sync_mutations import SyncMutations
+from api.graphql.accounts.sync_subscriptions import SyncSubscriptions
 from api.graphql.errors import is_expected_error
 from api.graphql.identity.queries import IdentityQueries
 from api.graphql.usage.queries import UsageQueries
@@ -39,12 +41,12 @@ class Query(IdentityQueries, AccountQueries, UsageQueries):
 
 
 @strawberry.type
-class Mutation(AccountMutations):
+class Mutation(AccountMutations, SyncMutations):
     pass
 
 
 @strawberry.type
-class Subscription(AccountSubscriptions):
+class Subscription(AccountSubscriptions, SyncSubscriptions):
     pass
 
 

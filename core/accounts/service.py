@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +20,7 @@ from core.accounts.inputs import (
 )
 from core.accounts.limits import apply_account_limit, status_after_resume
 from core.accounts.verification import verify_logins, verify_smtp
+from core.crypto import DecryptionError
 from core.db import after_commit
 from core.errors import ErrorCode, ServiceError
 from core.events import ACCOUNT_STATUS_CHANGED
@@ -31,6 +33,11 @@ from core.plans import account_limit
 from core.runtime import Runtime
 
 CREDENTIAL_CHECK_WINDOW_SECONDS = 60.0
+
+
+def _password_field(error: ServiceError, field: str) -> str | None:
+    """Reconnect's input has only passwords: a refused login points at one, else nothing."""
+    return field if error.code is ErrorCode.INVALID_CREDENTIALS else None
 
 
 def _not_found(field: str = "accountId") -> ServiceError:
@@ -60,17 +67,20 @@ class AccountService:
     def decrypt_secret(self, account_id: uuid.UUID, field: str, sealed: bytes) -> str:
         return self.runtime.key_ring.decrypt(sealed, self._secret_aad(account_id, field))
 
-    def imap_login(self, account: MailAccount) -> ServerLogin:
-        """The stored IMAP login, decrypted (for the worker and for verification)."""
+    def imap_login(self, account: MailAccount, password: str | None = None) -> ServerLogin:
+        """The IMAP login: with ``password``, else the stored one decrypted."""
         return ServerLogin(
             host=account.imap_host,
             port=account.imap_port,
             security=account.imap_security,
             username=account.imap_username,
-            password=self.decrypt_secret(account.id, "imap", account.imap_password_encrypted),
+            password=password
+            if password is not None
+            else self.decrypt_secret(account.id, "imap", account.imap_password_encrypted),
         )
 
-    def smtp_login(self, account: MailAccount) -> ServerLogin | None:
+    def smtp_login(self, account: MailAccount, password: str | None = None) -> ServerLogin | None:
+        """The SMTP login (None without SMTP): with ``password``, else the stored one."""
         if (
             account.smtp_host is None
             or account.smtp_port is None
@@ -84,8 +94,21 @@ class AccountService:
             port=account.smtp_port,
             security=account.smtp_security,
             username=account.smtp_username,
-            password=self.decrypt_secret(account.id, "smtp", account.smtp_password_encrypted),
+            password=password
+            if password is not None
+            else self.decrypt_secret(account.id, "smtp", account.smtp_password_encrypted),
         )
+
+    def _reseal_if_old_key(self, account: MailAccount) -> None:
+        """Re-encrypt a stored SMTP secret under the current key (key rotation)."""
+        sealed = account.smtp_password_encrypted
+        if sealed is None or not self.runtime.key_ring.needs_reencryption(sealed):
+            return
+        try:
+            secret = self.decrypt_secret(account.id, "smtp", sealed)
+        except DecryptionError:
+            return  # unreadable now: sending will ask for the SMTP password again
+        account.smtp_password_encrypted = self.encrypt_secret(account.id, "smtp", secret)
 
     async def _count_credential_check(self, viewer: Viewer) -> None:
         allowed = await self.runtime.rate_limiter.allow(
@@ -98,6 +121,14 @@ class AccountService:
                 ErrorCode.RATE_LIMITED,
                 "Too many login checks in the last minute; wait a minute and try again.",
             )
+
+    def enqueue_sync_after_commit(self, account_id: uuid.UUID) -> None:
+        jobs = self.runtime.jobs
+
+        async def enqueue() -> None:
+            await jobs.enqueue_sync(account_id)
+
+        after_commit(self.session, enqueue)
 
     def announce_status(self, account: MailAccount) -> None:
         """Tell the owner's subscription clients, once the transaction has committed."""
@@ -185,7 +216,7 @@ class AccountService:
             ),
         )
 
-    async def _owned_for_change(self, viewer: Viewer, account_id: uuid.UUID | None) -> MailAccount:
+    async def owned_for_change(self, viewer: Viewer, account_id: uuid.UUID | None) -> MailAccount:
         """The viewer's own account, locked; teammates' shared accounts are read-only."""
         if account_id is None:
             raise _not_found()
@@ -201,7 +232,7 @@ class AccountService:
     async def update(
         self, viewer: Viewer, account_id: uuid.UUID | None, changes: AccountChanges
     ) -> MailAccount:
-        account = await self._owned_for_change(viewer, account_id)
+        account = await self.owned_for_change(viewer, account_id)
         if changes.display_name_set:
             account.display_name = validate_display_name(changes.display_name)
         if changes.sharing is not None:
@@ -217,7 +248,7 @@ class AccountService:
         smtp_password: str | None,
     ) -> MailAccount:
         """Store new passwords after proving them; an AUTH_FAILED or ERROR account resumes."""
-        account = await self._owned_for_change(viewer, account_id)
+        account = await self.owned_for_change(viewer, account_id)
         if not imap_password:
             raise ServiceError(ErrorCode.INVALID_INPUT, "The password is empty.", "imapPassword")
         if smtp_password is not None and account.smtp_host is None:
@@ -226,13 +257,9 @@ class AccountService:
                 "This account has no SMTP server to use that password with.",
                 "smtpPassword",
             )
-        imap = self._with_password(self.imap_login(account), imap_password)
-        stored_smtp = self.smtp_login(account)
-        smtp = (
-            self._with_password(stored_smtp, smtp_password)
-            if stored_smtp is not None and smtp_password
-            else None
-        )
+        # Built from the new passwords: the stored ones may be unreadable (a retired key).
+        imap = self.imap_login(account, imap_password)
+        smtp = self.smtp_login(account, smtp_password) if smtp_password else None
         account_key = account.id
         await self.session.rollback()  # as in add(): no connection held during the check
         await self._count_credential_check(viewer)
@@ -240,30 +267,35 @@ class AccountService:
             async with imap_session(imap, self.runtime.mail_options):
                 pass
         except ServiceError as exc:
-            raise exc.at("imapPassword") from None
+            raise exc.for_field(_password_field(exc, "imapPassword")) from None
         if smtp is not None:
-            await verify_smtp(smtp, self.runtime.mail_options)
+            try:
+                await verify_smtp(smtp, self.runtime.mail_options)
+            except ServiceError as exc:
+                raise exc.for_field(_password_field(exc, "smtpPassword")) from None
 
-        account = await self._owned_for_change(viewer, account_key)
+        account = await self.owned_for_change(viewer, account_key)
         account.imap_password_encrypted = self.encrypt_secret(account.id, "imap", imap_password)
         if smtp is not None and smtp_password:
             account.smtp_password_encrypted = self.encrypt_secret(account.id, "smtp", smtp_password)
+        else:
+            self._reseal_if_old_key(account)
         account.last_error = None
         account.consecutive_failures = 0
         if account.status in (AccountStatus.AUTH_FAILED, AccountStatus.ERROR):
             account.status = status_after_resume(account)
             self.announce_status(account)
+            if account.status is AccountStatus.ACTIVE:
+                account.initial_sync_pending = True
+                account.next_sync_at = datetime.now(UTC)
+                self.enqueue_sync_after_commit(account.id)
         await self.session.flush()
         return account
-
-    @staticmethod
-    def _with_password(login: ServerLogin, password: str) -> ServerLogin:
-        return ServerLogin(login.host, login.port, login.security, login.username, password)
 
     async def remove(self, viewer: Viewer, account_id: uuid.UUID | None) -> uuid.UUID:
         """Delete the account and its synced mail; the default is not reassigned."""
         await identity_repository.lock_user(self.session, viewer.user_id)
-        account = await self._owned_for_change(viewer, account_id)
+        account = await self.owned_for_change(viewer, account_id)
         removed_id = account.id
         await repository.delete_account(self.session, account)
         await self.session.flush()
@@ -278,7 +310,7 @@ class AccountService:
     async def set_default(self, viewer: Viewer, account_id: uuid.UUID | None) -> User:
         user = await identity_repository.lock_user(self.session, viewer.user_id)
         if account_id is not None:
-            account = await self._owned_for_change(viewer, account_id)
+            account = await self.owned_for_change(viewer, account_id)
             account_id = account.id
         user.default_account_id = account_id
         await self.session.flush()

@@ -14,7 +14,8 @@ def is_internal_address(address: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return (
-        ip.is_private
+        not ip.is_global  # also shared address space (100.64/10), e.g. cloud metadata
+        or ip.is_private
         or ip.is_loopback
         or ip.is_link_local
         or ip.is_reserved

@@ -19,14 +19,27 @@ import aioimaplib
 from core.errors import ErrorCode, ServiceError
 from core.mail.folders import folder_role
 from core.mail.hosts import resolve_mail_host
+from core.mail.protocol import LinearIMAP4ClientProtocol
 from core.mail.server import MailConnectOptions, ServerLogin
 from core.mail.tls import client_tls_context
 from core.mail.utf7 import decode_mailbox_name
 from core.models.enums import ConnectionSecurity, FolderRole
 
-# aioimaplib logs every line it sends at DEBUG; its password scrubbing misses passwords that
-# need quoting, so its DEBUG output must never reach a log handler.
-logging.getLogger("aioimaplib").setLevel(logging.INFO)
+
+class _RedactLogins(logging.Filter):
+    """aioimaplib logs every line it sends at DEBUG, and its scrubbing misses passwords that
+    need quoting: whatever the log level, a LOGIN/AUTHENTICATE line is never logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.msg)
+        if "LOGIN" in text.upper() or "AUTHENTICATE" in text.upper():
+            record.msg, record.args = "(a login command, redacted)", ()
+        return True
+
+
+for _name in ("aioimaplib", "aioimaplib.aioimaplib"):
+    logging.getLogger(_name).addFilter(_RedactLogins())
+logging.getLogger("aioimaplib").setLevel(logging.INFO)  # line-level chatter is noise anyway
 
 _LIST_LINE = re.compile(rb'^\((?P<attrs>[^)]*)\) (?P<delim>"(?:[^"\\]|\\.)*"|NIL) (?P<name>.*)$')
 _LITERAL = re.compile(rb"^\{(\d+)\+?\}$")
@@ -67,7 +80,7 @@ class _DirectIMAP4(aioimaplib.IMAP4):
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         running = loop or asyncio.get_running_loop()
-        self.protocol = aioimaplib.IMAP4ClientProtocol(running, None)
+        self.protocol = LinearIMAP4ClientProtocol(running, None)
         self._client_task = running.create_task(
             running.create_connection(
                 lambda: self.protocol,

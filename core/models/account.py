@@ -5,6 +5,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     ARRAY,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -71,6 +72,8 @@ class MailAccount(Base):
     # The scheduler's cursor: when this account is next due, and the backoff state.
     next_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     consecutive_failures: Mapped[int] = mapped_column(Integer, server_default="0")
+    # The next completed run is the first after startSync/reconnect (syncCompleted.initial).
+    initial_sync_pending: Mapped[bool] = mapped_column(Boolean, server_default="false")
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

@@ -39,6 +39,10 @@ class Folder(Base):
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
     highest_uid: Mapped[int] = mapped_column(BigInteger, server_default="0")
     highest_modseq: Mapped[int | None] = mapped_column(BigInteger)
+    uidnext: Mapped[int | None] = mapped_column(BigInteger)
+    # Past mail still to fetch (newest first): UIDs below this one, inside the account's
+    # past-sync window. NULL when the backfill is complete.
+    backfill_before_uid: Mapped[int | None] = mapped_column(BigInteger)
     server_message_count: Mapped[int | None] = mapped_column(Integer)
     message_count: Mapped[int] = mapped_column(Integer, server_default="0")
     unread_count: Mapped[int] = mapped_column(Integer, server_default="0")

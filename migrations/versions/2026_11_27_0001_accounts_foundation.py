@@ -107,9 +107,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_tokens")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_api_tokens_token_hash")),
     )
-    op.create_index(
-        op.f("ix_api_tokens_user_id"), "api_tokens", ["user_id"], unique=False
-    )
+    op.create_index(op.f("ix_api_tokens_user_id"), "api_tokens", ["user_id"], unique=False)
     op.create_table(
         "mail_accounts",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -210,9 +208,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("last_synced_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("next_sync_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column(
-            "consecutive_failures", sa.Integer(), server_default="0", nullable=False
-        ),
+        sa.Column("consecutive_failures", sa.Integer(), server_default="0", nullable=False),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
@@ -239,9 +235,7 @@ def upgrade() -> None:
         ["next_sync_at"],
         unique=False,
     )
-    op.create_index(
-        op.f("ix_mail_accounts_owner_id"), "mail_accounts", ["owner_id"], unique=False
-    )
+    op.create_index(op.f("ix_mail_accounts_owner_id"), "mail_accounts", ["owner_id"], unique=False)
     # users <-> mail_accounts reference each other: this key comes once both tables exist.
     op.create_foreign_key(
         op.f("fk_users_default_account_id_mail_accounts"),
@@ -263,9 +257,7 @@ def upgrade() -> None:
         sa.Column("account_id", sa.Uuid(), nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("delimiter", sa.Text(), nullable=True),
-        sa.Column(
-            "attributes", sa.ARRAY(sa.Text()), server_default="{}", nullable=False
-        ),
+        sa.Column("attributes", sa.ARRAY(sa.Text()), server_default="{}", nullable=False),
         sa.Column(
             "role",
             sa.Enum(
@@ -308,9 +300,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_folders")),
         sa.UniqueConstraint("account_id", "name", name=op.f("uq_folders_account_id")),
     )
-    op.create_index(
-        op.f("ix_folders_account_id"), "folders", ["account_id"], unique=False
-    )
+    op.create_index(op.f("ix_folders_account_id"), "folders", ["account_id"], unique=False)
     op.create_table(
         "messages",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
@@ -320,9 +310,7 @@ def upgrade() -> None:
         sa.Column("modseq", sa.BigInteger(), nullable=True),
         sa.Column("message_id", sa.Text(), nullable=True),
         sa.Column("in_reply_to", sa.Text(), nullable=True),
-        sa.Column(
-            "references", sa.ARRAY(sa.Text()), server_default="{}", nullable=False
-        ),
+        sa.Column("references", sa.ARRAY(sa.Text()), server_default="{}", nullable=False),
         sa.Column("thread_id", sa.Uuid(), nullable=False),
         sa.Column("subject", sa.Text(), nullable=True),
         sa.Column("from_name", sa.Text(), nullable=True),
@@ -345,9 +333,7 @@ def upgrade() -> None:
         sa.Column("is_read", sa.Boolean(), server_default="false", nullable=False),
         sa.Column("is_flagged", sa.Boolean(), server_default="false", nullable=False),
         sa.Column("is_answered", sa.Boolean(), server_default="false", nullable=False),
-        sa.Column(
-            "has_attachments", sa.Boolean(), server_default="false", nullable=False
-        ),
+        sa.Column("has_attachments", sa.Boolean(), server_default="false", nullable=False),
         sa.Column(
             "attachments",
             postgresql.JSONB(astext_type=sa.Text()),
@@ -390,9 +376,7 @@ def upgrade() -> None:
         ["account_id", "message_id"],
         unique=False,
     )
-    op.create_index(
-        op.f("ix_messages_thread_id"), "messages", ["thread_id"], unique=False
-    )
+    op.create_index(op.f("ix_messages_thread_id"), "messages", ["thread_id"], unique=False)
 
 
 def downgrade() -> None:

@@ -54,6 +54,11 @@ class UpdateMailAccountInput:
         default=strawberry.UNSET, description="null clears it; omitted leaves it."
     )
     sharing: Sharing | None = strawberry.UNSET
+    labels: list[str] | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="New folders are backfilled within the past-sync window; dropped "
+        "folders stop syncing and their mail leaves the inbox.",
+    )
 
 
 @strawberry.input

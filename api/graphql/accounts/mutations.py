@@ -22,6 +22,7 @@ from api.graphql.identity.types import User
 from core.accounts.service import AccountChanges, AccountService
 from core.errors import ServiceError
 from core.ids import parse_uuid
+from core.sync.service import SyncService
 
 
 @strawberry.type
@@ -56,6 +57,10 @@ class AccountMutations:
                 account = await AccountService(session, info.context.runtime).update(
                     viewer, parse_uuid(input.account_id), changes
                 )
+                if input.labels is not strawberry.UNSET and input.labels is not None:
+                    await SyncService(session, info.context.runtime).change_labels(
+                        account, list(input.labels)
+                    )
         except ServiceError as error:
             return MailAccountPayload(user_errors=[UserError.from_service(error)])
         return MailAccountPayload(account=MailAccount.from_row(account))

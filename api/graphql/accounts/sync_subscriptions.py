@@ -1,0 +1,93 @@
+"""Sync events for the account owner: progress per chunk, one completion per run."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator
+from datetime import datetime
+from typing import Any
+
+import strawberry
+
+from api.graphql.accounts.types import MailAccount
+from api.graphql.auth import viewer_of
+from api.graphql.context import Info
+from api.graphql.errors import IsAuthenticated
+from core.accounts import repository
+from core.events import SYNC_COMPLETED, SYNC_PROGRESS
+from core.ids import parse_uuid
+
+
+@strawberry.type
+class SyncCompleted:
+    account: MailAccount
+    initial: bool = strawberry.field(
+        description="True for the first sync after startSync / reconnect."
+    )
+    new_messages: int
+    updated_messages: int
+    removed_messages: int
+    started_at: datetime
+    finished_at: datetime
+
+
+@strawberry.type
+class SyncProgress:
+    account: MailAccount
+    folder: str
+    fetched: int
+    total: int
+
+
+async def _own_events(
+    info: Info, kind: str, account_id: strawberry.ID | None
+) -> AsyncGenerator[tuple[MailAccount, dict[str, Any]], None]:
+    """Events of ``kind`` about the viewer's own accounts (one of them, or all)."""
+    viewer = viewer_of(info)
+    wanted = parse_uuid(account_id) if account_id else None  # null/omitted: every account
+    async for event in info.context.runtime.events.listen(viewer.user_id):
+        if event.get("kind") != kind:
+            continue
+        event_account = uuid.UUID(event["account_id"])
+        if wanted is not None and event_account != wanted:
+            continue
+        info.context.reset_loaders()
+        async with info.context.read_session() as session:
+            row = await repository.get_readable(session, viewer, event_account)
+        if row is not None and row.owner_id == viewer.user_id:
+            yield MailAccount.from_row(row), event
+
+
+@strawberry.type
+class SyncSubscriptions:
+    @strawberry.subscription(
+        permission_classes=[IsAuthenticated],
+        description="One event per finished sync run. null: every account of the viewer.",
+    )
+    async def sync_completed(
+        self, info: Info, account_id: strawberry.ID | None = strawberry.UNSET
+    ) -> AsyncGenerator[SyncCompleted, None]:
+        async for account, event in _own_events(info, SYNC_COMPLETED, account_id):
+            yield SyncCompleted(
+                account=account,
+                initial=bool(event["initial"]),
+                new_messages=int(event["new_messages"]),
+                updated_messages=int(event["updated_messages"]),
+                removed_messages=int(event["removed_messages"]),
+                started_at=datetime.fromisoformat(event["started_at"]),
+                finished_at=datetime.fromisoformat(event["finished_at"]),
+            )
+
+    @strawberry.subscription(
+        permission_classes=[IsAuthenticated], description="Per fetched chunk of a sync run."
+    )
+    async def sync_progress(
+        self, info: Info, account_id: strawberry.ID | None = strawberry.UNSET
+    ) -> AsyncGenerator[SyncProgress, None]:
+        async for account, event in _own_events(info, SYNC_PROGRESS, account_id):
+            yield SyncProgress(
+                account=account,
+                folder=str(event["folder"]),
+                fetched=int(event["fetched"]),
+                total=int(event["total"]),
+            )

@@ -1,0 +1,30 @@
+"""Enqueueing background jobs (arq over Redis). The only place outside workers/ that knows arq.
+
+Job ids make enqueueing idempotent: while ``sync:{account}`` is queued or running, another
+enqueue of it is a no-op. Call these only after the transaction that made the work due has
+committed (see ``core.db.after_commit``).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from arq.connections import ArqRedis
+
+SYNC_ACCOUNT = "sync_account"
+
+
+def sync_job_id(account_id: uuid.UUID) -> str:
+    return f"sync:{account_id}"
+
+
+class JobQueue:
+    def __init__(self, redis: ArqRedis) -> None:
+        self._redis = redis
+
+    async def enqueue_sync(self, account_id: uuid.UUID) -> bool:
+        """True when queued now, False when that account's sync is already queued/running."""
+        job = await self._redis.enqueue_job(
+            SYNC_ACCOUNT, str(account_id), _job_id=sync_job_id(account_id)
+        )
+        return job is not None

@@ -1,0 +1,212 @@
+"""Mailbox commands for the sync engine: STATUS, SELECT, UID SEARCH, UID FETCH.
+
+Responses are parsed from aioimaplib's raw lines; callers keep each response small
+(UID sets of bounded size) and get plain dataclasses back.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from core.mail.imap import ImapConnection
+from core.mail.utf7 import encode_mailbox_name
+
+_STATUS_ITEMS = re.compile(rb"([A-Z]+) (\d+)")
+_SELECT_CODE = re.compile(rb"\[(UIDVALIDITY|UIDNEXT|HIGHESTMODSEQ) (\d+)\]")
+_EXISTS = re.compile(rb"^(\d+) EXISTS")
+_FETCH_START = re.compile(rb"^(\d+) FETCH \(")
+_UID = re.compile(rb"\bUID (\d+)")
+_FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)")
+_MODSEQ = re.compile(rb"\bMODSEQ \((\d+)\)")
+_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+_INTERNALDATE = re.compile(rb'\bINTERNALDATE "([^"]+)"')
+
+
+@dataclass(frozen=True)
+class MailboxState:
+    """What SELECT or STATUS tells about a mailbox."""
+
+    exists: int
+    uidvalidity: int
+    uidnext: int | None
+    highestmodseq: int | None
+
+
+@dataclass(frozen=True)
+class FlagsItem:
+    uid: int
+    flags: frozenset[str]
+    modseq: int | None
+
+
+@dataclass(frozen=True)
+class FetchedMessage:
+    uid: int
+    flags: frozenset[str]
+    modseq: int | None
+    internal_date: str | None
+    size: int
+    raw: bytes
+
+
+class ImapCommandError(Exception):
+    """The server answered NO/BAD to a command the sync needs (the text has no secret)."""
+
+
+def quote_mailbox(name: str) -> str:
+    encoded = encode_mailbox_name(name)
+    return '"' + encoded.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def uid_set(uids: list[int]) -> str:
+    """A compact IMAP sequence set, e.g. ``1:4,7,9:10``."""
+    parts: list[str] = []
+    ordered = sorted(set(uids))
+    start = previous = ordered[0] if ordered else 0
+    for uid in ordered[1:]:
+        if uid == previous + 1:
+            previous = uid
+            continue
+        parts.append(f"{start}:{previous}" if previous != start else str(start))
+        start = previous = uid
+    if ordered:
+        parts.append(f"{start}:{previous}" if previous != start else str(start))
+    return ",".join(parts)
+
+
+def _check(response: Any, what: str) -> None:
+    if response.result != "OK":
+        raise ImapCommandError(f"the server refused {what}")
+
+
+def _bytes_lines(response: Any) -> list[bytes]:
+    return [bytes(line) for line in response.lines if isinstance(line, bytes)]
+
+
+def _untagged(response: Any) -> list[bytes]:
+    """The untagged data lines (aioimaplib drops their leading "STATUS"/"SEARCH" word and
+    ends the list with the tagged completion text)."""
+    return _bytes_lines(response)[:-1]
+
+
+class MailboxOps:
+    """The commands the sync engine needs, on an authenticated :class:`ImapConnection`."""
+
+    def __init__(self, connection: ImapConnection) -> None:
+        self.connection = connection
+        self.client = connection.client
+        self.condstore = False
+
+    async def enable_condstore(self) -> bool:
+        caps = self.connection.capabilities
+        if "CONDSTORE" in caps and "ENABLE" in caps:
+            response = await self.client.enable("CONDSTORE")
+            self.condstore = response.result == "OK"
+        return self.condstore
+
+    async def status(self, name: str) -> MailboxState:
+        items = "MESSAGES UIDNEXT UIDVALIDITY" + (" HIGHESTMODSEQ" if self.condstore else "")
+        response = await self.client.status(quote_mailbox(name), f"({items})")
+        _check(response, f"STATUS {name}")
+        values: dict[bytes, int] = {}
+        for line in _untagged(response):
+            answer = line[line.rfind(b"(") :]  # after the mailbox name, which may hold digits
+            values.update((k, int(v)) for k, v in _STATUS_ITEMS.findall(answer))
+        return MailboxState(
+            exists=values.get(b"MESSAGES", 0),
+            uidvalidity=values.get(b"UIDVALIDITY", 0),
+            uidnext=values.get(b"UIDNEXT"),
+            highestmodseq=values.get(b"HIGHESTMODSEQ") if self.condstore else None,
+        )
+
+    async def select(self, name: str) -> MailboxState:
+        response = await self.client.select(quote_mailbox(name))
+        _check(response, f"SELECT {name}")
+        codes: dict[bytes, int] = {}
+        exists = 0
+        for line in _bytes_lines(response):
+            codes.update((k, int(v)) for k, v in _SELECT_CODE.findall(line))
+            match = _EXISTS.match(line)
+            if match:
+                exists = int(match.group(1))
+        return MailboxState(
+            exists=exists,
+            uidvalidity=codes.get(b"UIDVALIDITY", 0),
+            uidnext=codes.get(b"UIDNEXT"),
+            highestmodseq=codes.get(b"HIGHESTMODSEQ") if self.condstore else None,
+        )
+
+    async def uid_search(self, criteria: str) -> list[int]:
+        response = await self.client.uid_search(criteria, charset=None)
+        _check(response, "UID SEARCH")
+        uids: list[int] = []
+        for line in _untagged(response):
+            uids.extend(int(n) for n in line.split() if n.isdigit())
+        return uids
+
+    async def fetch_flags(self, uids: str, changed_since: int | None = None) -> list[FlagsItem]:
+        items = "(UID FLAGS MODSEQ)" if self.condstore else "(UID FLAGS)"
+        if changed_since is not None:
+            items += f" (CHANGEDSINCE {changed_since})"
+        response = await self.client.uid("fetch", uids, items)
+        _check(response, "UID FETCH FLAGS")
+        found: list[FlagsItem] = []
+        for line in _bytes_lines(response):
+            if not _FETCH_START.match(line):
+                continue
+            uid, flags = _UID.search(line), _FLAGS.search(line)
+            if uid is None or flags is None:
+                continue
+            modseq = _MODSEQ.search(line)
+            found.append(
+                FlagsItem(
+                    int(uid.group(1)),
+                    frozenset(flags.group(1).decode().split()),
+                    int(modseq.group(1)) if modseq else None,
+                )
+            )
+        return found
+
+    async def fetch_messages(self, uids: str) -> list[FetchedMessage]:
+        """Whole messages with their flags; the order is the server's."""
+        items = "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]"
+        items += " MODSEQ)" if self.condstore else ")"
+        response = await self.client.uid("fetch", uids, items)
+        _check(response, "UID FETCH BODY")
+        messages: list[FetchedMessage] = []
+        meta = b""
+        raw: bytes | None = None
+
+        def finish() -> None:
+            uid = _UID.search(meta)
+            if uid is None or raw is None:
+                return
+            flags = _FLAGS.search(meta)
+            modseq, size, date = (
+                _MODSEQ.search(meta),
+                _SIZE.search(meta),
+                _INTERNALDATE.search(meta),
+            )
+            messages.append(
+                FetchedMessage(
+                    uid=int(uid.group(1)),
+                    flags=frozenset(flags.group(1).decode().split()) if flags else frozenset(),
+                    modseq=int(modseq.group(1)) if modseq else None,
+                    internal_date=date.group(1).decode() if date else None,
+                    size=int(size.group(1)) if size else len(raw),
+                    raw=raw,
+                )
+            )
+
+        for line in response.lines:
+            if isinstance(line, bytearray):
+                raw = bytes(line)
+            elif _FETCH_START.match(line):
+                finish()
+                meta, raw = line, None
+            else:
+                meta += b" " + line  # items the server sent after the literal
+        finish()
+        return messages

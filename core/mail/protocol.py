@@ -1,0 +1,94 @@
+"""aioimaplib's protocol with a linear-time response reader.
+
+aioimaplib 2.0.3 reads each received chunk recursively, one call per line, so a response
+of more than about a thousand lines raises RecursionError inside the protocol and the
+command never completes (upstream issue #118); and ``FetchCommand.wait_data`` rescans
+every line received so far on each new line (quadratic). This module replaces both with
+loops that do constant work per line; the response objects stay aioimaplib's.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import aioimaplib
+from aioimaplib.aioimaplib import CRLF, Command, FetchCommand, IncompleteRead
+
+_LITERAL_START = re.compile(rb".*\{(?P<size>\d+)\}$")
+_FETCH_LINE = re.compile(rb"[0-9]+ FETCH \(")
+
+
+class LinearFetchCommand(FetchCommand):
+    """Tracks the open parentheses of the current FETCH item as lines arrive."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._open_parens = 0
+        super().__init__(*args, **kwargs)
+
+    def append_to_resp(self, line: bytes, result: str = "Pending") -> None:
+        if isinstance(line, bytes):
+            if _FETCH_LINE.match(line):
+                self._open_parens = 0
+            self._open_parens += line.count(b"(") - line.count(b")")
+        super().append_to_resp(line, result)
+
+    def wait_data(self) -> bool:
+        return self._open_parens != 0
+
+
+class LinearIMAP4ClientProtocol(aioimaplib.IMAP4ClientProtocol):
+    def _handle_responses(
+        self,
+        data: bytes,
+        line_handler: Any,
+        current_cmd: Command | None = None,
+    ) -> None:
+        position = 0
+        while True:
+            if position >= len(data):
+                if self.pending_sync_command is not None:
+                    self.pending_sync_command.flush()
+                if current_cmd is not None and current_cmd.wait_data():
+                    raise IncompleteRead(current_cmd)
+                return
+            if current_cmd is not None and current_cmd.wait_literal_data():
+                data = current_cmd.append_literal_data(data[position:])
+                position = 0
+                if current_cmd.wait_literal_data():
+                    raise IncompleteRead(current_cmd)
+                continue
+            end = data.find(CRLF, position)
+            if end == -1:
+                raise IncompleteRead(current_cmd, data[position:])
+            line = data[position:end]
+            position = end + len(CRLF)
+            command = line_handler(line, current_cmd)
+            literal = _LITERAL_START.match(line)
+            if literal:
+                if command is None:
+                    command = Command("NIL", "unused")
+                command.begin_literal_data(int(literal.group("size")))
+                current_cmd = command
+            elif command is not None and command.wait_data():
+                current_cmd = command
+            else:
+                current_cmd = None
+
+    async def fetch(
+        self,
+        message_set: str,
+        message_parts: str,
+        by_uid: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109  # aioimaplib's signature
+    ) -> Any:
+        return await self.execute(
+            LinearFetchCommand(
+                self.new_tag(),
+                message_set,
+                message_parts,
+                prefix="UID" if by_uid else "",
+                loop=self.loop,
+                timeout=timeout,
+            )
+        )

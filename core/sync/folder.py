@@ -1,0 +1,260 @@
+"""One folder's incremental sync: new mail, backfill of past mail, flags, deletions.
+
+Every chunk's rows and the checkpoint that covers them are committed together, so a crash
+loses at most one chunk of work and a rerun never duplicates (``ON CONFLICT DO NOTHING``
+on (folder, uid)).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from core.db import SessionFactory, session_scope
+from core.mail.mailbox import FlagsItem, MailboxOps, MailboxState, uid_set
+from core.models import Folder, PastSync
+from core.sync import repository
+from core.sync.rows import build_rows, flag_columns
+
+Progress = Callable[[str, int, int], Awaitable[None]]
+
+PAST_SYNC_DAYS: dict[PastSync, int | None] = {
+    PastSync.NONE: 0,
+    PastSync.ONE_MONTH: 31,
+    PastSync.THREE_MONTHS: 92,
+    PastSync.SIX_MONTHS: 183,
+    PastSync.ONE_YEAR: 366,
+    PastSync.ALL: None,
+}
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+@dataclass
+class SyncCounts:
+    new: int = 0
+    updated: int = 0
+    removed: int = 0
+
+    def add(self, other: SyncCounts) -> None:
+        self.new += other.new
+        self.updated += other.updated
+        self.removed += other.removed
+
+
+@dataclass(frozen=True)
+class SyncTuning:
+    fetch_chunk: int = 50  # whole messages per UID FETCH (and per commit)
+    flags_chunk: int = 250  # UIDs per FLAGS FETCH: keeps every response small
+    full_flag_scan_every: timedelta = field(default=timedelta(minutes=5))
+
+
+@dataclass(frozen=True)
+class AccountContext:
+    account_id: uuid.UUID
+    owner_id: uuid.UUID
+    past_sync: PastSync
+
+
+def imap_date(moment: datetime) -> str:
+    return f"{moment.day}-{_MONTHS[moment.month - 1]}-{moment.year}"
+
+
+def _chunks(items: Sequence[int], size: int) -> list[list[int]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+class FolderSync:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        ops: MailboxOps,
+        account: AccountContext,
+        folder: Folder,
+        tuning: SyncTuning,
+        progress: Progress,
+    ) -> None:
+        self.sessions = sessions
+        self.ops = ops
+        self.account = account
+        self.folder = folder
+        self.tuning = tuning
+        self.progress = progress
+        self.counts = SyncCounts()
+
+    async def run(self) -> SyncCounts:
+        folder = self.folder
+        if await self._unchanged():
+            return self.counts
+        state = await self.ops.select(folder.name)
+        if folder.uidvalidity != state.uidvalidity:
+            await self._start_index(state, rebuild=folder.uidvalidity is not None)
+        await self._fetch_new()
+        await self._backfill()
+        await self._sync_flags(state)
+        await self._sync_deletions()
+        await self._finish(state)
+        return self.counts
+
+    async def _unchanged(self) -> bool:
+        """One STATUS round trip decides whether the folder needs anything at all."""
+        folder = self.folder
+        if folder.uidvalidity is None or folder.backfill_before_uid is not None:
+            return False
+        status = await self.ops.status(folder.name)
+        same = (
+            status.uidvalidity == folder.uidvalidity
+            and status.uidnext == folder.uidnext
+            and status.exists == folder.server_message_count
+        )
+        if self.ops.condstore:
+            return same and status.highestmodseq == folder.highest_modseq
+        return same and not self._flag_scan_due()
+
+    def _flag_scan_due(self) -> bool:
+        last = self.folder.last_full_flag_scan_at
+        return last is None or datetime.now(UTC) - last >= self.tuning.full_flag_scan_every
+
+    async def _start_index(self, state: MailboxState, *, rebuild: bool) -> None:
+        """A first sync, or a new UIDVALIDITY: every server UID below UIDNEXT is past mail."""
+        top = (state.uidnext or (max(await self.ops.uid_search("ALL"), default=0) + 1)) - 1
+        async with session_scope(self.sessions) as session:
+            if rebuild:
+                await repository.park_uids_for_rematch(session, self.folder.id)
+            folder = await repository.get_folder(session, self.folder.id)
+            folder.uidvalidity = state.uidvalidity
+            folder.highest_uid = top
+            folder.highest_modseq = state.highestmodseq
+            window = PAST_SYNC_DAYS[self.account.past_sync]
+            # A rebuild always runs the backfill: it re-keys or drops every parked row.
+            folder.backfill_before_uid = top + 1 if window != 0 or rebuild else None
+        self.folder = folder
+
+    async def _fetch_new(self) -> None:
+        highest = self.folder.highest_uid
+        # "n:*" always matches the last message, even below n: filter.
+        uids = [u for u in await self.ops.uid_search(f"UID {highest + 1}:*") if u > highest]
+        uids.sort()
+        done = 0
+        for chunk in _chunks(uids, self.tuning.fetch_chunk):
+            await self._store_chunk(chunk, checkpoint={"highest_uid": max(chunk)})
+            done += len(chunk)
+            await self.progress(self.folder.name, done, len(uids))
+
+    async def _backfill(self) -> None:
+        before = self.folder.backfill_before_uid
+        if before is None:
+            return
+        if before > 1:
+            criteria = f"UID 1:{before - 1}"
+            since = await self._backfill_since()
+            if since is not None:
+                criteria += f" SINCE {imap_date(since)}"
+            uids = sorted(
+                (u for u in await self.ops.uid_search(criteria) if u < before), reverse=True
+            )
+        else:
+            uids = []
+        done = 0
+        # Newest first, so that the inbox fills from the top.
+        for chunk in _chunks(uids, self.tuning.fetch_chunk):
+            await self._store_chunk(chunk, checkpoint={"backfill_before_uid": min(chunk)})
+            done += len(chunk)
+            await self.progress(self.folder.name, done, len(uids))
+        async with session_scope(self.sessions) as session:
+            self.counts.removed += await repository.drop_parked(session, self.folder.id)
+            folder = await repository.get_folder(session, self.folder.id)
+            folder.backfill_before_uid = None
+        self.folder = folder
+
+    async def _backfill_since(self) -> datetime | None:
+        days = PAST_SYNC_DAYS[self.account.past_sync]
+        async with self.sessions() as session:
+            oldest_parked = await repository.oldest_parked_date(session, self.folder.id)
+        if oldest_parked is not None:  # a rebuild re-finds everything that was stored
+            return oldest_parked - timedelta(days=1)
+        if days is None:
+            return None
+        return datetime.now(UTC) - timedelta(days=days)
+
+    async def _store_chunk(self, uids: list[int], checkpoint: dict[str, int]) -> None:
+        fetched = await self.ops.fetch_messages(uid_set(uids))
+        async with session_scope(self.sessions) as session:
+
+            async def lookup(keys: Sequence[str]) -> dict[str, uuid.UUID]:
+                return await repository.thread_ids_for(session, self.account.owner_id, keys)
+
+            rows, message_ids = await build_rows(
+                fetched,
+                account_id=self.account.account_id,
+                folder_id=self.folder.id,
+                lookup_threads=lookup,
+            )
+            by_message_id = {mid: uid for uid, mid in message_ids.items()}
+            await repository.rematch_parked(session, self.folder.id, by_message_id)
+            self.counts.new += await repository.insert_messages(session, rows)
+            folder = await repository.get_folder(session, self.folder.id)
+            for column, value in checkpoint.items():
+                setattr(folder, column, value)
+        self.folder = folder
+
+    async def _sync_flags(self, state: MailboxState) -> None:
+        folder = self.folder
+        if self.ops.condstore and folder.highest_modseq is not None:
+            if state.highestmodseq == folder.highest_modseq or folder.highest_uid == 0:
+                return
+            changed = await self.ops.fetch_flags(
+                f"1:{folder.highest_uid}", changed_since=folder.highest_modseq
+            )
+            await self._apply_flags(changed)
+            return
+        if not self._flag_scan_due():
+            return
+        async with self.sessions() as session:
+            uids = sorted(await repository.stored_uids(session, folder.id))
+        items: list[FlagsItem] = []
+        for chunk in _chunks(uids, self.tuning.flags_chunk):
+            items.extend(await self.ops.fetch_flags(uid_set(chunk)))
+        await self._apply_flags(items)
+        async with session_scope(self.sessions) as session:
+            folder = await repository.get_folder(session, self.folder.id)
+            folder.last_full_flag_scan_at = datetime.now(UTC)
+        self.folder = folder
+
+    async def _apply_flags(self, flag_items: Sequence[FlagsItem]) -> None:
+        if not flag_items:
+            return
+        async with session_scope(self.sessions) as session:
+            stored = await repository.stored_flags(
+                session, self.folder.id, [i.uid for i in flag_items]
+            )
+            changes = []
+            for item in flag_items:
+                wanted = flag_columns(item.flags)
+                if item.uid in stored and stored[item.uid] != wanted:
+                    changes.append((item.uid, *wanted, item.modseq))
+            await repository.update_flags(session, self.folder.id, changes)
+        self.counts.updated += len(changes)
+
+    async def _sync_deletions(self) -> None:
+        """RFC 4549 4.3.1: what the server no longer has among the UIDs we stored."""
+        folder = self.folder
+        if folder.highest_uid == 0:
+            return
+        on_server = set(await self.ops.uid_search(f"UID 1:{folder.highest_uid}"))
+        async with session_scope(self.sessions) as session:
+            stored = await repository.stored_uids(session, folder.id)
+            gone = sorted(stored - on_server)
+            self.counts.removed += await repository.delete_uids(session, folder.id, gone)
+
+    async def _finish(self, state: MailboxState) -> None:
+        async with session_scope(self.sessions) as session:
+            await repository.refresh_folder_counts(session, self.folder.id)
+            folder = await repository.get_folder(session, self.folder.id)
+            folder.uidnext = state.uidnext
+            folder.server_message_count = state.exists
+            if state.highestmodseq is not None:
+                folder.highest_modseq = state.highestmodseq
+            folder.last_synced_at = datetime.now(UTC)
+        self.folder = folder

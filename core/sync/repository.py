@@ -1,0 +1,228 @@
+"""All SQL of the sync engine."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.models import AccountStatus, Folder, MailAccount, Message
+
+
+async def lock_account(session: AsyncSession, account_id: uuid.UUID) -> MailAccount | None:
+    return await session.scalar(
+        select(MailAccount)
+        .where(MailAccount.id == account_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+async def selected_folders(session: AsyncSession, account_id: uuid.UUID) -> list[Folder]:
+    return list(
+        await session.scalars(
+            select(Folder)
+            .where(Folder.account_id == account_id, Folder.selected.is_(True))
+            .order_by(Folder.role, Folder.name)
+        )
+    )
+
+
+async def get_folder(session: AsyncSession, folder_id: uuid.UUID) -> Folder:
+    folder = await session.scalar(
+        select(Folder).where(Folder.id == folder_id).execution_options(populate_existing=True)
+    )
+    if folder is None:
+        raise LookupError(folder_id)
+    return folder
+
+
+async def stored_uids(session: AsyncSession, folder_id: uuid.UUID) -> set[int]:
+    """UIDs of rows that belong to the folder's current UIDVALIDITY (positive ones)."""
+    rows = await session.scalars(
+        select(Message.uid).where(Message.folder_id == folder_id, Message.uid > 0)
+    )
+    return set(rows)
+
+
+async def stored_flags(
+    session: AsyncSession, folder_id: uuid.UUID, uids: Sequence[int]
+) -> dict[int, tuple[bool, bool, bool]]:
+    rows = await session.execute(
+        select(Message.uid, Message.is_read, Message.is_flagged, Message.is_answered).where(
+            Message.folder_id == folder_id, Message.uid.in_(uids)
+        )
+    )
+    return {uid: (read, flagged, answered) for uid, read, flagged, answered in rows}
+
+
+async def update_flags(
+    session: AsyncSession,
+    folder_id: uuid.UUID,
+    changes: Iterable[tuple[int, bool, bool, bool, int | None]],
+) -> None:
+    for uid, read, flagged, answered, modseq in changes:
+        await session.execute(
+            update(Message)
+            .where(Message.folder_id == folder_id, Message.uid == uid)
+            .values(is_read=read, is_flagged=flagged, is_answered=answered, modseq=modseq)
+        )
+
+
+async def delete_uids(session: AsyncSession, folder_id: uuid.UUID, uids: Sequence[int]) -> int:
+    if not uids:
+        return 0
+    result = await session.execute(
+        delete(Message).where(Message.folder_id == folder_id, Message.uid.in_(uids))
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult
+
+
+async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+    """Insert what is not there yet ((folder, uid) is unique); the number inserted."""
+    if not rows:
+        return 0
+    result = await session.execute(
+        insert(Message)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["folder_id", "uid"])
+        .returning(Message.id)
+    )
+    return len(result.all())
+
+
+async def park_uids_for_rematch(session: AsyncSession, folder_id: uuid.UUID) -> None:
+    """UIDVALIDITY changed: old UIDs mean nothing. Keep the rows (negated UIDs) so that the
+    refetch can re-key them by Message-ID instead of counting old mail as new."""
+    await session.execute(
+        update(Message)
+        .where(Message.folder_id == folder_id, Message.uid > 0)
+        .values(uid=-Message.uid)
+    )
+
+
+async def rematch_parked(
+    session: AsyncSession, folder_id: uuid.UUID, by_message_id: dict[str, int]
+) -> set[str]:
+    """Give parked rows with these Message-IDs their new UIDs; the Message-IDs matched."""
+    if not by_message_id:
+        return set()
+    parked = await session.execute(
+        select(Message.id, Message.message_id).where(
+            Message.folder_id == folder_id,
+            Message.uid < 0,
+            Message.message_id.in_(list(by_message_id)),
+        )
+    )
+    matched: set[str] = set()
+    for row_id, message_id in parked:
+        if message_id in matched or message_id is None:
+            continue  # one row per Message-ID; a duplicate parked copy is dropped later
+        await session.execute(
+            update(Message).where(Message.id == row_id).values(uid=by_message_id[message_id])
+        )
+        matched.add(message_id)
+    return matched
+
+
+async def has_parked(session: AsyncSession, folder_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        select(Message.id).where(Message.folder_id == folder_id, Message.uid < 0).limit(1)
+    )
+    return found is not None
+
+
+async def drop_parked(session: AsyncSession, folder_id: uuid.UUID) -> int:
+    result = await session.execute(
+        delete(Message).where(Message.folder_id == folder_id, Message.uid < 0)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult
+
+
+async def thread_ids_for(
+    session: AsyncSession, owner_id: uuid.UUID, message_ids: Sequence[str]
+) -> dict[str, uuid.UUID]:
+    """Known thread of each Message-ID among the owner's mail, either as a message's own
+    id or as one it refers to (a reply that arrived before its parent)."""
+    if not message_ids:
+        return {}
+    owner_accounts = select(MailAccount.id).where(MailAccount.owner_id == owner_id)
+    rows = await session.execute(
+        select(Message.message_id, Message.references, Message.in_reply_to, Message.thread_id)
+        .where(Message.account_id.in_(owner_accounts))
+        .where(
+            or_(
+                Message.message_id.in_(message_ids),
+                Message.in_reply_to.in_(message_ids),
+                Message.references.overlap(list(message_ids)),
+            )
+        )
+    )
+    wanted = set(message_ids)
+    found: dict[str, uuid.UUID] = {}
+    for message_id, references, in_reply_to, thread_id in rows:
+        for candidate in (message_id, in_reply_to, *references):
+            if candidate in wanted:
+                found.setdefault(candidate, thread_id)
+    return found
+
+
+async def refresh_folder_counts(session: AsyncSession, folder_id: uuid.UUID) -> None:
+    counts = (
+        await session.execute(
+            select(
+                func.count(),
+                func.count().filter(Message.is_read.is_(False)),
+            ).where(Message.folder_id == folder_id, Message.uid > 0)
+        )
+    ).one()
+    await session.execute(
+        update(Folder)
+        .where(Folder.id == folder_id)
+        .values(message_count=counts[0], unread_count=counts[1])
+    )
+
+
+async def due_account_ids(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:
+    """Accounts whose next sync time has come, oldest first."""
+    rows = await session.scalars(
+        select(MailAccount.id)
+        .where(
+            MailAccount.status.in_(
+                [AccountStatus.SYNCING, AccountStatus.ACTIVE, AccountStatus.ERROR]
+            ),
+            or_(MailAccount.next_sync_at.is_(None), MailAccount.next_sync_at <= now),
+        )
+        .order_by(MailAccount.next_sync_at.nulls_first())
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def oldest_parked_date(session: AsyncSession, folder_id: uuid.UUID) -> datetime | None:
+    """The oldest arrival (INTERNALDATE, what SEARCH SINCE compares) among parked rows."""
+    return await session.scalar(
+        select(func.min(func.coalesce(Message.internal_date, Message.date))).where(
+            Message.folder_id == folder_id, Message.uid < 0
+        )
+    )
+
+
+async def unselect_folder(session: AsyncSession, folder: Folder) -> None:
+    """Stop syncing a folder: its mail leaves the inbox and its checkpoint starts over."""
+    await session.execute(delete(Message).where(Message.folder_id == folder.id))
+    folder.selected = False
+    folder.uidvalidity = None
+    folder.highest_uid = 0
+    folder.highest_modseq = None
+    folder.uidnext = None
+    folder.server_message_count = None
+    folder.backfill_before_uid = None
+    folder.last_full_flag_scan_at = None
+    folder.message_count = 0
+    folder.unread_count = 0

@@ -1,0 +1,101 @@
+"""From fetched IMAP messages to ``messages`` rows, with thread ids."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from core.mail.mailbox import FetchedMessage
+from core.mail.parsing import ParsedMessage, parse_message, thread_key_candidates
+
+ThreadLookup = Callable[[Sequence[str]], Awaitable[dict[str, uuid.UUID]]]
+
+
+def _text(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL characters, which broken mail sometimes has."""
+    return value.replace("\x00", "") if value is not None else None
+
+
+def internal_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value.strip(), "%d-%b-%Y %H:%M:%S %z")
+    except ValueError:
+        return None
+
+
+def flag_columns(flags: frozenset[str]) -> tuple[bool, bool, bool]:
+    """(is_read, is_flagged, is_answered) from IMAP system flags (case-insensitive)."""
+    lowered = {f.lower() for f in flags}
+    return "\\seen" in lowered, "\\flagged" in lowered, "\\answered" in lowered
+
+
+async def build_rows(
+    fetched: Sequence[FetchedMessage],
+    *,
+    account_id: uuid.UUID,
+    folder_id: uuid.UUID,
+    lookup_threads: ThreadLookup,
+) -> tuple[list[dict[str, Any]], dict[int, str]]:
+    """Rows to insert, and each UID's Message-ID (for re-keying after a UIDVALIDITY change)."""
+    parsed = [(message, parse_message(message.raw)) for message in fetched]
+    keys = {key for _, p in parsed for key in thread_key_candidates(p)}
+    threads = dict(await lookup_threads(sorted(keys)))
+    rows: list[dict[str, Any]] = []
+    message_ids: dict[int, str] = {}
+    for message, p in parsed:
+        candidates = thread_key_candidates(p)
+        thread_id = next((threads[k] for k in candidates if k in threads), None) or uuid.uuid4()
+        for key in candidates:  # later messages of this chunk join the same conversation
+            threads.setdefault(key, thread_id)
+        if p.message_id:
+            message_ids[message.uid] = p.message_id
+        rows.append(_row(message, p, account_id, folder_id, thread_id))
+    return rows, message_ids
+
+
+def _address(name: str | None, address: str) -> dict[str, str | None]:
+    return {"name": _text(name), "address": _text(address) or ""}
+
+
+def _row(
+    message: FetchedMessage,
+    p: ParsedMessage,
+    account_id: uuid.UUID,
+    folder_id: uuid.UUID,
+    thread_id: uuid.UUID,
+) -> dict[str, Any]:
+    received = internal_date(message.internal_date)
+    is_read, is_flagged, is_answered = flag_columns(message.flags)
+    return {
+        "account_id": account_id,
+        "folder_id": folder_id,
+        "uid": message.uid,
+        "modseq": message.modseq,
+        "message_id": _text(p.message_id),
+        "in_reply_to": _text(p.in_reply_to),
+        "references": [r.replace("\x00", "") for r in p.references],
+        "thread_id": thread_id,
+        "subject": _text(p.subject),
+        "from_name": _text(p.from_.name) if p.from_ else None,
+        "from_address": _text(p.from_.address) if p.from_ else None,
+        "to_addresses": [_address(a.name, a.address) for a in p.to],
+        "cc_addresses": [_address(a.name, a.address) for a in p.cc],
+        "date": p.date or received or datetime.now(UTC),
+        "internal_date": received,
+        "snippet": _text(p.snippet) or "",
+        "is_read": is_read,
+        "is_flagged": is_flagged,
+        "is_answered": is_answered,
+        "has_attachments": p.has_attachments,
+        "attachments": [
+            {"filename": _text(a.filename), "contentType": a.content_type, "size": a.size}
+            for a in p.attachments
+        ],
+        "body_text": _text(p.body_text),
+        "body_html": _text(p.body_html),
+        "size": message.size,
+    }

@@ -1,0 +1,81 @@
+"""The arq side of the workers: job functions, the scheduler cron, and the Worker.
+
+arq is in maintenance-only mode upstream, so it stays behind this module (and
+``core.jobs``): the sync engine itself knows nothing about it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from arq import cron
+from arq.worker import Worker, func
+
+from core.jobs import SYNC_ACCOUNT
+from core.runtime import Runtime, open_runtime
+from core.settings import Settings
+from core.sync import repository
+from core.sync.folder import SyncTuning
+from workers.sync_run import AccountSyncRun
+
+log = logging.getLogger(__name__)
+
+SCHEDULE_BATCH = 1000
+POLL_DELAY_SECONDS = 0.05  # arq's 0.5 s default delays every job start by up to that much
+
+
+def tuning_for(settings: Settings) -> SyncTuning:
+    return SyncTuning(full_flag_scan_every=timedelta(seconds=settings.flag_scan_interval_seconds))
+
+
+async def sync_account(ctx: dict[str, Any], account_id: str) -> dict[str, object] | None:
+    runtime: Runtime = ctx["runtime"]
+    result = await AccountSyncRun(
+        runtime, uuid.UUID(account_id), tuning_for(runtime.settings)
+    ).run()
+    if result is None:
+        return None
+    return {
+        "new": result.counts.new,
+        "updated": result.counts.updated,
+        "removed": result.counts.removed,
+    }
+
+
+async def schedule_due_syncs(ctx: dict[str, Any]) -> int:
+    """Enqueue every account whose sync is due, from PostgreSQL (the source of truth), so a
+    flushed or restarted Redis loses no account. Job ids make repeats harmless."""
+    runtime: Runtime = ctx["runtime"]
+    async with runtime.session_factory() as session:
+        due = await repository.due_account_ids(session, datetime.now(UTC), SCHEDULE_BATCH)
+    queued = 0
+    for account_id in due:
+        queued += await runtime.jobs.enqueue_sync(account_id)
+    if queued:
+        log.info("scheduled %d due account syncs", queued)
+    return queued
+
+
+def build_worker(runtime: Runtime, *, burst: bool = False) -> Worker:
+    return Worker(
+        functions=[func(sync_account, name=SYNC_ACCOUNT, keep_result=0, max_tries=3, timeout=3600)],
+        cron_jobs=[cron(schedule_due_syncs, second=set(range(0, 60, 10)), run_at_startup=True)],
+        redis_pool=runtime.redis,
+        ctx={"runtime": runtime},
+        burst=burst,
+        handle_signals=not burst,
+        poll_delay=POLL_DELAY_SECONDS,
+        keep_result=0,
+    )
+
+
+async def run_worker(settings: Settings, *, burst: bool = False) -> None:
+    async with open_runtime(settings) as runtime:
+        worker = build_worker(runtime, burst=burst)
+        try:
+            await worker.async_run()
+        finally:
+            await worker.close()
