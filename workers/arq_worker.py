@@ -6,6 +6,7 @@ arq is in maintenance-only mode upstream, so it stays behind this module (and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -74,8 +75,14 @@ def build_worker(runtime: Runtime, *, burst: bool = False) -> Worker:
 
 async def run_worker(settings: Settings, *, burst: bool = False) -> None:
     async with open_runtime(settings) as runtime:
-        worker = build_worker(runtime, burst=burst)
-        try:
-            await worker.async_run()
-        finally:
-            await worker.close()
+        await run_until_done(build_worker(runtime, burst=burst), runtime)
+
+
+async def run_until_done(worker: Worker, runtime: Runtime) -> None:
+    """Run the worker; on the way out wait for running jobs. Not ``Worker.close``: the Redis
+    pool is the runtime's (closed by it), and arq closes it with a deprecated call."""
+    try:
+        await worker.async_run()
+    finally:
+        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+        await runtime.redis.delete(worker.health_check_key)

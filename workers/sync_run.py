@@ -143,7 +143,7 @@ class AccountSyncRun:
         try:
             async with imap_session(login, self.runtime.mail_options) as connection:
                 ops = MailboxOps(connection)
-                await ops.enable_condstore()
+                await ops.enable_extensions()
                 for folder_id in await self._folder_ids():
                     if not await self._still_wanted():
                         return None  # paused or removed meanwhile: stop between folders

@@ -91,6 +91,53 @@ def _untagged(response: Any) -> list[bytes]:
     return _bytes_lines(response)[:-1]
 
 
+@dataclass(frozen=True)
+class QuickResync:
+    """What a QRESYNC SELECT reports since the last known MODSEQ (RFC 7162 3.2.5)."""
+
+    state: MailboxState
+    changed: list[FlagsItem]
+    vanished: list[tuple[int, int]]  # UID ranges, inclusive
+
+
+def parse_uid_ranges(text: bytes) -> list[tuple[int, int]]:
+    ranges: list[tuple[int, int]] = []
+    for part in text.split(b","):
+        low, _, high = part.partition(b":")
+        if low.isdigit() and (not high or high.isdigit()):
+            a, b = int(low), int(high or low)
+            ranges.append((min(a, b), max(a, b)))
+    return ranges
+
+
+def _select_state(lines: list[bytes], condstore: bool) -> MailboxState:
+    codes: dict[bytes, int] = {}
+    exists = 0
+    for line in lines:
+        codes.update((k, int(v)) for k, v in _SELECT_CODE.findall(line))
+        match = _EXISTS.match(line)
+        if match:
+            exists = int(match.group(1))
+    return MailboxState(
+        exists=exists,
+        uidvalidity=codes.get(b"UIDVALIDITY", 0),
+        uidnext=codes.get(b"UIDNEXT"),
+        highestmodseq=codes.get(b"HIGHESTMODSEQ") if condstore else None,
+    )
+
+
+def _flags_item(line: bytes) -> FlagsItem | None:
+    uid, flags = _UID.search(line), _FLAGS.search(line)
+    if uid is None or flags is None:
+        return None
+    modseq = _MODSEQ.search(line)
+    return FlagsItem(
+        int(uid.group(1)),
+        frozenset(flags.group(1).decode().split()),
+        int(modseq.group(1)) if modseq else None,
+    )
+
+
 class MailboxOps:
     """The commands the sync engine needs, on an authenticated :class:`ImapConnection`."""
 
@@ -98,13 +145,41 @@ class MailboxOps:
         self.connection = connection
         self.client = connection.client
         self.condstore = False
+        self.qresync = False
 
-    async def enable_condstore(self) -> bool:
+    async def enable_extensions(self) -> None:
+        """ENABLE QRESYNC (which implies CONDSTORE), else CONDSTORE, when offered.
+
+        The capability decides, not the presence of HIGHESTMODSEQ: some servers send it
+        without supporting CHANGEDSINCE.
+        """
         caps = self.connection.capabilities
-        if "CONDSTORE" in caps and "ENABLE" in caps:
+        if "ENABLE" not in caps:
+            return
+        if "QRESYNC" in caps and "CONDSTORE" in caps:
+            response = await self.client.enable("QRESYNC")
+            self.qresync = self.condstore = response.result == "OK"
+        if not self.condstore and "CONDSTORE" in caps:
             response = await self.client.enable("CONDSTORE")
             self.condstore = response.result == "OK"
-        return self.condstore
+
+    async def select_since(self, name: str, uidvalidity: int, modseq: int) -> QuickResync:
+        """SELECT with QRESYNC: flag changes and expunges since ``modseq`` in one round trip."""
+        response = await self.client.select(
+            f"{quote_mailbox(name)} (QRESYNC ({uidvalidity} {modseq}))"
+        )
+        _check(response, f"SELECT {name}")
+        lines = _bytes_lines(response)
+        changed: list[FlagsItem] = []
+        vanished: list[tuple[int, int]] = []
+        for line in lines:
+            if line.startswith(b"VANISHED"):
+                vanished.extend(parse_uid_ranges(line.rsplit(b" ", 1)[-1]))
+            elif _FETCH_START.match(line):
+                item = _flags_item(line)
+                if item is not None:
+                    changed.append(item)
+        return QuickResync(_select_state(lines, self.condstore), changed, vanished)
 
     async def status(self, name: str) -> MailboxState:
         items = "MESSAGES UIDNEXT UIDVALIDITY" + (" HIGHESTMODSEQ" if self.condstore else "")
@@ -124,19 +199,7 @@ class MailboxOps:
     async def select(self, name: str) -> MailboxState:
         response = await self.client.select(quote_mailbox(name))
         _check(response, f"SELECT {name}")
-        codes: dict[bytes, int] = {}
-        exists = 0
-        for line in _bytes_lines(response):
-            codes.update((k, int(v)) for k, v in _SELECT_CODE.findall(line))
-            match = _EXISTS.match(line)
-            if match:
-                exists = int(match.group(1))
-        return MailboxState(
-            exists=exists,
-            uidvalidity=codes.get(b"UIDVALIDITY", 0),
-            uidnext=codes.get(b"UIDNEXT"),
-            highestmodseq=codes.get(b"HIGHESTMODSEQ") if self.condstore else None,
-        )
+        return _select_state(_bytes_lines(response), self.condstore)
 
     async def uid_search(self, criteria: str) -> list[int]:
         response = await self.client.uid_search(criteria, charset=None)
@@ -154,19 +217,9 @@ class MailboxOps:
         _check(response, "UID FETCH FLAGS")
         found: list[FlagsItem] = []
         for line in _bytes_lines(response):
-            if not _FETCH_START.match(line):
-                continue
-            uid, flags = _UID.search(line), _FLAGS.search(line)
-            if uid is None or flags is None:
-                continue
-            modseq = _MODSEQ.search(line)
-            found.append(
-                FlagsItem(
-                    int(uid.group(1)),
-                    frozenset(flags.group(1).decode().split()),
-                    int(modseq.group(1)) if modseq else None,
-                )
-            )
+            item = _flags_item(line) if _FETCH_START.match(line) else None
+            if item is not None:
+                found.append(item)
         return found
 
     async def fetch_messages(self, uids: str) -> list[FetchedMessage]:

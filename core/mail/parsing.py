@@ -179,7 +179,13 @@ def _parse(raw: bytes) -> ParsedMessage:
     if _too_deep(raw):
         log.warning("message too deeply nested to parse (%d bytes); keeping its headers", len(raw))
         return _parse_headers_only(raw)
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    except TypeError:
+        # email.utils.decode_params sorts RFC 2231 sections by number, and fails when one
+        # parameter has both name*= and name*0= (the parser calls it for every boundary).
+        raw = _PARAM_FIELD.sub(_without_mixed_sections, raw)
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     text, markup, attachments = _walk(msg)
     return _with_headers(msg, text, markup, attachments)
 
@@ -231,15 +237,18 @@ def _with_headers(
 # email.message._parseparam (Content-Type/-Disposition parameters; the parser itself calls it
 # for every multipart boundary) is quadratic in the number of ';' in a field (CPython
 # gh-136063): 200 KB of ';' inside quotes takes 45 s. Real fields have a handful of
-# parameters; a field with more than _MAX_PARAMETERS is cut before the one too many.
-_PARAM_FIELD = re.compile(rb"(?im)^content-(?:type|disposition)[ \t]*:[^\n]*(?:\n[ \t][^\n]*)*")
+# parameters; a field with more than _MAX_PARAMETERS is cut before the one too many. The
+# parser takes a lone CR as a line break too, hence [\r\n] rather than ^.
+_PARAM_FIELD = re.compile(
+    rb"(?i)(?:^|[\r\n])content-(?:type|disposition)[ \t]*:[^\r\n]*(?:(?:\r\n|\r|\n)[ \t][^\r\n]*)*"
+)
 _MAX_PARAMETERS = 64
-_PARAM_WORK_LIMIT = 10_000_000  # ';' count * message length below which nothing can be slow
+_PARAM_WORK_LIMIT = 10_000_000  # ';' count * message length: below it nothing can be slow
 
 # The stdlib parser checks every line against every enclosing boundary, so it costs
-# lines * nesting depth: 900 nested multiparts around 10,000 lines take 1.3 s. The number of
-# boundary parameters bounds the depth.
-_BOUNDARY = re.compile(rb"(?i)boundary[ \t]*=")
+# lines * nesting depth: 900 nested multiparts around 10,000 lines take 1.3 s. Every
+# boundary parameter has "boundary" in its name, so their count bounds the depth.
+_MAX_BOUNDARIES = 100
 _NESTING_WORK_LIMIT = 5_000_000
 
 
@@ -264,11 +273,35 @@ def _defuse_parameters(raw: bytes) -> bytes:
     return b"".join(pieces)
 
 
+# An RFC 2231 parameter: name*=..., name*0=..., name*1*=...; the value quoted or a token.
+_RFC2231_PARAMETER = re.compile(
+    rb';\s*([^\s=;*"]+)\*([0-9]*)\*?\s*=\s*(?:"(?:[^"\\]|\\.)*(?:"|$)|[^;]*)'
+)
+
+
+def _without_mixed_sections(field: re.Match[bytes]) -> bytes:
+    """The field without the numbered sections of a parameter that also has name*=.
+
+    name*= is what _parameter prefers too, so the file name does not change.
+    """
+    text = field.group()
+    kinds: dict[bytes, set[bool]] = {}
+    for match in _RFC2231_PARAMETER.finditer(text):
+        kinds.setdefault(match.group(1).lower(), set()).add(bool(match.group(2)))
+    mixed = {name for name, numbered in kinds.items() if len(numbered) == 2}
+    if not mixed:
+        return text
+    return _RFC2231_PARAMETER.sub(
+        lambda m: b"" if m.group(2) and m.group(1).lower() in mixed else m.group(), text
+    )
+
+
 def _too_deep(raw: bytes) -> bool:
-    if raw.count(b"oundary") + raw.count(b"OUNDARY") < 100:  # cheap: real mail has a few
+    boundaries = raw.lower().count(b"boundary")
+    if boundaries < _MAX_BOUNDARIES:  # real mail has a few
         return False
-    boundaries = sum(1 for _ in _BOUNDARY.finditer(raw))
-    return boundaries >= 100 and boundaries * raw.count(b"\n") > _NESTING_WORK_LIMIT
+    lines = max(raw.count(b"\n"), raw.count(b"\r"))
+    return boundaries * lines > _NESTING_WORK_LIMIT
 
 
 # --- MIME structure ------------------------------------------------------------------------
@@ -363,7 +396,8 @@ def _parameter(value: str, wanted: str) -> str | None:
     for match in _PARAMETER.finditer(_unfold(value)):
         key, text = match.group(1).lower(), match.group(2)
         if text.startswith('"'):
-            text = _QUOTED_PAIR.sub(r"\1", text[1:-1] if text.endswith('"') else text[1:])
+            inner = text[1:-1] if text.endswith('"') and len(text) > 1 else text[1:]
+            text = _QUOTED_PARAMETER_PAIR.sub(r"\1", inner)
         else:
             text = text.strip()
         if key == wanted:
@@ -454,13 +488,23 @@ def _b64decode(data: bytes) -> bytes:
 def _leaf_size(part: Message) -> int:
     _, cte = _transfer_encoding(part)
     if cte == "base64":
-        try:
-            encoded = part.get_payload()
-        except (LookupError, UnicodeError):  # 8-bit junk and an unusable charset parameter
-            encoded = None
-        if isinstance(encoded, str):
+        encoded = _encoded_payload(part)
+        if encoded is not None:
             return _base64_size(encoded)
     return len(_payload(part))
+
+
+def _encoded_payload(part: Message) -> str | None:
+    """A leaf's payload as it is on the wire; None if the stdlib fails to give it.
+
+    When the payload has 8-bit bytes, get_payload() decodes it by the charset parameter, and
+    that raises for some (an RFC 2231 charset is a tuple there, "idna" rejects "replace").
+    """
+    try:
+        payload = part.get_payload()
+    except (LookupError, UnicodeError, TypeError, ValueError):
+        return None
+    return payload if isinstance(payload, str) else None
 
 
 def _base64_size(encoded: str) -> int:
@@ -491,16 +535,13 @@ def _message_size(part: Message) -> int:
             inner = node.get_payload()
             if isinstance(inner, list):
                 stack.extend(child for child in inner if isinstance(child, Message))
-                boundary = len(str(node.get_boundary("")))
+            if isinstance(inner, list) and node.get_content_maintype() == "multipart":
+                boundary = len(node.get_boundary() or "")
                 total += (boundary + 6) * (len(inner) + 1) + 2
                 total += len(node.preamble or "") + len(node.epilogue or "")
             continue
-        try:
-            payload = node.get_payload()
-        except (LookupError, UnicodeError):
-            payload = node.get_payload(decode=True)
-        if isinstance(payload, str | bytes):
-            total += len(payload)
+        encoded = _encoded_payload(node)
+        total += len(encoded) if encoded is not None else len(_payload(node))
     return total
 
 
@@ -674,6 +715,7 @@ _PLAIN_NAME_ADDR = re.compile(r'\s*([^"<>()\[\],;:\\]*?)\s*<([^<>\s"]*)>\s*')
 _BARE_ADDR = re.compile(r'\s*([^\s"<>()\[\],;:\\@]+@[^\s"<>()\[\],;:\\@]+)\s*')
 _ITEMS = re.compile(r'(?:"(?:[^"\\]|\\.)*"|<[^<>]*>|[^",<])+')
 _QUOTED_PAIR = re.compile(r"\\(.)")
+_QUOTED_PARAMETER_PAIR = re.compile(r'\\([\\"])')  # email.utils.unquote: keeps C:\\Users
 
 
 def _addresses(values: list[str] | tuple[str, ...]) -> tuple[Address, ...]:

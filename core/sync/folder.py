@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from core.db import SessionFactory, session_scope
-from core.mail.mailbox import FlagsItem, MailboxOps, MailboxState, uid_set
+from core.mail.mailbox import FlagsItem, MailboxOps, MailboxState, QuickResync, uid_set
 from core.models import Folder, PastSync
 from core.sync import repository
 from core.sync.rows import build_rows, flag_columns
@@ -87,15 +87,36 @@ class FolderSync:
         folder = self.folder
         if await self._unchanged():
             return self.counts
-        state = await self.ops.select(folder.name)
+        quick: QuickResync | None = None
+        if self.ops.qresync and folder.uidvalidity and folder.highest_modseq:
+            quick = await self.ops.select_since(
+                folder.name, folder.uidvalidity, folder.highest_modseq
+            )
+            state = quick.state
+        else:
+            state = await self.ops.select(folder.name)
         if folder.uidvalidity != state.uidvalidity:
+            quick = None  # the server ignored what we knew: everything is rebuilt
             await self._start_index(state, rebuild=folder.uidvalidity is not None)
         await self._fetch_new()
         await self._backfill()
-        await self._sync_flags(state)
-        await self._sync_deletions()
+        if quick is not None:
+            await self._apply_flags(quick.changed)
+            await self._delete_ranges(quick.vanished)
+        else:
+            await self._sync_flags(state)
+            await self._sync_deletions()
         await self._finish(state)
         return self.counts
+
+    async def _delete_ranges(self, ranges: list[tuple[int, int]]) -> None:
+        """QRESYNC's VANISHED (EARLIER): expunged since our MODSEQ."""
+        if not ranges:
+            return
+        async with session_scope(self.sessions) as session:
+            self.counts.removed += await repository.delete_uid_ranges(
+                session, self.folder.id, ranges
+            )
 
     async def _unchanged(self) -> bool:
         """One STATUS round trip decides whether the folder needs anything at all."""

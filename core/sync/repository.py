@@ -83,6 +83,18 @@ async def delete_uids(session: AsyncSession, folder_id: uuid.UUID, uids: Sequenc
     return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult
 
 
+async def delete_uid_ranges(
+    session: AsyncSession, folder_id: uuid.UUID, ranges: Sequence[tuple[int, int]]
+) -> int:
+    result = await session.execute(
+        delete(Message).where(
+            Message.folder_id == folder_id,
+            or_(*(Message.uid.between(low, high) for low, high in ranges)),
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult
+
+
 async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
     """Insert what is not there yet ((folder, uid) is unique); the number inserted."""
     if not rows:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
-from httpx_ws import AsyncWebSocketSession, WebSocketDisconnect, aconnect_ws
+from httpx_ws import WebSocketDisconnect
 from sqlalchemy import func, select
 
 from core.accounts.service import change_company_plan
 from core.db import session_scope
-from core.events import user_channel
 from core.models import MailAccount, Plan
 from core.runtime import Runtime
 from core.settings import Settings
@@ -23,12 +20,12 @@ from tests.support.app import RunningApp, serve
 from tests.support.factories import ADD_ACCOUNT, TestUser, account_input
 from tests.support.graphql import GraphQLClient
 from tests.support.mailservers import ImapServer
+from tests.support.websocket import init, receives_nothing, subscribe, websocket
 
 NewUser = Callable[..., Awaitable[TestUser]]
 
 ME = "{ me { id email role company { name plan accountLimit } } }"
 STATUS_CHANGED = "subscription { accountStatusChanged { id status } }"
-PROTOCOL = "graphql-transport-ws"
 
 
 def _assert_unauthenticated(response: httpx.Response) -> None:
@@ -118,27 +115,6 @@ async def test_a_mutation_over_get_is_refused_and_changes_nothing(
 # -- websockets: graphql-transport-ws --------------------------------------------------------
 
 
-@asynccontextmanager
-async def _websocket(
-    app: RunningApp, http: httpx.AsyncClient
-) -> AsyncIterator[AsyncWebSocketSession]:
-    ws: AsyncWebSocketSession
-    async with aconnect_ws(
-        app.ws_url, http, subprotocols=[PROTOCOL], keepalive_ping_interval_seconds=None
-    ) as ws:
-        assert ws.subprotocol == PROTOCOL
-        yield ws
-
-
-async def _init(ws: AsyncWebSocketSession, payload: dict[str, Any] | None) -> dict[str, Any]:
-    message: dict[str, Any] = {"type": "connection_init"}
-    if payload is not None:
-        message["payload"] = payload
-    await ws.send_json(message)
-    reply: dict[str, Any] = await ws.receive_json(timeout=5)
-    return reply
-
-
 @pytest.mark.parametrize(
     "payload",
     [
@@ -156,9 +132,9 @@ async def test_websocket_without_a_valid_token_is_closed_with_4403(
     payload: dict[str, Any] | None,
 ) -> None:
     await new_user()
-    async with _websocket(running_app, http) as ws:
+    async with websocket(running_app, http) as ws:
         with pytest.raises(WebSocketDisconnect) as closed:
-            await _init(ws, payload)
+            await init(ws, payload)
     assert closed.value.code == 4403
 
 
@@ -166,34 +142,9 @@ async def test_websocket_with_a_valid_token_is_acknowledged(
     running_app: RunningApp, http: httpx.AsyncClient, new_user: NewUser
 ) -> None:
     user = await new_user()
-    async with _websocket(running_app, http) as ws:
-        reply = await _init(ws, {"authorization": f"Bearer {user.token}"})
+    async with websocket(running_app, http) as ws:
+        reply = await init(ws, {"authorization": f"Bearer {user.token}"})
     assert reply["type"] == "connection_ack"
-
-
-async def _subscribed(
-    ws: AsyncWebSocketSession, runtime: Runtime, user: TestUser, subscription_id: str
-) -> None:
-    """Acknowledged, subscribed, and listening on the user's Redis channel."""
-    assert (await _init(ws, {"authorization": f"Bearer {user.token}"}))["type"] == "connection_ack"
-    await ws.send_json(
-        {"id": subscription_id, "type": "subscribe", "payload": {"query": STATUS_CHANGED}}
-    )
-    channel = user_channel(user.id)
-    for _ in range(200):
-        [(_, listeners)] = await runtime.redis.pubsub_numsub(channel)
-        if listeners >= 1:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"the subscription never listened on {channel}")
-
-
-async def _receives_nothing(ws: AsyncWebSocketSession, seconds: float) -> None:
-    try:
-        leaked = await ws.receive_json(timeout=seconds)
-    except TimeoutError:
-        return
-    pytest.fail(f"another company's user received {leaked}")
 
 
 async def test_status_change_reaches_only_the_owners_subscription(
@@ -211,11 +162,11 @@ async def test_status_change_reaches_only_the_owners_subscription(
     account_id = added["addMailAccount"]["account"]["id"]
 
     async with (
-        _websocket(running_app, http) as owner_ws,
-        _websocket(running_app, http) as stranger_ws,
+        websocket(running_app, http) as owner_ws,
+        websocket(running_app, http) as stranger_ws,
     ):
-        await _subscribed(owner_ws, runtime, owner, "owner-sub")
-        await _subscribed(stranger_ws, runtime, stranger, "stranger-sub")
+        await subscribe(owner_ws, runtime, owner, "owner-sub", STATUS_CHANGED)
+        await subscribe(stranger_ws, runtime, stranger, "stranger-sub", STATUS_CHANGED)
 
         # ESSENTIAL has no email sync: the owner's only account is paused.
         async with session_scope(runtime.session_factory) as session:
@@ -228,7 +179,7 @@ async def test_status_change_reaches_only_the_owners_subscription(
             "type": "next",
             "payload": {"data": {"accountStatusChanged": {"id": account_id, "status": "PAUSED"}}},
         }
-        await _receives_nothing(stranger_ws, seconds=1.0)
+        await receives_nothing(stranger_ws, seconds=1.0)
 
 
 @pytest.mark.parametrize("signed_in", [False, True], ids=["anonymous", "signed-in"])

@@ -1,0 +1,69 @@
+"""graphql-transport-ws clients for subscription tests, against the real app."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from httpx_ws import AsyncWebSocketSession, aconnect_ws
+
+from core.events import user_channel
+from core.runtime import Runtime
+from tests.support.app import RunningApp
+from tests.support.factories import TestUser
+
+PROTOCOL = "graphql-transport-ws"
+
+
+@asynccontextmanager
+async def websocket(
+    app: RunningApp, http: httpx.AsyncClient
+) -> AsyncIterator[AsyncWebSocketSession]:
+    ws: AsyncWebSocketSession
+    async with aconnect_ws(
+        app.ws_url, http, subprotocols=[PROTOCOL], keepalive_ping_interval_seconds=None
+    ) as ws:
+        assert ws.subprotocol == PROTOCOL
+        yield ws
+
+
+async def init(ws: AsyncWebSocketSession, payload: dict[str, Any] | None) -> dict[str, Any]:
+    message: dict[str, Any] = {"type": "connection_init"}
+    if payload is not None:
+        message["payload"] = payload
+    await ws.send_json(message)
+    reply: dict[str, Any] = await ws.receive_json(timeout=5)
+    return reply
+
+
+async def subscribe(
+    ws: AsyncWebSocketSession,
+    runtime: Runtime,
+    user: TestUser,
+    subscription_id: str,
+    query: str,
+    variables: dict[str, Any] | None = None,
+) -> None:
+    """Acknowledged, subscribed, and listening on the user's Redis channel."""
+    assert (await init(ws, {"authorization": f"Bearer {user.token}"}))["type"] == "connection_ack"
+    payload: dict[str, Any] = {"query": query, "variables": variables or {}}
+    await ws.send_json({"id": subscription_id, "type": "subscribe", "payload": payload})
+    channel = user_channel(user.id)
+    for _ in range(200):
+        [(_, listeners)] = await runtime.redis.pubsub_numsub(channel)
+        if listeners >= 1:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the subscription never listened on {channel}")
+
+
+async def receives_nothing(ws: AsyncWebSocketSession, seconds: float) -> None:
+    try:
+        leaked = await ws.receive_json(timeout=seconds)
+    except TimeoutError:
+        return
+    pytest.fail(f"an unexpected message arrived: {leaked}")

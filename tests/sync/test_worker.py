@@ -1,0 +1,174 @@
+"""The worker around the engine: arq jobs, events, the scheduler, authentication failures."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select, update
+
+from core.accounts.service import AccountService
+from core.db import session_scope
+from core.jobs import sync_job_id
+from core.models import AccountStatus, MailAccount, Message
+from core.runtime import Runtime, open_runtime
+from core.settings import Settings
+from core.sync import repository
+from tests.support.app import RunningApp
+from tests.support.factories import TestUser
+from tests.support.graphql import GraphQLClient
+from tests.support.mailservers import ImapServer
+from tests.support.sync import EVERY_RUN, connect_and_start, private_mailbox, sync_once
+from tests.support.websocket import receives_nothing, subscribe, websocket
+from tests.sync.test_sync_engine import make_message
+from workers.arq_worker import build_worker, run_until_done, schedule_due_syncs
+from workers.sync_run import AUTH_FAILED_MESSAGE, AccountSyncRun
+
+NewUser = Callable[..., Awaitable[TestUser]]
+
+SYNC_COMPLETED = """
+subscription($id: ID) {
+  syncCompleted(accountId: $id) {
+    account { id status } initial newMessages updatedMessages removedMessages
+  }
+}"""
+STATUS_CHANGED = "subscription { accountStatusChanged { id status lastError } }"
+
+
+async def _burst_worker(make_settings: Callable[..., Settings]) -> None:
+    """Run an arq worker until its queue is empty, with its own connections."""
+    async with open_runtime(make_settings()) as worker_runtime:
+        await run_until_done(build_worker(worker_runtime, burst=True), worker_runtime)
+
+
+async def test_start_sync_queues_a_job_and_the_owner_hears_it_complete(
+    gql: GraphQLClient,
+    running_app: RunningApp,
+    http: httpx.AsyncClient,
+    runtime: Runtime,
+    new_user: NewUser,
+    dovecot: ImapServer,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    owner = await new_user(company="Owner Co")
+    stranger = await new_user(company="Stranger Co")
+    async with private_mailbox("dovecot", dovecot, tmp_path) as box:
+        now = datetime.now(UTC)
+        await box.admin.append_many("INBOX", [(make_message(f"m{i}"), now) for i in range(3)])
+        async with (
+            websocket(running_app, http) as owner_ws,
+            websocket(running_app, http) as other_ws,
+        ):
+            await subscribe(owner_ws, runtime, owner, "done", SYNC_COMPLETED)
+            await subscribe(other_ws, runtime, stranger, "done", SYNC_COMPLETED)
+            account_id = await connect_and_start(gql.as_user(owner.token), box, labels=["INBOX"])
+            assert await runtime.redis.exists(f"arq:job:{sync_job_id(account_id)}")
+
+            await _burst_worker(make_settings)
+
+            event = await owner_ws.receive_json(timeout=10)
+            assert event["type"] == "next"
+            completed = event["payload"]["data"]["syncCompleted"]
+            assert completed == {
+                "account": {"id": str(account_id), "status": "ACTIVE"},
+                "initial": True,
+                "newMessages": 3,
+                "updatedMessages": 0,
+                "removedMessages": 0,
+            }
+            await receives_nothing(other_ws, seconds=1.0)
+    async with runtime.session_factory() as session:
+        stored = list(await session.scalars(select(Message.subject).order_by(Message.subject)))
+    assert stored == ["m0", "m1", "m2"]
+
+
+async def test_wrong_stored_password_is_auth_failed_and_not_retried(
+    gql: GraphQLClient,
+    running_app: RunningApp,
+    http: httpx.AsyncClient,
+    runtime: Runtime,
+    new_user: NewUser,
+    dovecot: ImapServer,
+    tmp_path: Path,
+) -> None:
+    owner = await new_user()
+    async with private_mailbox("dovecot", dovecot, tmp_path) as box:
+        account_id = await connect_and_start(gql.as_user(owner.token), box, labels=["INBOX"])
+        async with session_scope(runtime.session_factory) as session:
+            service = AccountService(session, runtime)
+            await session.execute(
+                update(MailAccount)
+                .where(MailAccount.id == account_id)
+                .values(
+                    imap_password_encrypted=service.encrypt_secret(
+                        account_id, "imap", "the-password-was-changed"
+                    )
+                )
+            )
+        async with websocket(running_app, http) as ws:
+            await subscribe(ws, runtime, owner, "status", STATUS_CHANGED)
+            assert await AccountSyncRun(runtime, account_id, EVERY_RUN).run() is None
+            event = await ws.receive_json(timeout=10)  # startSync made it SYNCING already
+        changed = event["payload"]["data"]["accountStatusChanged"]
+        assert changed == {
+            "id": str(account_id),
+            "status": "AUTH_FAILED",
+            "lastError": AUTH_FAILED_MESSAGE,
+        }
+
+        logins_before = dovecot.log_tail(10_000).count(box.username)
+        assert await AccountSyncRun(runtime, account_id, EVERY_RUN).run() is None
+        async with runtime.session_factory() as session:
+            account = await session.get(MailAccount, account_id)
+        assert account is not None and account.status is AccountStatus.AUTH_FAILED
+        assert account_id not in await _due(runtime)  # the scheduler leaves it alone
+        assert dovecot.log_tail(10_000).count(box.username) == logins_before  # no new login
+
+        reconnected = await gql.as_user(owner.token).execute(
+            """mutation($input: ReconnectMailAccountInput!) {
+                 reconnectMailAccount(input: $input) { account { status } userErrors { code } }
+               }""",
+            {"input": {"accountId": str(account_id), "imapPassword": box.password}},
+        )
+        assert reconnected["reconnectMailAccount"] == {
+            "account": {"status": "ACTIVE"},
+            "userErrors": [],
+        }
+        result = await sync_once(runtime, account_id)
+        assert result.initial is True
+
+
+async def _due(runtime: Runtime) -> list[uuid.UUID]:
+    async with runtime.session_factory() as session:
+        return await repository.due_account_ids(session, datetime.now(UTC), 100)
+
+
+async def test_scheduler_requeues_due_accounts_after_redis_is_flushed(
+    gql: GraphQLClient,
+    runtime: Runtime,
+    new_user: NewUser,
+    dovecot: ImapServer,
+    tmp_path: Path,
+) -> None:
+    owner = await new_user()
+    async with private_mailbox("dovecot", dovecot, tmp_path) as box:
+        account_id = await connect_and_start(gql.as_user(owner.token), box, labels=["INBOX"])
+        await sync_once(runtime, account_id)
+        job_key = f"arq:job:{sync_job_id(account_id)}"
+        async with session_scope(runtime.session_factory) as session:  # the interval has passed
+            await session.execute(
+                update(MailAccount)
+                .where(MailAccount.id == account_id)
+                .values(next_sync_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        await runtime.redis.flushdb()  # Redis forgot every queued job
+        assert not await runtime.redis.exists(job_key)
+
+        queued = await schedule_due_syncs({"runtime": runtime})
+        assert queued == 1
+        assert await runtime.redis.exists(job_key)
+        assert await schedule_due_syncs({"runtime": runtime}) == 0  # the job id deduplicates
