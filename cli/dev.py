@@ -166,9 +166,8 @@ def _interrupt_on_sigterm() -> None:
 
 
 def run_dev(*, host: str, port: int, imap_port: int) -> int:
-    import uvicorn
-
     from api.app import create_app
+    from cli.serve import serve_app
 
     _interrupt_on_sigterm()
     data_dir = DATA_DIR.resolve()
@@ -192,8 +191,8 @@ def run_dev(*, host: str, port: int, imap_port: int) -> int:
         stack.enter_context(demo_imap_server(imap_port))
         stack.enter_context(worker_process(settings))
         print(_banner(host, port, token, imap_port), flush=True)
-        # On Ctrl-C uvicorn shuts down, then re-raises: the stack stops pymap, Redis, PostgreSQL.
+        # Ctrl-C: uvicorn shuts down, then the stack stops the worker, pymap, Redis, PostgreSQL.
         with contextlib.suppress(KeyboardInterrupt):
-            uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+            serve_app(create_app(settings), host=host, port=port, log_level="warning")
     print("mailsync stopped.")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from collections.abc import Sequence
 
@@ -58,12 +59,10 @@ def _cmd_set_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_api(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from api.app import create_app
+    from cli.serve import serve_app
 
-    app = create_app(load_settings(Settings))
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", proxy_headers=True)
+    serve_app(create_app(load_settings(Settings)), host=args.host, port=args.port)
     return 0
 
 
@@ -73,7 +72,9 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from workers.arq_worker import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(run_worker(load_settings(Settings), burst=args.burst))
+    settings = load_settings(Settings)
+    with contextlib.suppress(asyncio.CancelledError):  # arq cancels its main task on SIGINT
+        asyncio.run(run_worker(settings, burst=args.burst))
     return 0
 
 
