@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.graphql.accounts.inputs import (
     AddMailAccountInput,
     ReconnectMailAccountInput,
     UpdateMailAccountInput,
 )
+from api.graphql.accounts.payloads import account_payload
 from api.graphql.accounts.types import (
-    MailAccount,
     MailAccountPayload,
     RemoveMailAccountPayload,
     SetDefaultAccountPayload,
@@ -19,6 +20,7 @@ from api.graphql.auth import viewer_of
 from api.graphql.context import Info
 from api.graphql.errors import IsAuthenticated, UserError
 from api.graphql.identity.types import User
+from core import models
 from core.accounts.service import AccountChanges, AccountService
 from core.errors import ServiceError
 from core.ids import parse_uuid
@@ -32,15 +34,10 @@ class AccountMutations:
         description="Verifies the IMAP (and SMTP) login, then stores the account as READY.",
     )
     async def add_mail_account(self, info: Info, input: AddMailAccountInput) -> MailAccountPayload:
-        viewer = viewer_of(info)
-        try:
-            async with info.context.unit_of_work() as session:
-                account = await AccountService(session, info.context.runtime).add(
-                    viewer, input.to_domain()
-                )
-        except ServiceError as error:
-            return MailAccountPayload(user_errors=[UserError.from_service(error)])
-        return MailAccountPayload(account=MailAccount.from_row(account))
+        viewer, runtime = viewer_of(info), info.context.runtime
+        return await account_payload(
+            info, lambda session: AccountService(session, runtime).add(viewer, input.to_domain())
+        )
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
     async def update_mail_account(
@@ -52,18 +49,18 @@ class AccountMutations:
             display_name_set=input.display_name is not strawberry.UNSET,
             sharing=input.sharing or None,
         )
-        try:
-            async with info.context.unit_of_work() as session:
-                account = await AccountService(session, info.context.runtime).update(
-                    viewer, parse_uuid(input.account_id), changes
-                )
-                if input.labels is not strawberry.UNSET and input.labels is not None:
-                    await SyncService(session, info.context.runtime).change_labels(
-                        account, list(input.labels)
-                    )
-        except ServiceError as error:
-            return MailAccountPayload(user_errors=[UserError.from_service(error)])
-        return MailAccountPayload(account=MailAccount.from_row(account))
+        labels = None if input.labels in (None, strawberry.UNSET) else list(input.labels)
+        runtime = info.context.runtime
+
+        async def update(session: AsyncSession) -> models.MailAccount:
+            account = await AccountService(session, runtime).update(
+                viewer, parse_uuid(input.account_id), changes
+            )
+            if labels is not None:
+                await SyncService(session, runtime).change_labels(account, labels)
+            return account
+
+        return await account_payload(info, update)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -72,18 +69,16 @@ class AccountMutations:
     async def reconnect_mail_account(
         self, info: Info, input: ReconnectMailAccountInput
     ) -> MailAccountPayload:
-        viewer = viewer_of(info)
-        try:
-            async with info.context.unit_of_work() as session:
-                account = await AccountService(session, info.context.runtime).reconnect(
-                    viewer,
-                    parse_uuid(input.account_id),
-                    input.imap_password,
-                    input.smtp_password or None,
-                )
-        except ServiceError as error:
-            return MailAccountPayload(user_errors=[UserError.from_service(error)])
-        return MailAccountPayload(account=MailAccount.from_row(account))
+        viewer, runtime = viewer_of(info), info.context.runtime
+        return await account_payload(
+            info,
+            lambda session: AccountService(session, runtime).reconnect(
+                viewer,
+                parse_uuid(input.account_id),
+                input.imap_password,
+                input.smtp_password or None,
+            ),
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
