@@ -2,20 +2,20 @@
 
 Pure and CPU-bound: no I/O, no global state. `parse_message` never raises, whatever the bytes.
 
-Measured on this machine (2 cores, Python 3.11.7, one process, other jobs running: load ~1.8),
-corpus(2000, seed=1) from tests/support/mail_corpus.py, 16.0 MB (8 KB per message on average),
-best of 5, two runs:
+Measured on this machine (2 cores shared with other jobs, Python 3.11.7, one process),
+corpus(2000, seed=1) from tests/support/mail_corpus.py, 16.0 MB (8 KB per message on average);
+best of 5 repeats, best of several runs (runs varied by up to 30% with the machine's load):
 
-    email.message_from_bytes(policy=compat32), parse only   3,700-3,900 msg/s   30-31 MB/s
-    BytesParser(policy=email.policy.default), parse only      850-1,050 msg/s  6.8-8.4 MB/s
-    BytesParser(policy=default) + the fields below              380-400 msg/s  3.1-3.2 MB/s
-    parse_message: compat32 + the fields below              2,200-2,350 msg/s   18-19 MB/s
+    email.message_from_bytes(policy=compat32), parse only      4,100 msg/s   33 MB/s
+    BytesParser(policy=email.policy.default), parse only       1,040 msg/s  8.3 MB/s
+    BytesParser(policy=default) + the fields below               430 msg/s  3.4 MB/s
+    parse_message: compat32 + the fields below                 2,400 msg/s   19 MB/s
 
     reproduce: .venv/bin/python -m tests.support.mail_corpus --count 2000 --seed 1 --repeat 5
 
-The modern API is 4x slower to parse and 6x slower end to end (its header objects and
+The modern API is 4x slower to parse and 5.5x slower end to end (its header objects and
 get_body/iter_attachments), so this module uses compat32 and decodes headers itself. About
-three quarters of parse_message is the stdlib parse. 10,000 messages take about 4.5 s of one
+three quarters of parse_message is the stdlib parse. 10,000 messages take about 4 s of one
 core. Parsing is CPU-bound and holds the GIL: to use both cores, run it in a process pool
 (ParsedMessage pickles), not in threads.
 

@@ -930,6 +930,50 @@ def test_garbage_and_mangled_messages_never_raise() -> None:
         assert len(parsed.snippet) <= SNIPPET_LENGTH
 
 
+_TYPES = ("text/plain", "text/html", "application/pdf", "message/rfc822", "multipart/mixed", "/")
+_PARAMETER_NAMES = ("charset", "name", "filename", "name*", "filename*", "filename*0*", "name*1")
+_PARAMETER_VALUES = (
+    *("utf-8", "x-unknown", "idna", "undefined", "base64", "utf-7", "utf-16", "iso-2022-jp"),
+    *('"\xff\xfe"', "utf-8''%C3%BC", "''", "%", '"unterminated', '"a;b"', "=?utf-8?B?w7w=?="),
+    *("\xc3\xbc.pdf", "", '"\\""', "utf\x00"),
+)
+_ENCODINGS = ("base64", "quoted-printable", "8bit", " Base64 ", "x-uuencode", '"base64"', "junk")
+_BODIES = ("QUJD", "\xff\xfe", "=C3=BC=", "begin 644 f\n#86)C\n`\nend", "a\x00", "+2AA-", "====")
+
+
+def _hostile_entity(rng: random.Random, depth: int = 0) -> str:
+    """A random MIME entity from the pieces that have broken parsers (ours and the stdlib's)."""
+    content_type = rng.choice(_TYPES)
+    parameters = "".join(
+        f"; {rng.choice(_PARAMETER_NAMES)}={rng.choice(_PARAMETER_VALUES)}"
+        for _ in range(rng.randint(0, 3))
+    )
+    headers = [f"Subject: {rng.choice(_PARAMETER_VALUES)}"] if rng.random() < 0.3 else []
+    if content_type.startswith("multipart") and depth < 4:
+        headers.append(f"Content-Type: {content_type}; boundary=x{depth}{parameters}")
+        parts = [_hostile_entity(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+        body = "".join(f"--x{depth}\n{part}\n" for part in parts) + f"--x{depth}--\n"
+    elif content_type.startswith("message") and depth < 4:
+        headers.append(f"Content-Type: {content_type}{parameters}")
+        body = _hostile_entity(rng, depth + 1)
+    else:
+        headers.append(f"Content-Type: {content_type}{parameters}")
+        if rng.random() < 0.7:
+            headers.append(f"Content-Transfer-Encoding: {rng.choice(_ENCODINGS)}")
+        if rng.random() < 0.5:
+            disposition = rng.choice(("attachment", "inline", "\xff"))
+            headers.append(f"Content-Disposition: {disposition}{parameters}")
+        body = "".join(rng.choice(_BODIES) for _ in range(rng.randint(0, 4)))
+    return "\n".join(headers) + "\n\n" + body
+
+
+def test_random_hostile_mime_structures_never_raise() -> None:
+    rng = random.Random(4242)
+    for _ in range(300):
+        parsed = parse_message(raw(_hostile_entity(rng).encode("latin-1")))
+        assert all(db_safe(s) for s in strings(parsed))
+
+
 # --- the corpus ----------------------------------------------------------------------------
 
 

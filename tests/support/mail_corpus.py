@@ -244,7 +244,7 @@ def realistic_message(
     lang = sender.lang
     paragraphs = _paragraphs(rng, lang)
     quoted = _quoted_history(rng, date) if parent is not None else []
-    greeting = rng.choice(_GREETING[lang]).format(first=recipients[0].name.split()[0])
+    greeting = rng.choice(_GREETING[lang]).format(first=recipients[0].name.split()[0].rstrip(","))
     signature = [rng.choice(_CLOSING[lang]), sender.name or "Billing"]
 
     charsets, weights = zip(*_CHARSETS[lang], strict=True)
