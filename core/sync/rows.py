@@ -13,11 +13,6 @@ from core.mail.parsing import ParsedMessage, parse_message, thread_key_candidate
 ThreadLookup = Callable[[Sequence[str]], Awaitable[dict[str, uuid.UUID]]]
 
 
-def _text(value: str | None) -> str | None:
-    """PostgreSQL text cannot hold NUL characters, which broken mail sometimes has."""
-    return value.replace("\x00", "") if value is not None else None
-
-
 def internal_date(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -58,7 +53,7 @@ async def build_rows(
 
 
 def _address(name: str | None, address: str) -> dict[str, str | None]:
-    return {"name": _text(name), "address": _text(address) or ""}
+    return {"name": name, "address": address}
 
 
 def _row(
@@ -75,27 +70,27 @@ def _row(
         "folder_id": folder_id,
         "uid": message.uid,
         "modseq": message.modseq,
-        "message_id": _text(p.message_id),
-        "in_reply_to": _text(p.in_reply_to),
-        "references": [r.replace("\x00", "") for r in p.references],
+        "message_id": p.message_id,
+        "in_reply_to": p.in_reply_to,
+        "references": list(p.references),
         "thread_id": thread_id,
-        "subject": _text(p.subject),
-        "from_name": _text(p.from_.name) if p.from_ else None,
-        "from_address": _text(p.from_.address) if p.from_ else None,
+        "subject": p.subject,
+        "from_name": p.from_.name if p.from_ else None,
+        "from_address": p.from_.address if p.from_ else None,
         "to_addresses": [_address(a.name, a.address) for a in p.to],
         "cc_addresses": [_address(a.name, a.address) for a in p.cc],
         "date": p.date or received or datetime.now(UTC),
         "internal_date": received,
-        "snippet": _text(p.snippet) or "",
+        "snippet": p.snippet,
         "is_read": is_read,
         "is_flagged": is_flagged,
         "is_answered": is_answered,
         "has_attachments": p.has_attachments,
         "attachments": [
-            {"filename": _text(a.filename), "contentType": a.content_type, "size": a.size}
+            {"filename": a.filename, "contentType": a.content_type, "size": a.size}
             for a in p.attachments
         ],
-        "body_text": _text(p.body_text),
-        "body_html": _text(p.body_html),
+        "body_text": p.body_text,
+        "body_html": p.body_html,
         "size": message.size,
     }
