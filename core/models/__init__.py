@@ -15,6 +15,7 @@ from core.models.enums import (
 )
 from core.models.folder import Folder
 from core.models.message import Message
+from core.models.thread import ThreadKey
 from core.models.user import ApiToken, User
 
 __all__ = [
@@ -32,5 +33,6 @@ __all__ = [
     "Plan",
     "Role",
     "Sharing",
+    "ThreadKey",
     "User",
 ]

@@ -206,15 +206,16 @@ class FolderSync:
             async def lookup(keys: Sequence[str]) -> dict[str, uuid.UUID]:
                 return await repository.thread_ids_for(session, self.account.owner_id, keys)
 
-            rows, message_ids = await build_rows(
+            built = await build_rows(
                 fetched,
                 account_id=self.account.account_id,
                 folder_id=self.folder.id,
                 lookup_threads=lookup,
             )
-            by_message_id = {mid: uid for uid, mid in message_ids.items()}
+            by_message_id = {mid: uid for uid, mid in built.message_ids.items()}
             await repository.rematch_parked(session, self.folder.id, by_message_id)
-            self.counts.new += await repository.insert_messages(session, rows)
+            self.counts.new += await repository.insert_messages(session, built.rows)
+            await repository.remember_thread_keys(session, self.account.owner_id, built.thread_keys)
             folder = await repository.get_folder(session, self.folder.id)
             for column, value in checkpoint.items():
                 setattr(folder, column, value)

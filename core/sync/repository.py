@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.models import AccountStatus, Folder, MailAccount, Message
+from core.models import AccountStatus, Folder, MailAccount, Message, ThreadKey
 
 
 async def lock_account(session: AsyncSession, account_id: uuid.UUID) -> MailAccount | None:
@@ -157,31 +157,30 @@ async def drop_parked(session: AsyncSession, folder_id: uuid.UUID) -> int:
 
 
 async def thread_ids_for(
-    session: AsyncSession, owner_id: uuid.UUID, message_ids: Sequence[str]
+    session: AsyncSession, owner_id: uuid.UUID, keys: Sequence[str]
 ) -> dict[str, uuid.UUID]:
-    """Known thread of each Message-ID among the owner's mail, either as a message's own
-    id or as one it refers to (a reply that arrived before its parent)."""
-    if not message_ids:
+    """The known conversation of each Message-ID among the owner's mail."""
+    if not keys:
         return {}
-    owner_accounts = select(MailAccount.id).where(MailAccount.owner_id == owner_id)
     rows = await session.execute(
-        select(Message.message_id, Message.references, Message.in_reply_to, Message.thread_id)
-        .where(Message.account_id.in_(owner_accounts))
-        .where(
-            or_(
-                Message.message_id.in_(message_ids),
-                Message.in_reply_to.in_(message_ids),
-                Message.references.overlap(list(message_ids)),
-            )
+        select(ThreadKey.key, ThreadKey.thread_id).where(
+            ThreadKey.owner_id == owner_id, ThreadKey.key.in_(list(keys))
         )
     )
-    wanted = set(message_ids)
-    found: dict[str, uuid.UUID] = {}
-    for message_id, references, in_reply_to, thread_id in rows:
-        for candidate in (message_id, in_reply_to, *references):
-            if candidate in wanted:
-                found.setdefault(candidate, thread_id)
-    return found
+    return {key: thread_id for key, thread_id in rows}
+
+
+async def remember_thread_keys(
+    session: AsyncSession, owner_id: uuid.UUID, keys: dict[str, uuid.UUID]
+) -> None:
+    """Register keys; the first conversation a key was seen in keeps it."""
+    if not keys:
+        return
+    await session.execute(
+        insert(ThreadKey)
+        .values([{"owner_id": owner_id, "key": k, "thread_id": t} for k, t in keys.items()])
+        .on_conflict_do_nothing(index_elements=["owner_id", "key"])
+    )
 
 
 async def refresh_folder_counts(session: AsyncSession, folder_id: uuid.UUID) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,13 @@ from core.mail.mailbox import FetchedMessage
 from core.mail.parsing import ParsedMessage, parse_message, thread_key_candidates
 
 ThreadLookup = Callable[[Sequence[str]], Awaitable[dict[str, uuid.UUID]]]
+
+
+@dataclass
+class BuiltRows:
+    rows: list[dict[str, Any]]
+    message_ids: dict[int, str]  # UID -> Message-ID, to re-key rows after a UIDVALIDITY change
+    thread_keys: dict[str, uuid.UUID]  # every key this chunk used, to remember
 
 
 def internal_date(value: str | None) -> datetime | None:
@@ -34,11 +42,12 @@ async def build_rows(
     account_id: uuid.UUID,
     folder_id: uuid.UUID,
     lookup_threads: ThreadLookup,
-) -> tuple[list[dict[str, Any]], dict[int, str]]:
-    """Rows to insert, and each UID's Message-ID (for re-keying after a UIDVALIDITY change)."""
+) -> BuiltRows:
+    """Rows to insert, with the thread of each message (known, or new)."""
     parsed = [(message, parse_message(message.raw)) for message in fetched]
     keys = {key for _, p in parsed for key in thread_key_candidates(p)}
-    threads = dict(await lookup_threads(sorted(keys)))
+    known = await lookup_threads(sorted(keys))
+    threads = dict(known)
     rows: list[dict[str, Any]] = []
     message_ids: dict[int, str] = {}
     for message, p in parsed:
@@ -49,7 +58,7 @@ async def build_rows(
         if p.message_id:
             message_ids[message.uid] = p.message_id
         rows.append(_row(message, p, account_id, folder_id, thread_id))
-    return rows, message_ids
+    return BuiltRows(rows, message_ids, {k: t for k, t in threads.items() if k not in known})
 
 
 def _address(name: str | None, address: str) -> dict[str, str | None]:

@@ -17,7 +17,15 @@ from core.migrate import upgrade
 
 EMBEDDED_DIR = Path(__file__).resolve().parents[2] / ".mailsync" / "test"
 
-TABLES = ["companies", "users", "api_tokens", "mail_accounts", "folders", "messages"]
+TABLES = [
+    "companies",
+    "users",
+    "api_tokens",
+    "mail_accounts",
+    "folders",
+    "messages",
+    "thread_keys",
+]
 
 
 def _asyncpg_dsn(url: str) -> str:

@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
-from core.models import AccountStatus, MailAccount, Message
+from core.models import AccountStatus, MailAccount, Message, Plan
 from core.runtime import Runtime
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
@@ -135,3 +135,26 @@ async def test_uidvalidity_change_rebuilds_without_duplicates(
         async with runtime.session_factory() as session:
             count = await session.scalar(select(func.count()).select_from(Message))
         assert count == 3
+
+
+async def test_threads_join_across_accounts_even_when_the_reply_arrives_first(
+    gql: GraphQLClient, new_user: NewUser, runtime: Runtime, dovecot: ImapServer, tmp_path: Path
+) -> None:
+    user = await new_user(plan=Plan.PROFESSIONAL)
+    client = gql.as_user(user.token)
+    now = datetime.now(UTC)
+    async with (
+        private_mailbox("dovecot", dovecot, tmp_path) as sales,
+        private_mailbox("dovecot", dovecot, tmp_path) as support,
+    ):
+        await sales.admin.append("INBOX", make_message("re: offer", reply_to="offer"), when=now)
+        await support.admin.append("INBOX", make_message("offer"), when=now)
+        await support.admin.append("INBOX", make_message("unrelated"), when=now)
+        sales_id = await connect_and_start(client, sales, labels=["INBOX"])
+        support_id = await connect_and_start(client, support, labels=["INBOX"])
+        await sync_once(runtime, sales_id)  # the reply first
+        await sync_once(runtime, support_id)
+    async with runtime.session_factory() as session:
+        threads = dict((await session.execute(select(Message.subject, Message.thread_id))).all())
+    assert threads["re: offer"] == threads["offer"]
+    assert threads["unrelated"] != threads["offer"]
