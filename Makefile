@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-CODE := core api workers cli
+CODE := core api workers cli bench
 
 .PHONY: run test lint format schema lock bench clean
 
@@ -40,8 +40,12 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra embedded --extra dev --python-version 3.11 \
 		-o requirements.lock
 
-bench:
-	@echo "No benchmarks yet: they arrive with the sync engine (issue 3) and the inbox (issue 4)."
+# Sync benchmark (prints figures and ratios; not a timed test). Servers: MAILSYNC_TEST_DATABASE_URL
+# / MAILSYNC_TEST_REDIS_URL when set, else embedded ones. Options: make bench BENCH_ARGS=--help
+bench: $(STAMP)
+	@command -v mbsync >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y isync; }
+	@test -x /usr/sbin/dovecot || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dovecot-imapd; }
+	$(BIN)/python -m bench.sync_bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mailsync .pytest_cache .mypy_cache .ruff_cache

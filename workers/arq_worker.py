@@ -20,6 +20,7 @@ from core.runtime import Runtime, open_runtime
 from core.settings import Settings
 from core.sync import repository
 from core.sync.folder import SyncTuning
+from core.sync.parse_pool import INLINE, MessageParser
 from workers.sync_run import AccountSyncRun
 
 log = logging.getLogger(__name__)
@@ -28,15 +29,17 @@ SCHEDULE_BATCH = 1000
 POLL_DELAY_SECONDS = 0.05  # arq's 0.5 s default delays every job start by up to that much
 
 
-def tuning_for(settings: Settings) -> SyncTuning:
-    return SyncTuning(full_flag_scan_every=timedelta(seconds=settings.flag_scan_interval_seconds))
+def tuning_for(settings: Settings, parser: MessageParser = INLINE) -> SyncTuning:
+    return SyncTuning(
+        full_flag_scan_every=timedelta(seconds=settings.flag_scan_interval_seconds),
+        parser=parser,
+    )
 
 
 async def sync_account(ctx: dict[str, Any], account_id: str) -> dict[str, object] | None:
     runtime: Runtime = ctx["runtime"]
-    result = await AccountSyncRun(
-        runtime, uuid.UUID(account_id), tuning_for(runtime.settings)
-    ).run()
+    tuning: SyncTuning = ctx.get("tuning") or tuning_for(runtime.settings)
+    result = await AccountSyncRun(runtime, uuid.UUID(account_id), tuning).run()
     if result is None:
         return None
     return {
@@ -60,12 +63,14 @@ async def schedule_due_syncs(ctx: dict[str, Any]) -> int:
     return queued
 
 
-def build_worker(runtime: Runtime, *, burst: bool = False) -> Worker:
+def build_worker(
+    runtime: Runtime, *, burst: bool = False, parser: MessageParser = INLINE
+) -> Worker:
     return Worker(
         functions=[func(sync_account, name=SYNC_ACCOUNT, keep_result=0, max_tries=3, timeout=3600)],
         cron_jobs=[cron(schedule_due_syncs, second=set(range(0, 60, 10)), run_at_startup=True)],
         redis_pool=runtime.redis,
-        ctx={"runtime": runtime},
+        ctx={"runtime": runtime, "tuning": tuning_for(runtime.settings, parser)},
         burst=burst,
         handle_signals=not burst,
         poll_delay=POLL_DELAY_SECONDS,
@@ -74,8 +79,12 @@ def build_worker(runtime: Runtime, *, burst: bool = False) -> Worker:
 
 
 async def run_worker(settings: Settings, *, burst: bool = False) -> None:
-    async with open_runtime(settings) as runtime:
-        await run_until_done(build_worker(runtime, burst=burst), runtime)
+    parser = MessageParser(settings.parse_processes)
+    try:
+        async with open_runtime(settings) as runtime:
+            await run_until_done(build_worker(runtime, burst=burst, parser=parser), runtime)
+    finally:
+        parser.close()
 
 
 async def run_until_done(worker: Worker, runtime: Runtime) -> None:

@@ -166,7 +166,11 @@ async def imap_session(
 
 async def _connect_and_login(login: ServerLogin, options: MailConnectOptions) -> ImapConnection:
     host = login.host
-    tls = client_tls_context(options.tls_ca_file)
+    tls = (
+        client_tls_context(options.tls_ca_file)
+        if login.security is not ConnectionSecurity.NONE
+        else None
+    )
     implicit_tls = tls if login.security is ConnectionSecurity.SSL else None
     client: aioimaplib.IMAP4 | None = None
     try:
@@ -176,7 +180,7 @@ async def _connect_and_login(login: ServerLogin, options: MailConnectOptions) ->
             )
             client = _DirectIMAP4(host, address, login.port, options.timeout, implicit_tls)
             await client.wait_hello_from_server()
-            if login.security is ConnectionSecurity.STARTTLS:
+            if login.security is ConnectionSecurity.STARTTLS and tls is not None:
                 await _starttls(client, host, tls)
             if "LOGINDISABLED" in {c.upper() for c in client.protocol.capabilities}:
                 raise ServiceError(

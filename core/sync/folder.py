@@ -7,15 +7,25 @@ on (folder, uid)).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from core.db import SessionFactory, session_scope
-from core.mail.mailbox import FlagsItem, MailboxOps, MailboxState, QuickResync, uid_set
+from core.mail.mailbox import (
+    FetchedMessage,
+    FlagsItem,
+    MailboxOps,
+    MailboxState,
+    QuickResync,
+    uid_set,
+)
+from core.mail.parsing import ParsedMessage
 from core.models import Folder, PastSync
 from core.sync import repository
+from core.sync.parse_pool import INLINE, MessageParser
 from core.sync.rows import build_rows, flag_columns
 
 Progress = Callable[[str, int, int], Awaitable[None]]
@@ -45,9 +55,10 @@ class SyncCounts:
 
 @dataclass(frozen=True)
 class SyncTuning:
-    fetch_chunk: int = 50  # whole messages per UID FETCH (and per commit)
+    fetch_chunk: int = 100  # whole messages per UID FETCH (and per commit)
     flags_chunk: int = 250  # UIDs per FLAGS FETCH: keeps every response small
     full_flag_scan_every: timedelta = field(default=timedelta(minutes=5))
+    parser: MessageParser = INLINE
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,8 @@ class FolderSync:
         self.tuning = tuning
         self.progress = progress
         self.counts = SyncCounts()
+        # Rows parked by a UIDVALIDITY change wait to be re-keyed by Message-ID.
+        self.rebuilding = False
 
     async def run(self) -> SyncCounts:
         folder = self.folder
@@ -157,16 +170,14 @@ class FolderSync:
         # "n:*" always matches the last message, even below n: filter.
         uids = [u for u in await self.ops.uid_search(f"UID {highest + 1}:*") if u > highest]
         uids.sort()
-        done = 0
-        for chunk in _chunks(uids, self.tuning.fetch_chunk):
-            await self._store_chunk(chunk, checkpoint={"highest_uid": max(chunk)})
-            done += len(chunk)
-            await self.progress(self.folder.name, done, len(uids))
+        await self._store_chunks(uids, lambda chunk: {"highest_uid": max(chunk)})
 
     async def _backfill(self) -> None:
         before = self.folder.backfill_before_uid
         if before is None:
             return
+        async with self.sessions() as session:
+            self.rebuilding = await repository.has_parked(session, self.folder.id)
         if before > 1:
             criteria = f"UID 1:{before - 1}"
             since = await self._backfill_since()
@@ -177,12 +188,8 @@ class FolderSync:
             )
         else:
             uids = []
-        done = 0
         # Newest first, so that the inbox fills from the top.
-        for chunk in _chunks(uids, self.tuning.fetch_chunk):
-            await self._store_chunk(chunk, checkpoint={"backfill_before_uid": min(chunk)})
-            done += len(chunk)
-            await self.progress(self.folder.name, done, len(uids))
+        await self._store_chunks(uids, lambda chunk: {"backfill_before_uid": min(chunk)})
         async with session_scope(self.sessions) as session:
             self.counts.removed += await repository.drop_parked(session, self.folder.id)
             folder = await repository.get_folder(session, self.folder.id)
@@ -199,8 +206,37 @@ class FolderSync:
             return None
         return datetime.now(UTC) - timedelta(days=days)
 
-    async def _store_chunk(self, uids: list[int], checkpoint: dict[str, int]) -> None:
-        fetched = await self.ops.fetch_messages(uid_set(uids))
+    async def _store_chunks(
+        self, uids: list[int], checkpoint: Callable[[list[int]], dict[str, int]]
+    ) -> None:
+        """Fetch, parse and store ``uids`` in chunks, as a pipeline: the next chunk is on
+        the wire while this one is parsed (in another process) and written."""
+        chunks = _chunks(uids, self.tuning.fetch_chunk)
+        pending = self._fetch(chunks[0]) if chunks else None
+        done = 0
+        try:
+            for index, chunk in enumerate(chunks):
+                assert pending is not None
+                fetched = await pending
+                pending = self._fetch(chunks[index + 1]) if index + 1 < len(chunks) else None
+                parsed = await self.tuning.parser.parse([m.raw for m in fetched])
+                await self._write_chunk(fetched, parsed, checkpoint(chunk))
+                done += len(chunk)
+                await self.progress(self.folder.name, done, len(uids))
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()  # the run failed: the next run fetches it again
+
+    def _fetch(self, chunk: list[int]) -> asyncio.Task[list[FetchedMessage]]:
+        return asyncio.create_task(self.ops.fetch_messages(uid_set(chunk)))
+
+    async def _write_chunk(
+        self,
+        fetched: list[FetchedMessage],
+        parsed: list[ParsedMessage],
+        checkpoint: dict[str, int],
+    ) -> None:
+        """The chunk's rows and the checkpoint that covers them, in one transaction."""
         async with session_scope(self.sessions) as session:
 
             async def lookup(keys: Sequence[str]) -> dict[str, uuid.UUID]:
@@ -208,6 +244,7 @@ class FolderSync:
 
             built = await build_rows(
                 fetched,
+                parsed,
                 account_id=self.account.account_id,
                 folder_id=self.folder.id,
                 lookup_threads=lookup,

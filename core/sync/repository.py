@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Table, Text, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import array as sa_array
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +41,12 @@ async def get_folder(session: AsyncSession, folder_id: uuid.UUID) -> Folder:
     if folder is None:
         raise LookupError(folder_id)
     return folder
+
+
+async def set_checkpoint(
+    session: AsyncSession, folder_id: uuid.UUID, values: dict[str, int]
+) -> None:
+    await session.execute(update(Folder).where(Folder.id == folder_id).values(**values))
 
 
 async def stored_uids(session: AsyncSession, folder_id: uuid.UUID) -> set[int]:
@@ -95,16 +102,24 @@ async def delete_uid_ranges(
     return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult
 
 
+_MESSAGES = cast(Table, Message.__table__)
+_THREAD_KEYS = cast(Table, ThreadKey.__table__)
+_INSERT_MESSAGES = (
+    insert(_MESSAGES)
+    .on_conflict_do_nothing(index_elements=["folder_id", "uid"])
+    .returning(_MESSAGES.c.id)
+)
+
+
 async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
-    """Insert what is not there yet ((folder, uid) is unique); the number inserted."""
+    """Insert what is not there yet ((folder, uid) is unique); the number inserted.
+
+    One statement compiled once and executed with many parameter sets (SQLAlchemy batches
+    them into multi-row INSERTs); ``.values(rows)`` would recompile for every chunk.
+    """
     if not rows:
         return 0
-    result = await session.execute(
-        insert(Message)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["folder_id", "uid"])
-        .returning(Message.id)
-    )
+    result = await session.execute(_INSERT_MESSAGES, rows)
     return len(result.all())
 
 
@@ -159,15 +174,29 @@ async def drop_parked(session: AsyncSession, folder_id: uuid.UUID) -> int:
 async def thread_ids_for(
     session: AsyncSession, owner_id: uuid.UUID, keys: Sequence[str]
 ) -> dict[str, uuid.UUID]:
-    """The known conversation of each Message-ID among the owner's mail."""
+    """The known conversation of each Message-ID among the owner's mail.
+
+    Joined from ``unnest`` so the planner probes the primary key once per key, even while
+    a first sync grows the table faster than its statistics.
+    """
     if not keys:
         return {}
+    wanted = (
+        func.unnest(sa_array(list(keys), type_=Text))
+        .table_valued("key")
+        .render_derived(name="wanted")
+    )
     rows = await session.execute(
-        select(ThreadKey.key, ThreadKey.thread_id).where(
-            ThreadKey.owner_id == owner_id, ThreadKey.key.in_(list(keys))
-        )
+        select(ThreadKey.key, ThreadKey.thread_id)
+        .select_from(wanted)
+        .join(ThreadKey, (ThreadKey.owner_id == owner_id) & (ThreadKey.key == wanted.c.key))
     )
     return {key: thread_id for key, thread_id in rows}
+
+
+_REMEMBER_THREAD_KEYS = insert(_THREAD_KEYS).on_conflict_do_nothing(
+    index_elements=["owner_id", "key"]
+)
 
 
 async def remember_thread_keys(
@@ -177,9 +206,8 @@ async def remember_thread_keys(
     if not keys:
         return
     await session.execute(
-        insert(ThreadKey)
-        .values([{"owner_id": owner_id, "key": k, "thread_id": t} for k, t in keys.items()])
-        .on_conflict_do_nothing(index_elements=["owner_id", "key"])
+        _REMEMBER_THREAD_KEYS,
+        [{"owner_id": owner_id, "key": k, "thread_id": t} for k, t in keys.items()],
     )
 
 

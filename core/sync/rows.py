@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.mail.mailbox import FetchedMessage
-from core.mail.parsing import ParsedMessage, parse_message, thread_key_candidates
+from core.mail.parsing import ParsedMessage, thread_key_candidates
 
 ThreadLookup = Callable[[Sequence[str]], Awaitable[dict[str, uuid.UUID]]]
 
@@ -38,13 +38,14 @@ def flag_columns(flags: frozenset[str]) -> tuple[bool, bool, bool]:
 
 async def build_rows(
     fetched: Sequence[FetchedMessage],
+    parsed_messages: Sequence[ParsedMessage],
     *,
     account_id: uuid.UUID,
     folder_id: uuid.UUID,
     lookup_threads: ThreadLookup,
 ) -> BuiltRows:
     """Rows to insert, with the thread of each message (known, or new)."""
-    parsed = [(message, parse_message(message.raw)) for message in fetched]
+    parsed = list(zip(fetched, parsed_messages, strict=True))
     keys = {key for _, p in parsed for key in thread_key_candidates(p)}
     known = await lookup_threads(sorted(keys))
     threads = dict(known)

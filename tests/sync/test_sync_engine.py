@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -13,10 +14,12 @@ from sqlalchemy import func, select
 
 from core.models import AccountStatus, MailAccount, Message, Plan
 from core.runtime import Runtime
+from core.sync.parse_pool import MessageParser
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
 from tests.support.mailservers import ImapServer
 from tests.support.sync import (
+    EVERY_RUN,
     Mailbox,
     connect_and_start,
     private_mailbox,
@@ -24,6 +27,7 @@ from tests.support.sync import (
     stored_state,
     sync_once,
 )
+from workers.sync_run import AccountSyncRun
 
 NewUser = Callable[..., Awaitable[TestUser]]
 
@@ -158,3 +162,30 @@ async def test_threads_join_across_accounts_even_when_the_reply_arrives_first(
         threads = dict((await session.execute(select(Message.subject, Message.thread_id))).all())
     assert threads["re: offer"] == threads["offer"]
     assert threads["unrelated"] != threads["offer"]
+
+
+async def test_parsing_in_a_process_pool_stores_the_same_rows(
+    gql: GraphQLClient, new_user: NewUser, runtime: Runtime, dovecot: ImapServer, tmp_path: Path
+) -> None:
+    """The worker parses in child processes (MAILSYNC_PARSE_PROCESSES); tests elsewhere
+    parse inline. Both must give the same messages."""
+    parser = MessageParser(1)
+    try:
+        async with private_mailbox("dovecot", dovecot, tmp_path) as box:
+            now = datetime.now(UTC)
+            await box.admin.append_many(
+                "INBOX", [(make_message(f"pooled {i}"), now) for i in range(120)]
+            )
+            user = await new_user()
+            account_id = await connect_and_start(gql.as_user(user.token), box, labels=["INBOX"])
+            run = AccountSyncRun(runtime, account_id, replace(EVERY_RUN, parser=parser))
+            result = await run.run()
+            assert result is not None and result.counts.new == 120
+            assert await stored_state(runtime, account_id) == await server_state(
+                box.admin, ["INBOX"]
+            )
+    finally:
+        parser.close()
+    async with runtime.session_factory() as session:
+        subjects = set(await session.scalars(select(Message.subject)))
+    assert subjects == {f"pooled {i}" for i in range(120)}

@@ -1,0 +1,39 @@
+"""Parsing fetched messages off the event loop, in worker processes.
+
+Parsing is CPU-bound (about half of a first sync) and holds the GIL, so threads would not
+help: a small process pool parses one chunk while the event loop fetches the next and
+writes the previous. Without a pool (tests, the API) messages are parsed inline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+from core.mail.parsing import ParsedMessage, parse_message
+
+
+def parse_many(raws: list[bytes]) -> list[ParsedMessage]:
+    return [parse_message(raw) for raw in raws]
+
+
+class MessageParser:
+    def __init__(self, processes: int = 0) -> None:
+        self._executor = (
+            ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+            if processes > 0
+            else None
+        )
+
+    async def parse(self, raws: list[bytes]) -> list[ParsedMessage]:
+        if self._executor is None:
+            return parse_many(raws)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, parse_many, raws)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+INLINE = MessageParser(0)
