@@ -13,19 +13,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq import cron
+from arq.constants import in_progress_key_prefix as IN_PROGRESS_PREFIX
 from arq.worker import Worker, func
 
-from core.jobs import SYNC_ACCOUNT
+from core.jobs import SYNC_ACCOUNT, sync_job_id
 from core.runtime import Runtime, open_runtime
 from core.settings import Settings
 from core.sync import repository
 from core.sync.folder import SyncTuning
 from core.sync.parse_pool import INLINE, MessageParser
-from workers.sync_run import AccountSyncRun
+from workers.sync_run import AccountSyncRun, account_lock
 
 log = logging.getLogger(__name__)
 
 SCHEDULE_BATCH = 1000
+# A run is checkpointed per chunk, so a run cut short loses little; a short timeout also
+# bounds how long a job abandoned by a killed worker would otherwise stay blocked.
+SYNC_JOB_TIMEOUT_SECONDS = 900
 POLL_DELAY_SECONDS = 0.05  # arq's 0.5 s default delays every job start by up to that much
 
 
@@ -57,17 +61,45 @@ async def schedule_due_syncs(ctx: dict[str, Any]) -> int:
         due = await repository.due_account_ids(session, datetime.now(UTC), SCHEDULE_BATCH)
     queued = 0
     for account_id in due:
-        queued += await runtime.jobs.enqueue_sync(account_id)
+        if await runtime.jobs.enqueue_sync(account_id):
+            queued += 1
+        else:
+            await release_if_abandoned(runtime, account_id)
     if queued:
         log.info("scheduled %d due account syncs", queued)
     return queued
+
+
+async def release_if_abandoned(runtime: Runtime, account_id: uuid.UUID) -> bool:
+    """A worker killed mid-job leaves arq's in-progress marker until the job timeout runs
+    out, and nobody may take the job meanwhile. The account's advisory lock tells the
+    truth: marker set but lock free means no one is running it, so drop the marker and
+    let the next worker take the job (a race with a starting worker is harmless: the lock
+    still lets only one of them sync)."""
+    marker = f"{IN_PROGRESS_PREFIX}{sync_job_id(account_id)}"
+    if not await runtime.redis.exists(marker):
+        return False
+    async with account_lock(runtime, account_id) as free:
+        if not free:
+            return False
+    await runtime.redis.delete(marker)
+    log.warning("account %s: released a sync job abandoned by a dead worker", account_id)
+    return True
 
 
 def build_worker(
     runtime: Runtime, *, burst: bool = False, parser: MessageParser = INLINE
 ) -> Worker:
     return Worker(
-        functions=[func(sync_account, name=SYNC_ACCOUNT, keep_result=0, max_tries=3, timeout=3600)],
+        functions=[
+            func(
+                sync_account,
+                name=SYNC_ACCOUNT,
+                keep_result=0,
+                max_tries=3,
+                timeout=SYNC_JOB_TIMEOUT_SECONDS,
+            )
+        ],
         cron_jobs=[cron(schedule_due_syncs, second=set(range(0, 60, 10)), run_at_startup=True)],
         redis_pool=runtime.redis,
         ctx={"runtime": runtime, "tuning": tuning_for(runtime.settings, parser)},

@@ -18,12 +18,13 @@ import aioimaplib
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.accounts import repository as account_repository
 from core.accounts.service import AccountService
 from core.crypto import DecryptionError
 from core.db import after_commit, session_scope
 from core.errors import ErrorCode, ServiceError
 from core.events import ACCOUNT_STATUS_CHANGED, SYNC_COMPLETED, SYNC_PROGRESS
-from core.mail.imap import imap_session
+from core.mail.imap import Mailbox, imap_session
 from core.mail.mailbox import ImapCommandError, MailboxOps
 from core.mail.server import ServerLogin
 from core.models import AccountStatus, MailAccount, PastSync
@@ -144,6 +145,7 @@ class AccountSyncRun:
             async with imap_session(login, self.runtime.mail_options) as connection:
                 ops = MailboxOps(connection)
                 await ops.enable_extensions()
+                counts.removed += await self._refresh_folders(await connection.list_mailboxes())
                 for folder_id in await self._folder_ids():
                     if not await self._still_wanted():
                         return None  # paused or removed meanwhile: stop between folders
@@ -183,6 +185,18 @@ class AccountSyncRun:
         if isinstance(error, TimeoutError):
             return "The mail server did not answer in time; retrying later."
         return "The connection to the mail server failed; retrying later."
+
+    async def _refresh_folders(self, mailboxes: list[Mailbox]) -> int:
+        """Folders created or deleted on the server since the last run; the number of
+        stored messages that left with deleted synced folders."""
+        async with session_scope(self.runtime.session_factory) as session:
+            account = await repository.lock_account(session, self.account_id)
+            if account is None:
+                return 0
+            refresh = await account_repository.refresh_folders(session, account, mailboxes)
+        if refresh.dropped_selected:
+            log.info("account %s: synced folders gone from the server", self.account_id)
+        return refresh.dropped_messages
 
     async def _folder_ids(self) -> list[uuid.UUID]:
         async with self.runtime.session_factory() as session:

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.identity.viewer import Viewer
 from core.mail.imap import Mailbox
-from core.models import Folder, MailAccount, Sharing, User
+from core.models import Folder, MailAccount, Message, Sharing, User
 
 
 def _readable_by(viewer: Viewer) -> ColumnElement[bool]:
@@ -105,6 +106,42 @@ async def add_folders(
         for m in mailboxes
     )
     await session.flush()
+
+
+@dataclass(frozen=True)
+class FolderRefresh:
+    added: list[str]
+    dropped_selected: list[str]  # synced folders the server no longer has
+    dropped_messages: int
+
+
+async def refresh_folders(
+    session: AsyncSession, account: MailAccount, mailboxes: Sequence[Mailbox]
+) -> FolderRefresh:
+    """Make the stored folder list the server's: add new folders, delete vanished ones
+    (with their mail), and keep ``account.labels`` to folders that exist."""
+    existing = {f.name: f for f in await folders_of(session, [account.id])}
+    on_server = {m.name for m in mailboxes}
+    new = [m for m in mailboxes if m.name not in existing]
+    await add_folders(session, account.id, new)
+    gone = [f for name, f in existing.items() if name not in on_server]
+    dropped = 0
+    if gone:
+        dropped = (
+            await session.scalar(
+                select(func.count())
+                .select_from(Message)
+                .where(Message.folder_id.in_([f.id for f in gone]))
+            )
+        ) or 0
+        await session.execute(delete(Folder).where(Folder.id.in_([f.id for f in gone])))
+        account.labels = [label for label in account.labels if label in on_server]
+        await session.flush()
+    return FolderRefresh(
+        added=[m.name for m in new],
+        dropped_selected=[f.name for f in gone if f.selected],
+        dropped_messages=dropped,
+    )
 
 
 async def folders_of(session: AsyncSession, account_ids: Sequence[uuid.UUID]) -> list[Folder]:

@@ -292,6 +292,12 @@ class AccountService:
         await self.session.flush()
         return account
 
+    async def refresh_folders(self, account: MailAccount) -> repository.FolderRefresh:
+        """List the server's folders again (one IMAP login) and store the difference."""
+        async with imap_session(self.imap_login(account), self.runtime.mail_options) as imap:
+            mailboxes = await imap.list_mailboxes()
+        return await repository.refresh_folders(self.session, account, mailboxes)
+
     async def remove(self, viewer: Viewer, account_id: uuid.UUID | None) -> uuid.UUID:
         """Delete the account and its synced mail; the default is not reassigned."""
         await identity_repository.lock_user(self.session, viewer.user_id)

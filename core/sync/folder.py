@@ -111,6 +111,9 @@ class FolderSync:
         if folder.uidvalidity != state.uidvalidity:
             quick = None  # the server ignored what we knew: everything is rebuilt
             await self._start_index(state, rebuild=folder.uidvalidity is not None)
+        if self.folder.backfill_before_uid is not None:  # a rebuild is always backfilled
+            async with self.sessions() as session:
+                self.rebuilding = await repository.has_parked(session, self.folder.id)
         await self._fetch_new()
         await self._backfill()
         if quick is not None:
@@ -176,8 +179,6 @@ class FolderSync:
         before = self.folder.backfill_before_uid
         if before is None:
             return
-        async with self.sessions() as session:
-            self.rebuilding = await repository.has_parked(session, self.folder.id)
         if before > 1:
             criteria = f"UID 1:{before - 1}"
             since = await self._backfill_since()
@@ -197,14 +198,17 @@ class FolderSync:
         self.folder = folder
 
     async def _backfill_since(self) -> datetime | None:
+        """The start of the past-sync window; a rebuild reaches back to the oldest row it
+        must re-find as well (None: no limit)."""
         days = PAST_SYNC_DAYS[self.account.past_sync]
-        async with self.sessions() as session:
-            oldest_parked = await repository.oldest_parked_date(session, self.folder.id)
-        if oldest_parked is not None:  # a rebuild re-finds everything that was stored
-            return oldest_parked - timedelta(days=1)
         if days is None:
             return None
-        return datetime.now(UTC) - timedelta(days=days)
+        window_start = datetime.now(UTC) - timedelta(days=days)
+        async with self.sessions() as session:
+            oldest_parked = await repository.oldest_parked_date(session, self.folder.id)
+        if oldest_parked is not None:
+            return min(window_start, oldest_parked - timedelta(days=1))
+        return window_start
 
     async def _store_chunks(
         self, uids: list[int], checkpoint: Callable[[list[int]], dict[str, int]]
@@ -249,14 +253,15 @@ class FolderSync:
                 folder_id=self.folder.id,
                 lookup_threads=lookup,
             )
-            by_message_id = {mid: uid for uid, mid in built.message_ids.items()}
-            await repository.rematch_parked(session, self.folder.id, by_message_id)
+            if self.rebuilding:
+                by_uid = {row["uid"]: row for row in built.rows}
+                known = {mid: by_uid[uid] for uid, mid in built.message_ids.items()}
+                await repository.rematch_parked(session, self.folder.id, known)
             self.counts.new += await repository.insert_messages(session, built.rows)
             await repository.remember_thread_keys(session, self.account.owner_id, built.thread_keys)
-            folder = await repository.get_folder(session, self.folder.id)
-            for column, value in checkpoint.items():
-                setattr(folder, column, value)
-        self.folder = folder
+            await repository.set_checkpoint(session, self.folder.id, checkpoint)
+        for column, value in checkpoint.items():
+            setattr(self.folder, column, value)
 
     async def _sync_flags(self, state: MailboxState) -> None:
         folder = self.folder

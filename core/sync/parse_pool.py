@@ -8,10 +8,24 @@ writes the previous. Without a pool (tests, the API) messages are parsed inline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import ctypes.util
 import multiprocessing
+import signal
 from concurrent.futures import ProcessPoolExecutor
 
 from core.mail.parsing import ParsedMessage, parse_message
+
+
+def _die_with_parent() -> None:
+    """Linux: end this pool process when the worker dies, even by SIGKILL (no orphans)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def parse_many(raws: list[bytes]) -> list[ParsedMessage]:
@@ -21,7 +35,11 @@ def parse_many(raws: list[bytes]) -> list[ParsedMessage]:
 class MessageParser:
     def __init__(self, processes: int = 0) -> None:
         self._executor = (
-            ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+            ProcessPoolExecutor(
+                processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_die_with_parent,
+            )
             if processes > 0
             else None
         )

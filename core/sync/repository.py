@@ -134,27 +134,34 @@ async def park_uids_for_rematch(session: AsyncSession, folder_id: uuid.UUID) -> 
 
 
 async def rematch_parked(
-    session: AsyncSession, folder_id: uuid.UUID, by_message_id: dict[str, int]
+    session: AsyncSession, folder_id: uuid.UUID, fetched: dict[str, dict[str, Any]]
 ) -> set[str]:
-    """Give parked rows with these Message-IDs their new UIDs; the Message-IDs matched."""
-    if not by_message_id:
+    """Give parked rows with these Message-IDs their new UID and the flags the server has
+    now (``fetched``: Message-ID -> the new row's values); the Message-IDs matched."""
+    if not fetched:
         return set()
     parked = await session.execute(
         select(Message.id, Message.message_id).where(
             Message.folder_id == folder_id,
             Message.uid < 0,
-            Message.message_id.in_(list(by_message_id)),
+            Message.message_id.in_(list(fetched)),
         )
     )
     matched: set[str] = set()
     for row_id, message_id in parked:
         if message_id in matched or message_id is None:
             continue  # one row per Message-ID; a duplicate parked copy is dropped later
+        row = fetched[message_id]
         await session.execute(
-            update(Message).where(Message.id == row_id).values(uid=by_message_id[message_id])
+            update(Message)
+            .where(Message.id == row_id)
+            .values({column: row[column] for column in _REKEYED_COLUMNS})
         )
         matched.add(message_id)
     return matched
+
+
+_REKEYED_COLUMNS = ("uid", "modseq", "is_read", "is_flagged", "is_answered")
 
 
 async def has_parked(session: AsyncSession, folder_id: uuid.UUID) -> bool:

@@ -62,7 +62,15 @@ class SyncService:
 
     async def _select(self, account: MailAccount, labels: list[str] | None) -> list[str]:
         folders = await account_repository.folders_of(self.session, [account.id])
-        chosen = choose_folders(folders, labels)
+        try:
+            chosen = choose_folders(folders, labels)
+        except ServiceError as error:
+            if error.code is not ErrorCode.UNKNOWN_LABEL:
+                raise
+            # The folder may be newer than our list: ask the server once before refusing.
+            await self.accounts.refresh_folders(account)
+            folders = await account_repository.folders_of(self.session, [account.id])
+            chosen = choose_folders(folders, labels)
         for folder in folders:
             if folder in chosen:
                 folder.selected = True

@@ -10,14 +10,16 @@ with the same mail, its flags kept or lost, sometimes with one more message). Af
 step one sync runs and the store must equal the server: per selected folder the UIDs, their
 (read, flagged, answered) flags and Message-IDs, the folder counts, no Message-ID twice.
 
-Dovecot takes the CONDSTORE path, pymap (no CONDSTORE) the full-scan fallback. A case is
-deterministic for its seed: a failure names the seed and lists every step, and
-``pytest tests/sync/test_differential.py -k "dovecot-101"`` replays it.
+Dovecot takes the QRESYNC path, Dovecot behind a proxy that hides QRESYNC the CONDSTORE
+path, pymap (neither) the full-scan fallback. A case is deterministic for its seed: a
+failure names the seed and lists every step, and
+``pytest tests/sync/test_differential.py -k "condstore-111"`` replays it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import imaplib
 import random
 import re
@@ -39,6 +41,7 @@ from tests.support.graphql import GraphQLClient
 from tests.support.mail_corpus import realistic_message
 from tests.support.mailservers import ImapServer
 from tests.support.sync import (
+    EVERY_RUN,
     Mailbox,
     connect_and_start,
     private_mailbox,
@@ -46,15 +49,20 @@ from tests.support.sync import (
     stored_state,
     sync_once,
 )
+from tests.support.tcp_proxy import CuttingProxy
+from workers.sync_run import AccountSyncRun
 
 T = TypeVar("T")
 Flags3 = tuple[bool, bool, bool]
 ServerFolder = dict[int, tuple[frozenset[str], str | None]]  # uid: (flags, Message-ID)
 
-# 3 x 45 + 2 x 35 = 205 synced steps per CI run.
-SEEDS = {"dovecot": (101, 102, 103), "pymap": (201, 202)}
-STEPS = {"dovecot": 45, "pymap": 35}
-CASES = [(kind, seed) for kind, seeds in SEEDS.items() for seed in seeds]
+# The engine's three paths for flags and deletions: Dovecot with QRESYNC (SELECT ...
+# QRESYNC), Dovecot seen through a proxy that hides QRESYNC (CONDSTORE's CHANGEDSINCE and
+# UID SEARCH), pymap (neither: full flag scans). 2 x 45 + 2 x 45 + 2 x 35 = 250 synced steps.
+PATHS = {"qresync": "dovecot", "condstore": "dovecot", "fallback": "pymap"}
+SEEDS = {"qresync": (101, 102), "condstore": (111, 112), "fallback": (201, 202)}
+STEPS = {"qresync": 45, "condstore": 45, "fallback": 35}
+CASES = [(path, seed) for path, seeds in SEEDS.items() for seed in seeds]
 
 SYNCED = ["INBOX", "Projects", "Sent"]
 LATER = ["Clients", "Partners"]  # on the server from the start, selected during the run
@@ -256,7 +264,7 @@ class Step:
 
 @dataclass
 class Scenario:
-    kind: str
+    path: str
     seed: int
     remote: Remote
     gql: GraphQLClient
@@ -266,6 +274,7 @@ class Scenario:
     unselected: list[str] = field(default_factory=lambda: list(LATER))
     log: list[str] = field(default_factory=list)
     burst_done: bool = False
+    now: datetime = field(init=False)
     _corpus: Iterator[bytes] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -301,11 +310,21 @@ class Scenario:
     # -- one random change ----------------------------------------------------------------
 
     async def step(self, snapshot: dict[str, ServerFolder], forced: str | None) -> Step:
+        """One change, or now and then a few before the next sync (new count unknown)."""
+        if forced is not None or self.rng.random() >= 0.15:
+            return await self._one_change(snapshot, forced)
+        parts = []
+        for _ in range(self.rng.randint(2, 4)):
+            parts.append((await self._one_change(snapshot, None)).description)
+            snapshot = await self.remote.snapshot(self.selected)
+        return Step(" ; ".join(parts))
+
+    async def _one_change(self, snapshot: dict[str, ServerFolder], forced: str | None) -> Step:
         occupied = [f for f in self.selected if snapshot[f]]
         resettable = [f for f in self.selected if f not in ("INBOX", "Sent")]
         choices: dict[str, float] = {"append": 5.0}
         if occupied:
-            choices |= {"flag": 3.0, "unflag": 2.0, "delete": 1.5, "move": 2.0}
+            choices |= {"flag": 3.0, "unflag": 2.0, "delete": 1.5, "empty": 0.2, "move": 2.0}
         if self.unselected:
             choices["select"] = 0.5
         if resettable:
@@ -327,6 +346,9 @@ class Scenario:
             await self.remote.move(folder, uid, target, use_move=use_move)
             how = "MOVE" if use_move else "COPY+EXPUNGE"
             return Step(f"move {folder} uid {uid} -> {target} ({how})", expected_new=1)
+        if kind == "empty":
+            await self.remote.expunge(folder, uids)
+            return Step(f"delete+expunge all {len(uids)} of {folder}", expected_new=0)
         picked = self.rng.sample(uids, min(len(uids), self.rng.choice((1, 1, 2, 3))))
         if kind == "delete":
             await self.remote.expunge(folder, picked)
@@ -368,7 +390,7 @@ class Scenario:
         return Step(f"select {folder} (labels {labels})")
 
     async def _reset(self, snapshot: dict[str, ServerFolder], folder: str) -> Step:
-        keep_flags = self.rng.random() < 0.5 or True
+        keep_flags = self.rng.random() < 0.5
         extra = self.new_mail(1) if self.rng.random() < 0.5 else []
         await self.remote.recreate(folder, keep_flags=keep_flags, extra=extra)
         no_id = sum(1 for _flags, mid in snapshot[folder].values() if mid is None)
@@ -467,12 +489,12 @@ async def compare(
     return snapshot, problems
 
 
-def _report(kind: str, seed: int, log: list[str], problems: list[str]) -> str:
+def _report(path: str, seed: int, log: list[str], problems: list[str]) -> str:
     steps = "\n".join(f"  {line}" for line in log)
     found = "\n".join(f"  - {p}" for p in problems)
     return (
-        f"{kind} seed {seed}: the store differs from the server after step {len(log) - 1}\n"
-        f"{found}\nsteps (replay: pytest tests/sync/test_differential.py -k '{kind}-{seed}'):\n"
+        f"{path} seed {seed}: the store differs from the server after step {len(log) - 1}\n"
+        f"{found}\nsteps (replay: pytest tests/sync/test_differential.py -k '{path}-{seed}'):\n"
         f"{steps}"
     )
 
@@ -489,9 +511,22 @@ async def remote_session(box: Mailbox) -> AsyncIterator[Remote]:
         await asyncio.to_thread(remote.close)
 
 
-@pytest.mark.parametrize(("kind", "seed"), CASES, ids=[f"{k}-{s}" for k, s in CASES])
+@asynccontextmanager
+async def sync_route(box: Mailbox, path: str) -> AsyncIterator[tuple[Mailbox, CuttingProxy | None]]:
+    """The mailbox as the account sees it: direct, or through a proxy hiding QRESYNC."""
+    if path != "condstore":
+        yield box, None
+        return
+    async with CuttingProxy(
+        box.server.host, box.server.port, hide_capabilities=("QRESYNC",)
+    ) as proxy:
+        server = dataclasses.replace(box.server, host=proxy.host, port=proxy.port)
+        yield Mailbox(server, box.username, box.password, box.admin), proxy
+
+
+@pytest.mark.parametrize(("path", "seed"), CASES, ids=[f"{p}-{s}" for p, s in CASES])
 async def test_random_server_changes_are_mirrored_after_every_sync(
-    kind: str,
+    path: str,
     seed: int,
     gql: GraphQLClient,
     new_user: Callable[..., Any],
@@ -499,13 +534,17 @@ async def test_random_server_changes_are_mirrored_after_every_sync(
     dovecot: ImapServer,
     tmp_path: Path,
 ) -> None:
-    steps = STEPS[kind]
-    async with private_mailbox(kind, dovecot, tmp_path) as box, remote_session(box) as remote:
+    steps = STEPS[path]
+    async with (
+        private_mailbox(PATHS[path], dovecot, tmp_path) as box,
+        remote_session(box) as remote,
+        sync_route(box, path) as (seen, proxy),
+    ):
         user: TestUser = await new_user()
         client = gql.as_user(user.token)
-        scenario = Scenario(kind, seed, remote, client)
+        scenario = Scenario(path, seed, remote, client)
         await scenario.populate()
-        account_id = await connect_and_start(client, box, labels=list(SYNCED), past_sync="ALL")
+        account_id = await connect_and_start(client, seen, labels=list(SYNCED), past_sync="ALL")
         scenario.account_id = account_id
         # Every case selects a folder in its first half and resets one in its second.
         forced = {
@@ -516,7 +555,7 @@ async def test_random_server_changes_are_mirrored_after_every_sync(
         result = await sync_once(runtime, account_id)
         scenario.log.append("0: first sync of INBOX, Projects, Sent")
         snapshot, problems = await compare(runtime, account_id, remote, scenario.selected)
-        assert not problems, _report(kind, seed, scenario.log, problems)
+        assert not problems, _report(path, seed, scenario.log, problems)
         assert result.counts.new == sum(len(snapshot[f]) for f in SYNCED)
         async with runtime.session_factory() as session:
             modseqs = await session.scalars(
@@ -524,8 +563,9 @@ async def test_random_server_changes_are_mirrored_after_every_sync(
                     Folder.account_id == account_id, Folder.selected.is_(True)
                 )
             )
-            # The two servers take the two paths this test is about.
-            assert all((m is not None) == (kind == "dovecot") for m in modseqs)
+            # MODSEQs are kept on the CONDSTORE and QRESYNC paths only.
+            assert all((m is not None) == (path != "fallback") for m in modseqs)
+        assert proxy is None or proxy.hidden > 0
 
         for number in range(1, steps + 1):
             step = await scenario.step(snapshot, forced.get(number))
@@ -538,7 +578,7 @@ async def test_random_server_changes_are_mirrored_after_every_sync(
             snapshot, problems = await compare(runtime, account_id, remote, scenario.selected)
             if step.expected_new is not None and result.counts.new != step.expected_new:
                 problems.append(f"sync counted {result.counts.new} new, not {step.expected_new}")
-            assert not problems, _report(kind, seed, scenario.log, problems)
+            assert not problems, _report(path, seed, scenario.log, problems)
 
         # What the API shows agrees with the server too, and the stdlib admin client's view
         # agrees with this test's own session.
@@ -558,3 +598,134 @@ async def test_random_server_changes_are_mirrored_after_every_sync(
                 unread,
             )
         assert shown["messageCount"] == sum(len(snapshot[f]) for f in scenario.selected)
+
+
+# -- focused cases for what the random runs found ---------------------------------------------
+
+
+def _dated(rng: random.Random, index: int, days_ago: float) -> tuple[bytes, str, str]:
+    raw = realistic_message(rng, index, thread_pool=[])
+    return raw, "", _imap_date(datetime.now(UTC) - timedelta(days=days_ago))
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+async def test_uidvalidity_reset_finds_mail_older_than_what_was_stored(
+    path: str,
+    gql: GraphQLClient,
+    new_user: Callable[..., Any],
+    runtime: Runtime,
+    dovecot: ImapServer,
+    tmp_path: Path,
+) -> None:
+    """The folder comes back (new UIDVALIDITY) with its mail and one older message, say
+    from a server migration: with pastSync ALL every message must be stored."""
+    rng = random.Random(5)
+    async with (
+        private_mailbox(PATHS[path], dovecot, tmp_path) as box,
+        remote_session(box) as remote,
+        sync_route(box, path) as (seen, _proxy),
+    ):
+        await remote.create("Projects")
+        await remote.append("Projects", [_dated(rng, i, 10 + i) for i in range(3)])
+        user: TestUser = await new_user()
+        account_id = await connect_and_start(gql.as_user(user.token), seen, labels=["Projects"])
+        await sync_once(runtime, account_id)
+
+        older = [_dated(rng, 9, 200)]
+        await remote.recreate("Projects", keep_flags=True, extra=older)
+        result = await sync_once(runtime, account_id)
+        _snapshot, problems = await compare(runtime, account_id, remote, ["Projects"])
+        assert not problems
+        assert result.counts.new == 1
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+async def test_uidvalidity_reset_takes_the_flags_the_server_has_now(
+    path: str,
+    gql: GraphQLClient,
+    new_user: Callable[..., Any],
+    runtime: Runtime,
+    dovecot: ImapServer,
+    tmp_path: Path,
+) -> None:
+    """Recreated without its flags (read mail is unread again on the server): the rows
+    matched by Message-ID must show the server's flags, not the old ones."""
+    rng = random.Random(6)
+    async with (
+        private_mailbox(PATHS[path], dovecot, tmp_path) as box,
+        remote_session(box) as remote,
+        sync_route(box, path) as (seen, _proxy),
+    ):
+        await remote.create("Projects")
+        mail = [_dated(rng, i, 5 + i) for i in range(3)]
+        await remote.append("Projects", [(raw, "\\Seen \\Flagged", date) for raw, _f, date in mail])
+        user: TestUser = await new_user()
+        account_id = await connect_and_start(gql.as_user(user.token), seen, labels=["Projects"])
+        await sync_once(runtime, account_id)
+
+        await remote.recreate("Projects", keep_flags=False, extra=[])
+        await sync_once(runtime, account_id)
+        _snapshot, problems = await compare(runtime, account_id, remote, ["Projects"])
+        assert not problems
+
+
+async def test_a_folder_created_after_connecting_can_be_selected(
+    gql: GraphQLClient,
+    new_user: Callable[..., Any],
+    runtime: Runtime,
+    dovecot: ImapServer,
+    tmp_path: Path,
+) -> None:
+    """The user creates a folder in their mail client after connecting the account, then
+    adds it to the synced folders."""
+    rng = random.Random(7)
+    async with private_mailbox("dovecot", dovecot, tmp_path) as box:
+        remote = await asyncio.to_thread(Remote, box)
+        try:
+            user: TestUser = await new_user()
+            client = gql.as_user(user.token)
+            account_id = await connect_and_start(client, box, labels=["INBOX"])
+            await sync_once(runtime, account_id)
+            await remote.create("Deals")
+            await remote.append("Deals", [_dated(rng, i, 3 + i) for i in range(2)])
+
+            data = await client.execute(
+                UPDATE_LABELS,
+                {"input": {"accountId": str(account_id), "labels": ["INBOX", "Deals"]}},
+            )
+            assert data["updateMailAccount"]["userErrors"] == []
+            await sync_once(runtime, account_id)
+            _snapshot, problems = await compare(runtime, account_id, remote, ["INBOX", "Deals"])
+            assert not problems
+        finally:
+            await asyncio.to_thread(remote.close)
+
+
+async def test_a_synced_folder_deleted_on_the_server_does_not_stop_the_others(
+    gql: GraphQLClient,
+    new_user: Callable[..., Any],
+    runtime: Runtime,
+    dovecot: ImapServer,
+    tmp_path: Path,
+) -> None:
+    """The user deletes a synced folder in their mail client: its mail leaves the inbox and
+    the other folders keep syncing (the account does not fail on every run)."""
+    rng = random.Random(8)
+    async with private_mailbox("dovecot", dovecot, tmp_path) as box, remote_session(box) as remote:
+        await remote.create("Projects")
+        await remote.append("Projects", [_dated(rng, i, 3 + i) for i in range(2)])
+        await remote.append("INBOX", [_dated(rng, 10 + i, 3 + i) for i in range(2)])
+        user: TestUser = await new_user()
+        client = gql.as_user(user.token)
+        account_id = await connect_and_start(client, box, labels=["INBOX", "Projects"])
+        await sync_once(runtime, account_id)
+
+        await remote.run(lambda c: _ok(c.delete(_quote("Projects"))))
+        await remote.append("INBOX", [_dated(rng, 20, 1)])
+        await AccountSyncRun(runtime, account_id, EVERY_RUN).run()
+        shown = (await client.execute(ACCOUNT_FOLDERS, {"id": str(account_id)}))["mailAccount"]
+        stored = await stored_state(runtime, account_id)
+        inbox = (await remote.snapshot(["INBOX"]))["INBOX"]
+        assert stored.get("INBOX") == {uid: flags3(fl) for uid, (fl, _mid) in inbox.items()}
+        assert not stored.get("Projects")
+        assert shown["status"] == "ACTIVE", shown
