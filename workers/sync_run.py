@@ -190,6 +190,9 @@ class AccountSyncRun:
         """Folders created or deleted on the server since the last run; the number of
         stored messages that left with deleted synced folders."""
         async with session_scope(self.runtime.session_factory) as session:
+            stored = await repository.folder_names(session, self.account_id)
+            if stored == {m.name for m in mailboxes}:
+                return 0  # the common case: one read, nothing to write
             account = await repository.lock_account(session, self.account_id)
             if account is None:
                 return 0

@@ -123,7 +123,8 @@ async def refresh_folders(
     existing = {f.name: f for f in await folders_of(session, [account.id])}
     on_server = {m.name for m in mailboxes}
     new = [m for m in mailboxes if m.name not in existing]
-    await add_folders(session, account.id, new)
+    if new:
+        await add_folders(session, account.id, new)
     gone = [f for name, f in existing.items() if name not in on_server]
     dropped = 0
     if gone:

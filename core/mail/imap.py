@@ -196,7 +196,9 @@ async def _connect_and_login(login: ServerLogin, options: MailConnectOptions) ->
                     f"{host} refused the login for {login.username}.",
                     "password",
                 )
-            await client.protocol.capability()  # servers announce more once logged in
+            if not any(b"CAPABILITY" in bytes(line) for line in response.lines):
+                # Servers announce more once logged in; most say so in LOGIN's OK already.
+                await client.protocol.capability()
             return ImapConnection(client, login)
     except ServiceError:
         _close(client)

@@ -24,6 +24,10 @@ async def lock_account(session: AsyncSession, account_id: uuid.UUID) -> MailAcco
     )
 
 
+async def folder_names(session: AsyncSession, account_id: uuid.UUID) -> set[str]:
+    return set(await session.scalars(select(Folder.name).where(Folder.account_id == account_id)))
+
+
 async def selected_folders(session: AsyncSession, account_id: uuid.UUID) -> list[Folder]:
     return list(
         await session.scalars(
