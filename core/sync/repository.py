@@ -7,8 +7,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, Text, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import array as sa_array
+from sqlalchemy import Table, Text, bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -187,13 +187,14 @@ async def thread_ids_for(
 ) -> dict[str, uuid.UUID]:
     """The known conversation of each Message-ID among the owner's mail.
 
-    Joined from ``unnest`` so the planner probes the primary key once per key, even while
-    a first sync grows the table faster than its statistics.
+    Joined from ``unnest`` of one array parameter: the planner probes the primary key once
+    per key even while a first sync outgrows the table's statistics, and the statement is
+    compiled once whatever the number of keys.
     """
     if not keys:
         return {}
     wanted = (
-        func.unnest(sa_array(list(keys), type_=Text))
+        func.unnest(bindparam("keys", list(keys), type_=PG_ARRAY(Text)))
         .table_valued("key")
         .render_derived(name="wanted")
     )
