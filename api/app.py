@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from redis.exceptions import ResponseError
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -15,6 +14,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from api.graphql.schema import build_schema
 from api.view import MailsyncGraphQL
+from core.db import ping
 from core.runtime import Runtime, open_runtime
 from core.settings import Settings
 
@@ -47,8 +47,7 @@ async def readyz(request: Request) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     checks: dict[str, str] = {}
     try:
-        async with runtime.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        await ping(runtime.engine)
         checks["database"] = "ok"
     except Exception as exc:
         log.warning("readiness: database unreachable: %s", type(exc).__name__)

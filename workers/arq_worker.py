@@ -21,8 +21,9 @@ from core.runtime import Runtime, open_runtime
 from core.settings import Settings
 from core.sync import repository
 from core.sync.folder import SyncTuning
+from core.sync.locks import account_lock
 from core.sync.parse_pool import INLINE, MessageParser
-from workers.sync_run import AccountSyncRun, account_lock
+from workers.sync_run import AccountSyncRun
 
 log = logging.getLogger(__name__)
 

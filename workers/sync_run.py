@@ -9,13 +9,10 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import aioimaplib
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts import repository as account_repository
@@ -31,6 +28,7 @@ from core.models import AccountStatus, MailAccount, PastSync
 from core.runtime import Runtime
 from core.sync import repository
 from core.sync.folder import AccountContext, FolderSync, SyncCounts, SyncTuning
+from core.sync.locks import account_lock
 
 log = logging.getLogger(__name__)
 
@@ -52,25 +50,6 @@ def backoff(failures: int, base: timedelta) -> timedelta:
     delay = min(base * 2 ** max(failures - 1, 0), MAX_BACKOFF)
     jitter = random.uniform(0.5, 1.5)  # noqa: S311  # spreads retries, not cryptography
     return timedelta(seconds=delay.total_seconds() * jitter)
-
-
-def _lock_key(account_id: uuid.UUID) -> int:
-    return account_id.int & 0x7FFF_FFFF_FFFF_FFFF
-
-
-@asynccontextmanager
-async def account_lock(runtime: Runtime, account_id: uuid.UUID) -> AsyncIterator[bool]:
-    """A session-level advisory lock held on its own connection for the whole run."""
-    async with runtime.engine.connect() as connection:
-        key = _lock_key(account_id)
-        acquired = bool(await connection.scalar(select(func.pg_try_advisory_lock(key))))
-        await connection.commit()
-        try:
-            yield acquired
-        finally:
-            if acquired:
-                await connection.scalar(select(func.pg_advisory_unlock(key)))
-                await connection.commit()
 
 
 class AccountSyncRun:
@@ -207,9 +186,7 @@ class AccountSyncRun:
 
     async def _still_wanted(self) -> bool:
         async with self.runtime.session_factory() as session:
-            status = await session.scalar(
-                select(MailAccount.status).where(MailAccount.id == self.account_id)
-            )
+            status = await repository.account_status(session, self.account_id)
         return status is AccountStatus.SYNCING
 
     async def _succeed(self, initial: bool) -> None:

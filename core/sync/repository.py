@@ -28,6 +28,10 @@ async def folder_names(session: AsyncSession, account_id: uuid.UUID) -> set[str]
     return set(await session.scalars(select(Folder.name).where(Folder.account_id == account_id)))
 
 
+async def account_status(session: AsyncSession, account_id: uuid.UUID) -> AccountStatus | None:
+    return await session.scalar(select(MailAccount.status).where(MailAccount.id == account_id))
+
+
 async def selected_folders(session: AsyncSession, account_id: uuid.UUID) -> list[Folder]:
     return list(
         await session.scalars(
