@@ -172,3 +172,34 @@ async def test_scheduler_requeues_due_accounts_after_redis_is_flushed(
         assert queued == 1
         assert await runtime.redis.exists(job_key)
         assert await schedule_due_syncs({"runtime": runtime}) == 0  # the job id deduplicates
+
+
+SYNC_PROGRESS = """
+subscription($id: ID) {
+  syncProgress(accountId: $id) { account { id } folder fetched total }
+}"""
+
+
+async def test_progress_is_pushed_per_chunk_to_the_owner(
+    gql: GraphQLClient,
+    running_app: RunningApp,
+    http: httpx.AsyncClient,
+    runtime: Runtime,
+    new_user: NewUser,
+    dovecot: ImapServer,
+    tmp_path: Path,
+) -> None:
+    owner = await new_user()
+    async with private_mailbox("dovecot", dovecot, tmp_path) as box:
+        now = datetime.now(UTC)
+        await box.admin.append_many("INBOX", [(make_message(f"p{i}"), now) for i in range(150)])
+        account_id = await connect_and_start(gql.as_user(owner.token), box, labels=["INBOX"])
+        async with websocket(running_app, http) as ws:
+            await subscribe(ws, runtime, owner, "progress", SYNC_PROGRESS, {"id": str(account_id)})
+            await sync_once(runtime, account_id)
+            events = [await ws.receive_json(timeout=10) for _ in range(2)]
+    progress = [e["payload"]["data"]["syncProgress"] for e in events]
+    assert progress == [
+        {"account": {"id": str(account_id)}, "folder": "INBOX", "fetched": 100, "total": 150},
+        {"account": {"id": str(account_id)}, "folder": "INBOX", "fetched": 150, "total": 150},
+    ]
