@@ -1053,3 +1053,151 @@ def test_realistic_message_extends_the_thread_pool_and_honours_now() -> None:
         parsed = parse_message(message)
         assert parsed.date is not None and now - DATE_SPAN <= parsed.date <= now
         assert parsed.message_id == pool[messages.index(message) + 1]
+
+
+# --- the fast path (parsing._fast_tree) against the stdlib parser ---------------------------
+
+
+def _tree(msg: Message) -> list[object]:
+    """Everything of a compat32 Message tree the parser sets, in document order."""
+    out: list[object] = []
+    stack = [msg]
+    while stack:
+        part = stack.pop()
+        payload = part.get_payload()
+        out.append(
+            (
+                part.raw_items() and list(part.raw_items()),
+                part.get_default_type(),
+                part.get_unixfrom(),
+                part.preamble,
+                part.epilogue,
+                payload if isinstance(payload, str) else len(payload),
+            )
+        )
+        if isinstance(payload, list):
+            stack.extend(child for child in reversed(payload) if isinstance(child, Message))
+    return out
+
+
+def _assert_fast_path_agrees(message: bytes) -> bool:
+    """Same ParsedMessage on both paths; same tree when the fast path takes the message."""
+    assert parsing._parse(message) == parsing._parse(message, fast=False)
+    defused = parsing._defuse_parameters(message)
+    tree = parsing._fast_tree(defused)
+    if tree is None:
+        return False
+    stdlib = parsing._stdlib_tree(defused)
+    assert _tree(tree) == _tree(stdlib)
+    return True
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_fast_path_equals_the_stdlib_parser_on_the_corpus(seed: int) -> None:
+    messages = corpus(2000, seed)
+    taken = sum(_assert_fast_path_agrees(message) for message in messages)
+    assert taken >= 0.99 * len(messages)  # the comparison is not vacuous
+
+
+FRAMING_CASES = [
+    simple("Subject: lf only\nFrom: a@b.example", "Hi.\nBye.\n"),
+    raw("Subject: lf\nX: y\n\nbody\n", lf=True),
+    raw("Subject: mixed\r\nX: y\n\nbody\r\nmore\n", lf=True),
+    b"Subject: lone cr\r\n\r\nline\rnext\r\n",
+    b"Subject: form feed\r\n\r\nline\x0cnext\r\n",
+    b"Subject: vt in header\x0b\r\n\r\nbody\r\n",
+    b"Subject: no blank line\r\nFrom: a@b.example\r\n",
+    b"Subject: no blank line, no newline",
+    b"\r\nbody without headers\r\n",
+    b"",
+    b"From someone@example Mon Jan  1 00:00:00 2024\r\nSubject: unix from\r\n\r\nbody\r\n",
+    b" continuation first\r\nSubject: x\r\n\r\nbody\r\n",
+    b"Subject: x\r\n: empty name\r\n\r\nbody\r\n",
+    b"Subject: x\r\nnot a header line\r\n\r\nbody\r\n",
+    b"Subject: x\r\nX-Folded: one\r\n two\r\n\tthree\r\n\r\nbody\r\n",
+    b"Subject: x\r\n\r\n\r\n\r\n",
+    b"Subject: \xc3\xa4 8-bit\r\n\r\n\xe4 body\r\n",
+    raw(
+        multipart(
+            "mixed", "Content-Type: text/plain\n\nA\n", "Content-Type: text/html\n\n<b>B</b>\n"
+        )
+    ),
+    raw(multipart("mixed", "Content-Type: text/plain\n\nA", boundary="b"), lf=True),
+    raw(
+        'Content-Type: multipart/mixed; boundary="b"\n\npre\n\n--b  \n\nA\n\n--b\t\n'
+        "Content-Type: text/plain\n\nB\n--b-- \n\nepilogue\n\n"
+    ),
+    raw('Content-Type: multipart/mixed; boundary="b"\n\n--b\n\nA\n--bx\nstill A\n--b--'),
+    raw('Content-Type: multipart/mixed; boundary="b"\n\n--b\n\nA\n--b--x\n--b--\n'),
+    raw('Content-Type: multipart/mixed; boundary="b"\n\n--b\n--b\n\nA\n--b--\n'),
+    raw('Content-Type: multipart/mixed; boundary="b"\n\n--b\n\nA\n--b\n--b--\n'),
+    raw('Content-Type: multipart/mixed; boundary="b"\n\n--b\n\nA\n'),
+    raw('Content-Type: multipart/mixed; boundary="b"\n\nno delimiter\n--b--\n'),
+    raw('Content-Type: multipart/mixed; boundary="b"\n\nno delimiter at all\n'),
+    raw("Content-Type: multipart/mixed\n\n--b\n\nA\n--b--\n"),
+    raw('Content-Type: multipart/mixed; boundary=""\n\n--\n\nA\n----\n'),
+    raw('Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n--b--\n'),
+    raw('Content-Type: multipart/mixed; boundary="b"\n\n--b\n\n--b--\n'),
+    raw('Content-Type: multipart/mixed; boundary="b"\n\n--b\n\n\n--b--\n'),
+    raw('Content-Type: multipart/mixed; boundary="b"\n\n--b\nbody, no headers\n--b--\n'),
+    raw(
+        'Content-Type: multipart/mixed; boundary="b"\n\n--b\n'
+        'Content-Type: multipart/alternative; boundary="b1"\n\npre\n--b1\n\nA\n--b1\n'
+        "Content-Type: text/html\n\n<p>B</p>\n--b1--\ninner epilogue\n\n--b\n\nC\n--b--\n"
+    ),
+    raw(
+        'Content-Type: multipart/mixed; boundary="b1"\n\n--b1\n'
+        'Content-Type: multipart/alternative; boundary="b"\n\n--b\n\nA\n--b--\n--b1\n\nC\n--b1--\n'
+    ),
+    raw(
+        'Content-Type: multipart/mixed; boundary="b"\n\n--b\n'
+        'Content-Type: multipart/alternative; boundary="c"\n\n--c\n\nA\n--b\n\nC\n--b--\n'
+    ),
+    raw(
+        'Content-Type: multipart/mixed; boundary="b"\n\n--b\n'
+        'Content-Type: multipart/alternative; boundary="c"\n\n--c\n\nA\n--c--\n--b--\n'
+    ),
+    raw(
+        'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: message/rfc822\n\n'
+        "Subject: inner\n\nhi\n--b--\n"
+    ),
+    raw('Content-Type: multipart/digest; boundary="b"\n\n--b\n\nSubject: inner\n\nhi\n--b--\n'),
+    raw("Content-Type: message/rfc822\n\nSubject: inner\n\nhi\n"),
+    raw('Content-Type: multipart/mixed; boundary*0="a"; boundary*1="b"\n\n--ab\n\nA\n--ab--\n'),
+    raw('Content-Type: multipart/mixed; boundary*="b"; boundary*0="c"\n\n--b\n\nA\n--b--\n'),
+    raw(
+        'Content-Type: multipart/mixed; boundary="b"\nContent-Type: text/plain\n\n--b\n\nA\n--b--\n'
+    ),
+    raw('Content-type: Multipart/Mixed; Boundary="B"\n\n--B\n\nA\n--b--\n--B--\n'),
+]
+
+
+@pytest.mark.parametrize("message", FRAMING_CASES)
+def test_fast_path_agrees_with_the_stdlib_on_odd_framing(message: bytes) -> None:
+    _assert_fast_path_agrees(message)
+
+
+def test_fast_path_agrees_with_the_stdlib_on_mutated_corpus_messages() -> None:
+    rng = random.Random(7)
+    insertions = [b"\r\n", b"\n", b"\r", b"--", b"-- ", b" ", b"\t", b"\r\n\r\n", b":", b"\x0c"]
+    taken = 0
+    for message in corpus(150, 4):
+        lines = message.split(b"\r\n")
+        delimiters = [i for i, line in enumerate(lines) if line.startswith(b"--")]
+        for _ in range(8):
+            mutated = list(lines)
+            target = rng.choice(delimiters or [0]) + rng.choice((-1, 0, 0, 1))
+            target = min(max(target, 0), len(mutated) - 1)
+            kind = rng.randrange(4)
+            if kind == 0:
+                line = mutated[target]
+                cut = rng.randint(0, len(line))
+                mutated[target] = line[:cut] + rng.choice(insertions) + line[cut:]
+            elif kind == 1:
+                del mutated[target]
+            elif kind == 2:
+                mutated.insert(target, mutated[rng.randrange(len(mutated))])
+            else:
+                mutated[target] = mutated[target][: rng.randint(0, len(mutated[target]))]
+            taken += _assert_fast_path_agrees(b"\r\n".join(mutated))
+    assert taken > 300
