@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from core.db import SessionFactory, session_scope
 from core.mail.mailbox import (
@@ -29,6 +30,8 @@ from core.sync.parse_pool import INLINE, MessageParser
 from core.sync.rows import build_rows, flag_columns
 
 Progress = Callable[[str, int, int], Awaitable[None]]
+# A chunk in the pipeline: its UIDs, the fetched messages, their parsing under way.
+_Stage = tuple[list[int], list[FetchedMessage], "asyncio.Task[list[ParsedMessage]]"]
 
 PAST_SYNC_DAYS: dict[PastSync, int | None] = {
     PastSync.NONE: 0,
@@ -213,23 +216,42 @@ class FolderSync:
     async def _store_chunks(
         self, uids: list[int], checkpoint: Callable[[list[int]], dict[str, int]]
     ) -> None:
-        """Fetch, parse and store ``uids`` in chunks, as a pipeline: the next chunk is on
-        the wire while this one is parsed (in another process) and written."""
+        """Fetch, parse and store ``uids`` in chunks, as a pipeline: while one chunk is
+        written, the next is parsed (in a pool process when configured) and the one after
+        is on the wire. Chunks are written in order, each with its checkpoint, so a crash
+        loses at most the one parsed chunk that was waiting for its turn."""
         chunks = _chunks(uids, self.tuning.fetch_chunk)
-        pending = self._fetch(chunks[0]) if chunks else None
+        fetching = self._fetch(chunks[0]) if chunks else None
+        previous: _Stage | None = None
+        in_flight: list[asyncio.Task[Any]] = []
         done = 0
         try:
             for index, chunk in enumerate(chunks):
-                assert pending is not None
-                fetched = await pending
-                pending = self._fetch(chunks[index + 1]) if index + 1 < len(chunks) else None
-                parsed = await self.tuning.parser.parse([m.raw for m in fetched])
-                await self._write_chunk(fetched, parsed, checkpoint(chunk))
-                done += len(chunk)
+                assert fetching is not None
+                fetched = await fetching
+                fetching = self._fetch(chunks[index + 1]) if index + 1 < len(chunks) else None
+                parsing = asyncio.create_task(self.tuning.parser.parse([m.raw for m in fetched]))
+                in_flight = [parsing] + ([fetching] if fetching is not None else [])
+                if previous is not None:
+                    done += await self._write_parsed(previous, checkpoint)
+                    await self.progress(self.folder.name, done, len(uids))
+                previous = (chunk, fetched, parsing)
+            if previous is not None:
+                done += await self._write_parsed(previous, checkpoint)
                 await self.progress(self.folder.name, done, len(uids))
         finally:
-            if pending is not None and not pending.done():
-                pending.cancel()  # the run failed: the next run fetches it again
+            for task in in_flight:  # the run failed: the next run fetches these again
+                if not task.done():
+                    task.cancel()
+                elif not task.cancelled():
+                    task.exception()  # retrieved: the error that matters is already raised
+
+    async def _write_parsed(
+        self, stage: _Stage, checkpoint: Callable[[list[int]], dict[str, int]]
+    ) -> int:
+        chunk, fetched, parsing = stage
+        await self._write_chunk(fetched, await parsing, checkpoint(chunk))
+        return len(chunk)
 
     def _fetch(self, chunk: list[int]) -> asyncio.Task[list[FetchedMessage]]:
         return asyncio.create_task(self.ops.fetch_messages(uid_set(chunk)))

@@ -1,7 +1,7 @@
 """A connection to the IMAP server dropped in the middle of a big FETCH.
 
 A loopback proxy between the sync and Dovecot cuts the connection after a number of
-server->client bytes that falls inside the fetch of 300 messages (about 2.4 MB): the run
+server->client bytes that falls inside the fetch of 500 messages (about 4 MB): the run
 fails, the account shows ERROR with a short lastError and no secret, the chunks committed
 before the cut stay (each with its checkpoint), and the next run, through the same proxy
 no longer cutting, completes with the store equal to the server and nothing twice.
@@ -39,7 +39,7 @@ from tests.support.sync import (
 from tests.support.tcp_proxy import CutMode, CuttingProxy
 from workers.sync_run import AccountSyncRun
 
-BIG = 300
+BIG = 500
 ACCOUNT = """
 query($id: ID!) {
   mailAccount(id: $id) { status lastError messageCount folders { name messageCount } }
@@ -117,9 +117,11 @@ async def test_a_connection_cut_mid_fetch_fails_the_run_and_the_next_run_complet
             await box.admin.append_many("INBOX", [(raw, now) for raw in big])
         before = await stored_count(runtime, account_id)
 
-        # Inside the fetch: past the first chunk (50 messages), well before the end.
+        # Inside the fetch, late enough that a chunk has been written (the pipeline keeps one
+        # chunk on the wire and one parsed ahead of the writes; chunks are 100 messages) and
+        # well before the end.
         size = sum(len(raw) for raw in big)
-        proxy.arm(rng.randint(size * 3 // 10, size * 7 // 10), mode)
+        proxy.arm(rng.randint(size * 45 // 100, size * 75 // 100), mode)
         started = time.monotonic()
         failed = await AccountSyncRun(runtime, account_id, EVERY_RUN).run()
         elapsed = time.monotonic() - started
