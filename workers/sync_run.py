@@ -24,7 +24,7 @@ from core.events import ACCOUNT_STATUS_CHANGED, SYNC_COMPLETED, SYNC_PROGRESS
 from core.mail.imap import Mailbox, imap_session
 from core.mail.mailbox import ImapCommandError, MailboxOps
 from core.mail.server import ServerLogin
-from core.models import AccountStatus, MailAccount, PastSync
+from core.models import AccountStatus, Folder, MailAccount, PastSync
 from core.runtime import Runtime
 from core.sync import repository
 from core.sync.folder import AccountContext, FolderSync, SyncCounts, SyncTuning
@@ -124,12 +124,11 @@ class AccountSyncRun:
             async with imap_session(login, self.runtime.mail_options) as connection:
                 ops = MailboxOps(connection)
                 await ops.enable_extensions()
-                counts.removed += await self._refresh_folders(await connection.list_mailboxes())
-                for folder_id in await self._folder_ids():
-                    if not await self._still_wanted():
+                removed, folders = await self._refresh_folders(await connection.list_mailboxes())
+                counts.removed += removed
+                for position, folder in enumerate(folders):
+                    if position and not await self._still_wanted():
                         return None  # paused or removed meanwhile: stop between folders
-                    async with self.runtime.session_factory() as session:
-                        folder = await repository.get_folder(session, folder_id)
                     folder_counts = await FolderSync(
                         self.runtime.session_factory, ops, context, folder, self.tuning, progress
                     ).run()
@@ -165,24 +164,21 @@ class AccountSyncRun:
             return "The mail server did not answer in time; retrying later."
         return "The connection to the mail server failed; retrying later."
 
-    async def _refresh_folders(self, mailboxes: list[Mailbox]) -> int:
-        """Folders created or deleted on the server since the last run; the number of
-        stored messages that left with deleted synced folders."""
+    async def _refresh_folders(self, mailboxes: list[Mailbox]) -> tuple[int, list[Folder]]:
+        """Apply folders created or deleted on the server since the last run; the number of
+        stored messages that left with deleted synced folders, and the folders to sync."""
         async with session_scope(self.runtime.session_factory) as session:
-            stored = await repository.folder_names(session, self.account_id)
-            if stored == {m.name for m in mailboxes}:
-                return 0  # the common case: one read, nothing to write
+            folders = await repository.folders(session, self.account_id)
+            if {f.name for f in folders} == {m.name for m in mailboxes}:
+                return 0, [f for f in folders if f.selected]  # the common case: one read
             account = await repository.lock_account(session, self.account_id)
             if account is None:
-                return 0
+                return 0, []
             refresh = await account_repository.refresh_folders(session, account, mailboxes)
+            selected = await repository.selected_folders(session, self.account_id)
         if refresh.dropped_selected:
             log.info("account %s: synced folders gone from the server", self.account_id)
-        return refresh.dropped_messages
-
-    async def _folder_ids(self) -> list[uuid.UUID]:
-        async with self.runtime.session_factory() as session:
-            return [f.id for f in await repository.selected_folders(session, self.account_id)]
+        return refresh.dropped_messages, selected
 
     async def _still_wanted(self) -> bool:
         async with self.runtime.session_factory() as session:

@@ -24,8 +24,13 @@ async def lock_account(session: AsyncSession, account_id: uuid.UUID) -> MailAcco
     )
 
 
-async def folder_names(session: AsyncSession, account_id: uuid.UUID) -> set[str]:
-    return set(await session.scalars(select(Folder.name).where(Folder.account_id == account_id)))
+async def folders(session: AsyncSession, account_id: uuid.UUID) -> list[Folder]:
+    """Every folder of the account, selected ones in sync order (role, then name)."""
+    return list(
+        await session.scalars(
+            select(Folder).where(Folder.account_id == account_id).order_by(Folder.role, Folder.name)
+        )
+    )
 
 
 async def account_status(session: AsyncSession, account_id: uuid.UUID) -> AccountStatus | None:
