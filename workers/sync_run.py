@@ -13,18 +13,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import aioimaplib
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts import repository as account_repository
 from core.accounts.service import AccountService
 from core.crypto import DecryptionError
-from core.db import after_commit, session_scope
+from core.db import session_scope
 from core.errors import ErrorCode, ServiceError
-from core.events import ACCOUNT_STATUS_CHANGED, SYNC_COMPLETED, SYNC_PROGRESS
+from core.events import SYNC_COMPLETED, SYNC_PROGRESS
 from core.mail.imap import Mailbox, imap_session
 from core.mail.mailbox import ImapCommandError, MailboxOps
 from core.mail.server import ServerLogin
-from core.models import AccountStatus, Folder, MailAccount, PastSync
+from core.models import AccountStatus, Folder, PastSync
 from core.runtime import Runtime
 from core.sync import repository
 from core.sync.folder import AccountContext, FolderSync, SyncCounts, SyncTuning
@@ -90,16 +89,8 @@ class AccountSyncRun:
             initial = account.initial_sync_pending
             if account.status is not AccountStatus.SYNCING:
                 account.status = AccountStatus.SYNCING
-                self._announce_after_commit(session, account)
+                AccountService(session, self.runtime).announce_status(account)
         return context, login, initial
-
-    def _announce_after_commit(self, session: AsyncSession, account: MailAccount) -> None:
-        owner_id, status = account.owner_id, account.status.value
-
-        async def publish() -> None:
-            await self._publish(owner_id, ACCOUNT_STATUS_CHANGED, status=status)
-
-        after_commit(session, publish)
 
     async def _run_locked(self) -> RunResult | None:
         try:
@@ -200,7 +191,7 @@ class AccountSyncRun:
                 account.initial_sync_pending = False
             if account.status is AccountStatus.SYNCING:  # not if paused meanwhile
                 account.status = AccountStatus.ACTIVE
-                self._announce_after_commit(session, account)
+                AccountService(session, self.runtime).announce_status(account)
 
     async def _fail(self, message: str, *, auth: bool) -> None:
         now = datetime.now(UTC)
@@ -216,4 +207,4 @@ class AccountSyncRun:
             )
             if account.status in (AccountStatus.SYNCING, AccountStatus.ACTIVE, AccountStatus.ERROR):
                 account.status = AccountStatus.AUTH_FAILED if auth else AccountStatus.ERROR
-                self._announce_after_commit(session, account)
+                AccountService(session, self.runtime).announce_status(account)

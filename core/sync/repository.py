@@ -14,6 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import AccountStatus, Folder, MailAccount, Message, ThreadKey
 
+_MESSAGES = cast(Table, Message.__table__)
+_THREAD_KEYS = cast(Table, ThreadKey.__table__)
+
 
 async def lock_account(session: AsyncSession, account_id: uuid.UUID) -> MailAccount | None:
     return await session.scalar(
@@ -81,17 +84,37 @@ async def stored_flags(
     return {uid: (read, flagged, answered) for uid, read, flagged, answered in rows}
 
 
+_UPDATE_FLAGS = (
+    update(_MESSAGES)
+    .where(_MESSAGES.c.folder_id == bindparam("folder"), _MESSAGES.c.uid == bindparam("row_uid"))
+    .values(
+        is_read=bindparam("read"),
+        is_flagged=bindparam("flagged"),
+        is_answered=bindparam("answered"),
+        modseq=bindparam("row_modseq"),
+    )
+)
+
+
 async def update_flags(
     session: AsyncSession,
     folder_id: uuid.UUID,
     changes: Iterable[tuple[int, bool, bool, bool, int | None]],
 ) -> None:
-    for uid, read, flagged, answered, modseq in changes:
-        await session.execute(
-            update(Message)
-            .where(Message.folder_id == folder_id, Message.uid == uid)
-            .values(is_read=read, is_flagged=flagged, is_answered=answered, modseq=modseq)
-        )
+    """One statement for all the changes (a flag scan may change thousands of rows)."""
+    params = [
+        {
+            "folder": folder_id,
+            "row_uid": uid,
+            "read": read,
+            "flagged": flagged,
+            "answered": answered,
+            "row_modseq": modseq,
+        }
+        for uid, read, flagged, answered, modseq in changes
+    ]
+    if params:
+        await session.execute(_UPDATE_FLAGS, params)
 
 
 async def delete_uids(session: AsyncSession, folder_id: uuid.UUID, uids: Sequence[int]) -> int:
@@ -115,8 +138,6 @@ async def delete_uid_ranges(
     return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult
 
 
-_MESSAGES = cast(Table, Message.__table__)
-_THREAD_KEYS = cast(Table, ThreadKey.__table__)
 _INSERT_MESSAGES = (
     insert(_MESSAGES)
     .on_conflict_do_nothing(index_elements=["folder_id", "uid"])
