@@ -19,3 +19,15 @@ def parse_uuid(text: str | None) -> uuid.UUID | None:
         return uuid.UUID(text)
     except ValueError:
         return UNKNOWN_ID
+
+
+# Messages are keyed by a bigint; their GraphQL id is its decimal text. Never a real row.
+UNKNOWN_MESSAGE_ID = 0
+
+
+def parse_message_id(text: str) -> int:
+    """A message id from the API; anything malformed looks up nothing (NOT_FOUND)."""
+    text = text.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        return UNKNOWN_MESSAGE_ID
+    return int(text)
