@@ -11,10 +11,13 @@ from core.models.enums import (
     PauseReason,
     Plan,
     Role,
+    SendStatus,
+    SentCopy,
     Sharing,
 )
 from core.models.folder import Folder
 from core.models.message import Message
+from core.models.outgoing import OutgoingMessage
 from core.models.thread import ThreadKey
 from core.models.user import ApiToken, User
 
@@ -28,10 +31,13 @@ __all__ = [
     "FolderRole",
     "MailAccount",
     "Message",
+    "OutgoingMessage",
     "PastSync",
     "PauseReason",
     "Plan",
     "Role",
+    "SendStatus",
+    "SentCopy",
     "Sharing",
     "ThreadKey",
     "User",

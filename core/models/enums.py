@@ -65,6 +65,24 @@ class FolderRole(enum.StrEnum):
     OTHER = "OTHER"
 
 
+class SendStatus(enum.StrEnum):
+    """What the user sees of an outgoing message."""
+
+    QUEUED = "QUEUED"  # stored; the worker has not finished with it
+    SENT = "SENT"  # the SMTP server accepted it
+    FAILED = "FAILED"  # given up on; ``error`` says why
+
+
+class SentCopy(enum.StrEnum):
+    """The copy of a sent message in the account's Sent folder."""
+
+    PENDING = "PENDING"  # not handled yet (the message is not sent, or the append is due)
+    APPENDED = "APPENDED"  # appended over IMAP (or found there already)
+    BY_SERVER = "BY_SERVER"  # the provider files sent mail itself (e.g. Gmail)
+    NO_FOLDER = "NO_FOLDER"  # the account has no Sent folder
+    FAILED = "FAILED"  # the append failed; the message itself was sent
+
+
 def db_enum(enum_class: type[enum.StrEnum], name: str) -> Enum:
     return Enum(
         enum_class,

@@ -25,6 +25,7 @@ TABLES = [
     "folders",
     "messages",
     "thread_keys",
+    "outgoing_messages",
 ]
 
 
