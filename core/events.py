@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 ACCOUNT_STATUS_CHANGED = "account_status_changed"
 SYNC_PROGRESS = "sync_progress"
 SYNC_COMPLETED = "sync_completed"
+OUTGOING_MESSAGE_CHANGED = "outgoing_message_changed"
 
 
 def user_channel(user_id: uuid.UUID) -> str:

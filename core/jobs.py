@@ -12,10 +12,15 @@ import uuid
 from arq.connections import ArqRedis
 
 SYNC_ACCOUNT = "sync_account"
+SEND_OUTGOING = "send_outgoing"
 
 
 def sync_job_id(account_id: uuid.UUID) -> str:
     return f"sync:{account_id}"
+
+
+def send_job_id(outgoing_id: uuid.UUID) -> str:
+    return f"send:{outgoing_id}"
 
 
 class JobQueue:
@@ -26,5 +31,12 @@ class JobQueue:
         """True when queued now, False when that account's sync is already queued/running."""
         job = await self._redis.enqueue_job(
             SYNC_ACCOUNT, str(account_id), _job_id=sync_job_id(account_id)
+        )
+        return job is not None
+
+    async def enqueue_send(self, outgoing_id: uuid.UUID) -> bool:
+        """Deliver an outgoing message; False when its delivery is already queued/running."""
+        job = await self._redis.enqueue_job(
+            SEND_OUTGOING, str(outgoing_id), _job_id=send_job_id(outgoing_id)
         )
         return job is not None

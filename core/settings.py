@@ -51,6 +51,12 @@ class Settings(DatabaseSettings):
     # Processes per worker that parse fetched mail while the worker fetches and writes
     # (0: parse in the worker itself; 1 measured ~25 % faster first syncs on 2 cores).
     parse_processes: int = Field(default=1, ge=0, le=32)
+    # Messages each mail account may send per hour (sendEmail and sendAutomatedEmail).
+    send_rate_per_hour: int = Field(default=100, ge=1)
+    # SMTP attempts per message for temporary failures (4xx, connection faults); the wait
+    # before the next attempt starts at send_retry_seconds and doubles each time.
+    send_max_attempts: int = Field(default=5, ge=1, le=20)
+    send_retry_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("redis_url")
     @classmethod
