@@ -26,6 +26,7 @@ from core.mail.server import ServerLogin
 from core.models import AccountStatus, Folder, PastSync
 from core.runtime import Runtime
 from core.sync import repository
+from core.sync.flag_push import push_local_flags
 from core.sync.folder import AccountContext, FolderSync, SyncCounts, SyncTuning
 from core.sync.locks import account_lock
 
@@ -117,6 +118,7 @@ class AccountSyncRun:
                 await ops.enable_extensions()
                 removed, folders = await self._refresh_folders(await connection.list_mailboxes())
                 counts.removed += removed
+                await push_local_flags(self.runtime.session_factory, ops, self.account_id, folders)
                 for position, folder in enumerate(folders):
                     if position and not await self._still_wanted():
                         return None  # paused or removed meanwhile: stop between folders
@@ -187,6 +189,8 @@ class AccountSyncRun:
             account.last_error = None
             account.consecutive_failures = 0
             account.next_sync_at = now + interval
+            if await repository.has_dirty_flags(session, self.account_id):
+                account.next_sync_at = now  # marked during this run: write them back soon
             if initial:
                 account.initial_sync_pending = False
             if account.status is AccountStatus.SYNCING:  # not if paused meanwhile

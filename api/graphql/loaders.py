@@ -12,6 +12,8 @@ from core.accounts import repository as accounts
 from core.db import SessionFactory
 from core.identity import repository as identity
 from core.identity.viewer import Viewer
+from core.inbox import repository as inbox
+from core.inbox.repository import MessageRow
 from core.models import Company, Folder, MailAccount, User
 
 K = TypeVar("K")
@@ -39,6 +41,9 @@ class Loaders:
         self.folders = DataLoader[uuid.UUID, list[Folder]](self._load_folders)
         self.owned_accounts = DataLoader[uuid.UUID, list[MailAccount]](self._load_owned)
         self.readable_account = DataLoader[uuid.UUID, MailAccount | None](self._load_readable)
+        # Messages: only ever asked for ids of rows the viewer was allowed to read.
+        self.bodies = DataLoader[int, tuple[str | None, str | None]](self._load_bodies)
+        self.thread = DataLoader[uuid.UUID, list[MessageRow]](self._load_threads)
 
     async def _load_users(self, ids: list[uuid.UUID]) -> list[User | None]:
         async with self._sessions() as session:
@@ -66,3 +71,15 @@ class Loaders:
         async with self._sessions() as session:
             rows = await accounts.get_many_readable(session, self._viewer, ids)
         return _by_key(ids, rows, lambda a: a.id)
+
+    async def _load_bodies(self, ids: list[int]) -> list[tuple[str | None, str | None]]:
+        async with self._sessions() as session:
+            found = await inbox.bodies(session, ids)
+        return [found.get(i, (None, None)) for i in ids]
+
+    async def _load_threads(self, thread_ids: list[uuid.UUID]) -> list[list[MessageRow]]:
+        if self._viewer is None:
+            return [[] for _ in thread_ids]
+        async with self._sessions() as session:
+            rows = await inbox.threads(session, self._viewer, thread_ids)
+        return _grouped(thread_ids, rows, lambda m: m.thread_id)

@@ -12,7 +12,7 @@ from core.mail.imap import Mailbox
 from core.models import Folder, MailAccount, Message, Sharing, User
 
 
-def _readable_by(viewer: Viewer) -> ColumnElement[bool]:
+def readable_by(viewer: Viewer) -> ColumnElement[bool]:
     """Own accounts, plus SHARED accounts of users in the viewer's company."""
     teammates = select(User.id).where(User.company_id == viewer.company_id)
     return or_(
@@ -47,7 +47,7 @@ async def get_readable(
     session: AsyncSession, viewer: Viewer, account_id: uuid.UUID
 ) -> MailAccount | None:
     return await session.scalar(
-        select(MailAccount).where(MailAccount.id == account_id, _readable_by(viewer))
+        select(MailAccount).where(MailAccount.id == account_id, readable_by(viewer))
     )
 
 
@@ -56,7 +56,7 @@ async def get_many_readable(
 ) -> list[MailAccount]:
     return list(
         await session.scalars(
-            select(MailAccount).where(MailAccount.id.in_(account_ids), _readable_by(viewer))
+            select(MailAccount).where(MailAccount.id.in_(account_ids), readable_by(viewer))
         )
     )
 

@@ -209,6 +209,12 @@ class MailboxOps:
             uids.extend(int(n) for n in line.split() if n.isdigit())
         return uids
 
+    async def store_flags(self, uids: str, *, add: bool, flags: str) -> None:
+        """UID STORE +FLAGS.SILENT / -FLAGS.SILENT, e.g. ``flags="(\\Seen)"``."""
+        action = "+FLAGS.SILENT" if add else "-FLAGS.SILENT"
+        response = await self.client.uid("store", uids, action, flags)
+        _check(response, "UID STORE")
+
     async def fetch_flags(self, uids: str, changed_since: int | None = None) -> list[FlagsItem]:
         items = "(UID FLAGS MODSEQ)" if self.condstore else "(UID FLAGS)"
         if changed_since is not None:

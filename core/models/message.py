@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Computed,
     DateTime,
     ForeignKey,
     Identity,
@@ -14,12 +15,31 @@ from sqlalchemy import (
     Integer,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.models.base import Base, created_at
+
+# Full-text search over subject (weight A), addresses (B) and body (C), with the
+# language-neutral 'simple' configuration: no stemming, so any language and any name
+# matches as typed. Addresses go in twice, whole and split at "@" and ".", so "acme",
+# "bob" and "bob@acme.com" all find bob@acme.com. The body is capped well below the
+# 1 MB limit of a tsvector.
+_ADDRESSES = (
+    "coalesce(from_name, '') || ' ' || coalesce(from_address, '') || ' '"
+    " || jsonb_path_query_array(to_addresses, '$[*].*')::text || ' '"
+    " || jsonb_path_query_array(cc_addresses, '$[*].*')::text"
+)
+SEARCH_VECTOR = (
+    "setweight(to_tsvector('simple'::regconfig, coalesce(subject, '')), 'A')"
+    f" || setweight(to_tsvector('simple'::regconfig, {_ADDRESSES}), 'B')"
+    " || setweight(to_tsvector('simple'::regconfig,"
+    f" regexp_replace({_ADDRESSES}, '[@.]', ' ', 'g')), 'B')"
+    " || setweight(to_tsvector('simple'::regconfig, left(coalesce(body_text, ''), 100000)), 'C')"
+)
 
 
 class Message(Base):
@@ -28,8 +48,15 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("folder_id", "uid"),
-        Index("ix_messages_account_date", "account_id", "date", "id"),
+        # The inbox walks each folder newest first: (folder, date, id) is its keyset.
+        Index("ix_messages_folder_date", "folder_id", "date", "id"),
         Index("ix_messages_account_message_id", "account_id", "message_id"),
+        Index("ix_messages_search", "search_vector", postgresql_using="gin"),
+        Index(
+            "ix_messages_flags_dirty",
+            "account_id",
+            postgresql_where=text("flags_dirty"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -59,4 +86,10 @@ class Message(Base):
     body_text: Mapped[str | None] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
     size: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Read/flagged changed here (markMessages) and not yet stored on the server: the sync
+    # writes them back first and never overwrites them with the server's older flags.
+    flags_dirty: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    search_vector: Mapped[str | None] = mapped_column(
+        TSVECTOR, Computed(SEARCH_VECTOR, persisted=True), deferred=True
+    )
     created_at: Mapped[datetime] = created_at()

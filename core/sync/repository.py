@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -86,7 +87,12 @@ async def stored_flags(
 
 _UPDATE_FLAGS = (
     update(_MESSAGES)
-    .where(_MESSAGES.c.folder_id == bindparam("folder"), _MESSAGES.c.uid == bindparam("row_uid"))
+    .where(
+        _MESSAGES.c.folder_id == bindparam("folder"),
+        _MESSAGES.c.uid == bindparam("row_uid"),
+        # Flags changed here and not yet written back win over the server's older ones.
+        _MESSAGES.c.flags_dirty.is_(False),
+    )
     .values(
         is_read=bindparam("read"),
         is_flagged=bindparam("flagged"),
@@ -307,3 +313,52 @@ async def unselect_folder(session: AsyncSession, folder: Folder) -> None:
     folder.last_full_flag_scan_at = None
     folder.message_count = 0
     folder.unread_count = 0
+
+
+@dataclass(frozen=True)
+class DirtyFlags:
+    folder_id: uuid.UUID
+    uid: int
+    is_read: bool
+    is_flagged: bool
+
+
+async def dirty_flags(session: AsyncSession, account_id: uuid.UUID) -> list[DirtyFlags]:
+    """Flags changed locally (markMessages) that the server does not have yet."""
+    rows = await session.execute(
+        select(Message.folder_id, Message.uid, Message.is_read, Message.is_flagged).where(
+            Message.account_id == account_id, Message.flags_dirty, Message.uid > 0
+        )
+    )
+    return [DirtyFlags(r.folder_id, r.uid, r.is_read, r.is_flagged) for r in rows]
+
+
+async def clear_dirty(session: AsyncSession, written: Sequence[DirtyFlags]) -> None:
+    """Written back: clean again, unless the flags were changed once more meanwhile."""
+    params = [
+        {"folder": w.folder_id, "row_uid": w.uid, "read": w.is_read, "flagged": w.is_flagged}
+        for w in written
+    ]
+    if params:
+        await session.execute(_CLEAR_DIRTY, params)
+
+
+_CLEAR_DIRTY = (
+    update(_MESSAGES)
+    .where(
+        _MESSAGES.c.folder_id == bindparam("folder"),
+        _MESSAGES.c.uid == bindparam("row_uid"),
+        _MESSAGES.c.is_read == bindparam("read"),
+        _MESSAGES.c.is_flagged == bindparam("flagged"),
+    )
+    .values(flags_dirty=False)
+)
+
+
+async def has_dirty_flags(session: AsyncSession, account_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        select(Message.id)
+        .where(Message.account_id == account_id, Message.flags_dirty, Message.uid > 0)
+        .limit(1)
+    )
+    return found is not None

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import strawberry
+
+from api.graphql.auth import viewer_of
+from api.graphql.context import Info
+from api.graphql.errors import INVALID_INPUT, IsAuthenticated, top_level_error
+from api.graphql.inbox.inputs import InboxFilter, given
+from api.graphql.inbox.types import Message, MessageConnection
+from core.errors import ServiceError
+from core.ids import parse_message_id
+from core.inbox.service import InboxQuery, inbox_page, readable_message
+
+
+@strawberry.type
+class InboxQueries:
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="Newest first. `first` is capped at 100; `after` is an endCursor.",
+    )
+    async def inbox(
+        self,
+        info: Info,
+        filter: InboxFilter | None = strawberry.UNSET,
+        first: int | None = 50,
+        after: str | None = strawberry.UNSET,
+    ) -> MessageConnection:
+        query = filter.to_domain() if filter else InboxQuery()
+        after = given(after)
+        try:
+            async with info.context.read_session() as session:
+                page = await inbox_page(
+                    session, viewer_of(info), query, 50 if first is None else first, after
+                )
+        except ServiceError as error:
+            raise top_level_error(INVALID_INPUT, error.message) from None
+        return MessageConnection.from_page(page)
+
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="A message the viewer may read (own or a teammate's SHARED account).",
+    )
+    async def message(self, info: Info, id: strawberry.ID) -> Message | None:
+        async with info.context.read_session() as session:
+            row = await readable_message(session, viewer_of(info), parse_message_id(id))
+        return Message.from_row(row) if row is not None else None

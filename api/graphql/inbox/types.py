@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+
+from api.graphql.accounts.types import Folder, MailAccount
+from api.graphql.context import Info
+from api.graphql.errors import UserError
+from core.inbox.cursor import encode_cursor
+from core.inbox.repository import MessageRow
+from core.inbox.sanitize import sanitize_html
+from core.inbox.service import InboxPage, inbox_count
+
+
+@strawberry.type
+class EmailAddress:
+    name: str | None
+    address: str
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> EmailAddress:
+        return cls(name=value.get("name"), address=str(value.get("address") or ""))
+
+
+@strawberry.type
+class Attachment:
+    filename: str | None
+    content_type: str
+    size: int
+
+
+@strawberry.type
+class Message:
+    id: strawberry.ID
+    message_id: str | None = strawberry.field(description="The Message-ID header.")
+    thread_id: strawberry.ID = strawberry.field(
+        description="The conversation, across all of the owner's accounts."
+    )
+    subject: str | None
+    from_: EmailAddress | None = strawberry.field(name="from")
+    to: list[EmailAddress]
+    cc: list[EmailAddress]
+    date: datetime
+    snippet: str = strawberry.field(description="The first ~200 characters of the text body.")
+    is_read: bool
+    is_flagged: bool
+    has_attachments: bool
+    attachments: list[Attachment]
+    row: strawberry.Private[MessageRow]
+
+    @classmethod
+    def from_row(cls, row: MessageRow) -> Message:
+        sender = None
+        if row.from_address:
+            sender = EmailAddress(name=row.from_name, address=row.from_address)
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            message_id=row.message_id,
+            thread_id=strawberry.ID(str(row.thread_id)),
+            subject=row.subject,
+            from_=sender,
+            to=[EmailAddress.from_json(a) for a in row.to_addresses],
+            cc=[EmailAddress.from_json(a) for a in row.cc_addresses],
+            date=row.date,
+            snippet=row.snippet,
+            is_read=row.is_read,
+            is_flagged=row.is_flagged,
+            has_attachments=row.has_attachments,
+            attachments=[
+                Attachment(
+                    filename=a.get("filename"),
+                    content_type=str(a.get("contentType") or "application/octet-stream"),
+                    size=int(a.get("size") or 0),
+                )
+                for a in row.attachments
+            ],
+            row=row,
+        )
+
+    @strawberry.field
+    async def account(self, info: Info) -> MailAccount:
+        account = await info.context.loaders.readable_account.load(self.row.account_id)
+        if account is None:  # access was withdrawn while this request ran
+            raise LookupError("the message's account is no longer readable")
+        return MailAccount.from_row(account)
+
+    @strawberry.field
+    async def folder(self, info: Info) -> Folder:
+        folders = await info.context.loaders.folders.load(self.row.account_id)
+        return next(Folder.from_row(f) for f in folders if f.id == self.row.folder_id)
+
+    @strawberry.field(description="The decoded text body.")
+    async def body_text(self, info: Info) -> str | None:
+        text, _ = await info.context.loaders.bodies.load(self.row.id)
+        return text
+
+    @strawberry.field(
+        description="Sanitized: no script, style, event handlers or javascript: URLs; "
+        "inline images stay cid: references."
+    )
+    async def body_html(self, info: Info) -> str | None:
+        _, html = await info.context.loaders.bodies.load(self.row.id)
+        return sanitize_html(html)
+
+    @strawberry.field(
+        description="Every message of this conversation the viewer may read, oldest first."
+    )
+    async def thread(self, info: Info) -> list[Message]:
+        rows = await info.context.loaders.thread.load(self.row.thread_id)
+        return [Message.from_row(r) for r in rows]
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class MessageEdge:
+    cursor: str
+    node: Message
+
+
+@strawberry.type
+class MarkMessagesPayload:
+    messages: list[Message] = strawberry.field(default_factory=list)
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class MessageConnection:
+    edges: list[MessageEdge]
+    page_info: PageInfo
+    page: strawberry.Private[InboxPage]
+
+    @classmethod
+    def from_page(cls, page: InboxPage) -> MessageConnection:
+        edges = [
+            MessageEdge(cursor=encode_cursor(r.date, r.id), node=Message.from_row(r))
+            for r in page.rows
+        ]
+        return cls(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            page=page,
+        )
+
+    @strawberry.field(
+        description="Messages in the whole listing (each Message-ID once). Costs a scan of "
+        "the listing: select it only when it is shown."
+    )
+    async def total_count(self, info: Info) -> int:
+        async with info.context.read_session() as session:
+            return await inbox_count(session, self.page)

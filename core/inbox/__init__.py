@@ -1,0 +1,1 @@
+"""The unified inbox: reading synced mail across accounts, and marking it."""

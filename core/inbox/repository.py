@@ -1,0 +1,315 @@
+"""Inbox queries. Each is one statement whatever the page or the number of accounts.
+
+The page query walks every folder in scope newest first on ``ix_messages_folder_date``
+(a LATERAL top-N per folder) and merges the per-folder heads, so the first page and the
+hundredth cost the same and no query sorts a whole mailbox. A message that reached
+several folders in scope (same Message-ID) is shown once: a row is skipped when a copy
+that sorts before it also matches the filter (an index probe on (account, Message-ID)).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Select,
+    Uuid,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+    tuple_,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from core.accounts.repository import readable_by
+from core.identity.viewer import Viewer
+from core.inbox.cursor import Cursor
+from core.models import Folder, FolderRole, MailAccount, Message
+
+# What a list of messages shows: everything but the bodies and the search vector.
+LIST_COLUMNS = (
+    Message.id,
+    Message.account_id,
+    Message.folder_id,
+    Message.message_id,
+    Message.thread_id,
+    Message.subject,
+    Message.from_name,
+    Message.from_address,
+    Message.to_addresses,
+    Message.cc_addresses,
+    Message.date,
+    Message.snippet,
+    Message.is_read,
+    Message.is_flagged,
+    Message.has_attachments,
+    Message.attachments,
+)
+
+
+@dataclass
+class MessageRow:
+    """A message as lists show it; the bodies only where one message is read."""
+
+    id: int
+    account_id: uuid.UUID
+    folder_id: uuid.UUID
+    message_id: str | None
+    thread_id: uuid.UUID
+    subject: str | None
+    from_name: str | None
+    from_address: str | None
+    to_addresses: list[dict[str, Any]]
+    cc_addresses: list[dict[str, Any]]
+    date: datetime
+    snippet: str
+    is_read: bool
+    is_flagged: bool
+    has_attachments: bool
+    attachments: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The folders a query reads, and their accounts (all readable by the viewer)."""
+
+    folder_ids: list[uuid.UUID]
+    account_ids: list[uuid.UUID]
+
+
+@dataclass(frozen=True)
+class PageFilter:
+    unread: bool | None = None
+    thread_id: uuid.UUID | None = None
+    tsquery: str | None = None  # from core.inbox.search.to_tsquery_text
+
+
+async def scope_of(
+    session: AsyncSession,
+    viewer: Viewer,
+    role: FolderRole,
+    account_ids: Sequence[uuid.UUID] | None,
+) -> Scope:
+    """The viewer's readable folders with ``role``; ids the viewer may not read match none."""
+    query = (
+        select(Folder.id, Folder.account_id)
+        .join(MailAccount, MailAccount.id == Folder.account_id)
+        .where(Folder.role == role, readable_by(viewer))
+        .order_by(Folder.id)
+    )
+    if account_ids is not None:
+        query = query.where(MailAccount.id.in_(account_ids))
+    rows = (await session.execute(query)).all()
+    return Scope([r.id for r in rows], sorted({r.account_id for r in rows}))
+
+
+def _matches(table: type[Message], page_filter: PageFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if page_filter.unread is not None:
+        conditions.append(table.is_read.is_(not page_filter.unread))
+    if page_filter.thread_id is not None:
+        conditions.append(table.thread_id == page_filter.thread_id)
+    if page_filter.tsquery is not None:
+        query = func.to_tsquery(literal_column("'simple'::regconfig"), bindparam("tsquery"))
+        conditions.append(table.search_vector.bool_op("@@")(query))
+    return conditions
+
+
+_FOLDERS = bindparam("folders", type_=ARRAY(Uuid))
+_ACCOUNTS = bindparam("accounts", type_=ARRAY(Uuid))
+
+
+def page_statement(page_filter: PageFilter, after: Cursor | None, limit: int) -> Select[tuple]:  # type: ignore[type-arg]
+    """The page query; bind ``folders`` and ``accounts`` (a Scope) and ``tsquery``."""
+    copy = aliased(Message, name="copy")
+    shown_elsewhere = exists().where(
+        copy.message_id == Message.message_id,
+        copy.account_id == any_(_ACCOUNTS),
+        copy.folder_id == any_(_FOLDERS),
+        tuple_(copy.date, copy.id) > tuple_(Message.date, Message.id),
+        *_matches(copy, page_filter),
+    )
+    scope = select(func.unnest(_FOLDERS).label("folder_id")).subquery("scope")
+    conditions = [
+        Message.folder_id == scope.c.folder_id,
+        *_matches(Message, page_filter),
+        ~shown_elsewhere,
+    ]
+    if after is not None:
+        conditions.append(tuple_(Message.date, Message.id) < tuple_(after.date, after.id))
+    head = (
+        select(*LIST_COLUMNS)
+        .where(and_(*conditions))
+        .order_by(Message.date.desc(), Message.id.desc())
+        .limit(limit)
+        .lateral("head")
+    )
+    return (
+        select(head)
+        .select_from(scope)
+        .join(head, true())
+        .order_by(head.c.date.desc(), head.c.id.desc())
+        .limit(limit)
+    )
+
+
+def _parameters(scope: Scope, page_filter: PageFilter) -> dict[str, object]:
+    return {
+        "folders": scope.folder_ids,
+        "accounts": scope.account_ids,
+        "tsquery": page_filter.tsquery,
+    }
+
+
+async def page(
+    session: AsyncSession,
+    scope: Scope,
+    page_filter: PageFilter,
+    after: Cursor | None,
+    limit: int,
+) -> list[MessageRow]:
+    """Up to ``limit`` messages after the cursor, newest first."""
+    if not scope.folder_ids:
+        return []
+    result = await session.execute(
+        page_statement(page_filter, after, limit), _parameters(scope, page_filter)
+    )
+    return _rows(result)
+
+
+async def count(session: AsyncSession, scope: Scope, page_filter: PageFilter) -> int:
+    """How many messages the whole listing has (each Message-ID once): a scan of the
+    scope, so only computed when a client asks for totalCount."""
+    if not scope.folder_ids:
+        return 0
+    key = func.coalesce(Message.message_id, func.concat("#", Message.id))
+    statement = select(func.count(key.distinct())).where(
+        Message.folder_id == any_(_FOLDERS), *_matches(Message, page_filter)
+    )
+    return int(await session.scalar(statement, _parameters(scope, page_filter)) or 0)
+
+
+def _rows(result: Any) -> list[MessageRow]:
+    return [MessageRow(**row._mapping) for row in result]
+
+
+async def get_readable(
+    session: AsyncSession, viewer: Viewer, message_id: int
+) -> tuple[MessageRow, MailAccount] | None:
+    """One message the viewer may read, with its account."""
+    row = (
+        await session.execute(
+            select(*LIST_COLUMNS, MailAccount)
+            .join(MailAccount, MailAccount.id == Message.account_id)
+            .where(Message.id == message_id, readable_by(viewer))
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    values = dict(row._mapping)
+    account = values.pop(MailAccount.__name__)
+    return MessageRow(**values), account
+
+
+async def bodies(
+    session: AsyncSession, message_ids: Sequence[int]
+) -> dict[int, tuple[str | None, str | None]]:
+    """(text, html) of each message; the caller has checked that the viewer may read them."""
+    rows = await session.execute(
+        select(Message.id, Message.body_text, Message.body_html).where(Message.id.in_(message_ids))
+    )
+    return {r.id: (r.body_text, r.body_html) for r in rows}
+
+
+async def threads(
+    session: AsyncSession, viewer: Viewer, thread_ids: Sequence[uuid.UUID]
+) -> list[MessageRow]:
+    """Every readable message of these conversations, oldest first, each Message-ID once."""
+    ranked = (
+        select(
+            *LIST_COLUMNS,
+            func.row_number()
+            .over(
+                partition_by=(
+                    Message.thread_id,
+                    func.coalesce(Message.message_id, func.concat("#", Message.id)),
+                ),
+                order_by=(Message.date, Message.id),
+            )
+            .label("copy"),
+        )
+        .join(MailAccount, MailAccount.id == Message.account_id)
+        .where(Message.thread_id.in_(thread_ids), Message.uid > 0, readable_by(viewer))
+        .subquery()
+    )
+    result = await session.execute(
+        select(*(ranked.c[c.key] for c in LIST_COLUMNS))
+        .where(ranked.c.copy == 1)
+        .order_by(ranked.c.date, ranked.c.id)
+    )
+    return _rows(result)
+
+
+@dataclass(frozen=True)
+class Markable:
+    id: int
+    account_id: uuid.UUID
+    folder_id: uuid.UUID
+    owner_id: uuid.UUID
+
+
+async def markable(
+    session: AsyncSession, viewer: Viewer, message_ids: Sequence[int]
+) -> dict[int, Markable]:
+    """The messages among ``message_ids`` the viewer may read, with their owner."""
+    rows = await session.execute(
+        select(Message.id, Message.account_id, Message.folder_id, MailAccount.owner_id)
+        .join(MailAccount, MailAccount.id == Message.account_id)
+        .where(Message.id.in_(message_ids), readable_by(viewer))
+    )
+    return {r.id: Markable(r.id, r.account_id, r.folder_id, r.owner_id) for r in rows}
+
+
+async def set_flags(
+    session: AsyncSession, message_ids: Sequence[int], read: bool | None, flagged: bool | None
+) -> None:
+    """Change the local flags and mark them for the write-back to the server; rows that
+    already have these values are left alone."""
+    changes: dict[str, object] = {"flags_dirty": True}
+    differs: list[ColumnElement[bool]] = []
+    if read is not None:
+        changes["is_read"] = read
+        differs.append(Message.is_read.is_not(read))
+    if flagged is not None:
+        changes["is_flagged"] = flagged
+        differs.append(Message.is_flagged.is_not(flagged))
+    if not differs:
+        return
+    await session.execute(
+        update(Message)
+        .where(Message.id.in_(message_ids), or_(*differs))
+        .values(**changes)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def rows_by_id(session: AsyncSession, message_ids: Sequence[int]) -> list[MessageRow]:
+    return _rows(
+        await session.execute(
+            select(*LIST_COLUMNS).where(Message.id.in_(message_ids)).order_by(Message.id)
+        )
+    )
