@@ -4,9 +4,10 @@
 - a "quoted phrase" matches those words in that order;
 - every word or phrase must match (AND).
 
-Words are cut at anything that is not a letter or digit, the way the indexed text is
-(addresses are indexed whole and split at "@" and "."), so ``bob@acme.com`` is the phrase
-bob, acme, com. Only word characters reach the tsquery, so no input can break its syntax.
+Each term goes to ``to_tsquery`` as one quoted string, so PostgreSQL's own parser splits
+it exactly as it split the indexed text (``2026-117``, ``v1.2.3``, ``bob@acme.com`` stay
+what they were there) and no input can change the query's syntax: inside the quotes only
+``'`` and ``\\`` are special, and both are escaped.
 """
 
 from __future__ import annotations
@@ -14,26 +15,18 @@ from __future__ import annotations
 import re
 
 _PHRASE = re.compile(r'"([^"]*)"')
-_WORD = re.compile(r"[^\W_]+")
+_SEARCHABLE = re.compile(r"[^\W_]")  # a term with no letter or digit finds nothing
 MAX_TERMS = 16
 
 
-def _lexemes(text: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text)]
+def _quoted(term: str) -> str:
+    return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def to_tsquery_text(search: str) -> str | None:
     """A tsquery for ``to_tsquery('simple', ...)``; None when nothing searchable is left."""
-    terms: list[str] = []
-    for phrase in _PHRASE.findall(search):
-        words = _lexemes(phrase)
-        if words:
-            terms.append(" <-> ".join(f"'{w}'" for w in words))
-    for word in _PHRASE.sub(" ", search).split():
-        words = _lexemes(word)
-        if words:
-            *head, last = words
-            terms.append(" <-> ".join([*(f"'{w}'" for w in head), f"'{last}':*"]))
+    terms = [_quoted(p) for p in _PHRASE.findall(search) if _SEARCHABLE.search(p)]
+    terms += [_quoted(w) + ":*" for w in _PHRASE.sub(" ", search).split() if _SEARCHABLE.search(w)]
     if not terms:
         return None
-    return " & ".join(f"({t})" for t in terms[:MAX_TERMS])
+    return " & ".join(terms[:MAX_TERMS])

@@ -25,9 +25,9 @@ from core.models.base import Base, created_at
 
 # Full-text search over subject (weight A), addresses (B) and body (C), with the
 # language-neutral 'simple' configuration: no stemming, so any language and any name
-# matches as typed. Addresses go in twice, whole and split at "@" and ".", so "acme",
-# "bob" and "bob@acme.com" all find bob@acme.com. The body is capped well below the
-# 1 MB limit of a tsvector.
+# matches as typed. Addresses go in twice, whole and split at "@", so "bob@acme.com",
+# "bob" and "acme.com" (or its prefix "acme") all find bob@acme.com. The body is capped
+# well below the 1 MB limit of a tsvector.
 _ADDRESSES = (
     "coalesce(from_name, '') || ' ' || coalesce(from_address, '') || ' '"
     " || jsonb_path_query_array(to_addresses, '$[*].*')::text || ' '"
@@ -37,7 +37,7 @@ SEARCH_VECTOR = (
     "setweight(to_tsvector('simple'::regconfig, coalesce(subject, '')), 'A')"
     f" || setweight(to_tsvector('simple'::regconfig, {_ADDRESSES}), 'B')"
     " || setweight(to_tsvector('simple'::regconfig,"
-    f" regexp_replace({_ADDRESSES}, '[@.]', ' ', 'g')), 'B')"
+    f" regexp_replace({_ADDRESSES}, '@', ' ', 'g')), 'B')"
     " || setweight(to_tsvector('simple'::regconfig, left(coalesce(body_text, ''), 100000)), 'C')"
 )
 

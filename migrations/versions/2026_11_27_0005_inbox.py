@@ -17,7 +17,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # A frozen copy of core.models.message.SEARCH_VECTOR as of this revision.
-SEARCH_VECTOR = "setweight(to_tsvector('simple'::regconfig, coalesce(subject, '')), 'A') || setweight(to_tsvector('simple'::regconfig, coalesce(from_name, '') || ' ' || coalesce(from_address, '') || ' ' || jsonb_path_query_array(to_addresses, '$[*].*')::text || ' ' || jsonb_path_query_array(cc_addresses, '$[*].*')::text), 'B') || setweight(to_tsvector('simple'::regconfig, regexp_replace(coalesce(from_name, '') || ' ' || coalesce(from_address, '') || ' ' || jsonb_path_query_array(to_addresses, '$[*].*')::text || ' ' || jsonb_path_query_array(cc_addresses, '$[*].*')::text, '[@.]', ' ', 'g')), 'B') || setweight(to_tsvector('simple'::regconfig, left(coalesce(body_text, ''), 100000)), 'C')"
+SEARCH_VECTOR = "setweight(to_tsvector('simple'::regconfig, coalesce(subject, '')), 'A') || setweight(to_tsvector('simple'::regconfig, coalesce(from_name, '') || ' ' || coalesce(from_address, '') || ' ' || jsonb_path_query_array(to_addresses, '$[*].*')::text || ' ' || jsonb_path_query_array(cc_addresses, '$[*].*')::text), 'B') || setweight(to_tsvector('simple'::regconfig, regexp_replace(coalesce(from_name, '') || ' ' || coalesce(from_address, '') || ' ' || jsonb_path_query_array(to_addresses, '$[*].*')::text || ' ' || jsonb_path_query_array(cc_addresses, '$[*].*')::text, '@', ' ', 'g')), 'B') || setweight(to_tsvector('simple'::regconfig, left(coalesce(body_text, ''), 100000)), 'C')"
 
 
 def upgrade() -> None:
