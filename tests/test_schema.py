@@ -47,14 +47,6 @@ DEFERRED = frozenset(
         "Attachment",
         "Mutation.markMessages",
         "MarkMessagesPayload",
-        # -- sending -------------------------------------------------------------------
-        "Mutation.sendEmail",
-        "Mutation.sendAutomatedEmail",
-        "SendEmailInput",
-        "SendAutomatedEmailInput",
-        "OutgoingMessage",
-        "SendEmailPayload",
-        "SendStatus",
     }
 )
 

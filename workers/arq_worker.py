@@ -16,13 +16,19 @@ from arq import cron
 from arq.constants import in_progress_key_prefix as IN_PROGRESS_PREFIX
 from arq.worker import Worker, func
 
-from core.jobs import SYNC_ACCOUNT, sync_job_id
+from core.jobs import SEND_OUTGOING, SYNC_ACCOUNT, sync_job_id
 from core.runtime import Runtime, open_runtime
 from core.settings import Settings
 from core.sync import repository
 from core.sync.folder import SyncTuning
 from core.sync.locks import account_lock
 from core.sync.parse_pool import INLINE, MessageParser
+from workers.send_job import (
+    SEND_JOB_MAX_TRIES,
+    SEND_JOB_TIMEOUT_SECONDS,
+    requeue_unfinished_sends,
+    send_outgoing,
+)
 from workers.sync_run import AccountSyncRun
 
 log = logging.getLogger(__name__)
@@ -99,9 +105,19 @@ def build_worker(
                 keep_result=0,
                 max_tries=3,
                 timeout=SYNC_JOB_TIMEOUT_SECONDS,
-            )
+            ),
+            func(
+                send_outgoing,
+                name=SEND_OUTGOING,
+                keep_result=0,
+                max_tries=SEND_JOB_MAX_TRIES,
+                timeout=SEND_JOB_TIMEOUT_SECONDS,
+            ),
         ],
-        cron_jobs=[cron(schedule_due_syncs, second=set(range(0, 60, 10)), run_at_startup=True)],
+        cron_jobs=[
+            cron(schedule_due_syncs, second=set(range(0, 60, 10)), run_at_startup=True),
+            cron(requeue_unfinished_sends, minute=None, second=30),
+        ],
         redis_pool=runtime.redis,
         ctx={"runtime": runtime, "tuning": tuning_for(runtime.settings, parser)},
         burst=burst,

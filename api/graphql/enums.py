@@ -15,6 +15,7 @@ from core.models import (
     PastSync,
     Plan,
     Role,
+    SendStatus,
     Sharing,
 )
 
@@ -26,6 +27,7 @@ for _enum in (
     PastSync,
     AccountStatus,
     FolderRole,
+    SendStatus,
     ErrorCode,
 ):
     strawberry.enum(_enum)
@@ -38,5 +40,6 @@ __all__ = [
     "PastSync",
     "Plan",
     "Role",
+    "SendStatus",
     "Sharing",
 ]

@@ -28,6 +28,9 @@ from api.graphql.accounts.sync_mutations import SyncMutations
 from api.graphql.accounts.sync_subscriptions import SyncSubscriptions
 from api.graphql.errors import is_expected_error
 from api.graphql.identity.queries import IdentityQueries
+from api.graphql.sending.mutations import SendingMutations
+from api.graphql.sending.queries import SendingQueries
+from api.graphql.sending.subscriptions import SendingSubscriptions
 from api.graphql.usage.queries import UsageQueries
 
 MAX_DEPTH = 10
@@ -36,17 +39,17 @@ MAX_TOKENS = 2000
 
 
 @strawberry.type
-class Query(IdentityQueries, AccountQueries, UsageQueries):
+class Query(IdentityQueries, AccountQueries, UsageQueries, SendingQueries):
     pass
 
 
 @strawberry.type
-class Mutation(AccountMutations, SyncMutations):
+class Mutation(AccountMutations, SyncMutations, SendingMutations):
     pass
 
 
 @strawberry.type
-class Subscription(AccountSubscriptions, SyncSubscriptions):
+class Subscription(AccountSubscriptions, SyncSubscriptions, SendingSubscriptions):
     pass
 
 

@@ -13,6 +13,7 @@ import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 
 import aioimaplib
 
@@ -22,7 +23,7 @@ from core.mail.hosts import resolve_mail_host
 from core.mail.protocol import LinearIMAP4ClientProtocol
 from core.mail.server import MailConnectOptions, ServerLogin
 from core.mail.tls import client_tls_context
-from core.mail.utf7 import decode_mailbox_name
+from core.mail.utf7 import decode_mailbox_name, encode_mailbox_name
 from core.models.enums import ConnectionSecurity, FolderRole
 
 
@@ -115,6 +116,28 @@ class ImapConnection:
                 f"{self.login.host} refused to list its folders.",
             )
         return parse_list_response(response.lines)
+
+    async def append_unless_present(
+        self, mailbox: str, raw: bytes, message_id: str, when: datetime
+    ) -> bool:
+        """APPEND ``raw`` as read (``\\Seen``) to ``mailbox`` unless a message with
+        ``message_id`` (no brackets) is there already, e.g. from an attempt that was cut
+        short after its APPEND; True when appended now. Errors are ServiceErrors."""
+        quoted = '"' + encode_mailbox_name(mailbox).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        selected = await self.client.select(quoted)
+        if selected.result != "OK":
+            raise ServiceError(ErrorCode.UNKNOWN_LABEL, f"{self.login.host} has no {mailbox}.")
+        found = await self.client.uid_search(f'HEADER Message-ID "<{message_id}>"', charset=None)
+        lines = [bytes(line) for line in found.lines[:-1] if isinstance(line, bytes | bytearray)]
+        if found.result == "OK" and any(word.isdigit() for line in lines for word in line.split()):
+            return False
+        appended = await self.client.append(raw, mailbox=quoted, flags="\\Seen", date=when)
+        if appended.result != "OK":
+            raise ServiceError(
+                ErrorCode.SERVER_UNREACHABLE,
+                f"{self.login.host} refused to store a copy in {mailbox}.",
+            )
+        return True
 
     async def logout(self) -> None:
         with suppress(Exception):  # a goodbye that fails changes nothing for the caller

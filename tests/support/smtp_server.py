@@ -1,4 +1,4 @@
-"""A real SMTP server (aiosmtpd) on a free loopback port, with AUTH LOGIN/PLAIN over plain TCP.
+"""A real SMTP server (aiosmtpd) on a free loopback port, with AUTH LOGIN/PLAIN.
 
 Use the ``smtp_server`` fixture in a test module with::
 
@@ -6,12 +6,17 @@ Use the ``smtp_server`` fixture in a test module with::
 
 It accepts exactly one user/password and records every AUTH attempt (login names and
 whether it succeeded; never the password), so a test can tell that a login really happened.
+It also records every message it accepts (envelope and bytes), can answer DATA with
+scripted replies (``reply_to_data``: e.g. one 451, or a 554 every time), and with
+``tls_files`` offers STARTTLS and requires it before AUTH.
 """
 
 from __future__ import annotations
 
+import ssl
 import threading
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,14 +38,63 @@ class AuthAttempt:
     success: bool
 
 
+@dataclass(frozen=True)
+class Received:
+    """One message the server accepted."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+
 @dataclass
 class SmtpServer:
     host: str
     port: int
     username: str
     password: str = field(repr=False)
+    starttls: bool = False
     _attempts: list[AuthAttempt] = field(default_factory=list, repr=False)
+    _received: list[Received] = field(default_factory=list, repr=False)
+    _data_replies: deque[str] = field(default_factory=deque, repr=False)
+    _always: str | None = field(default=None, repr=False)
+    _data_commands: int = field(default=0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def received(self) -> list[Received]:
+        """Every message accepted so far, in order."""
+        with self._lock:
+            return list(self._received)
+
+    @property
+    def data_commands(self) -> int:
+        """How many messages were offered with DATA (accepted or not)."""
+        with self._lock:
+            return self._data_commands
+
+    def reply_to_data(self, *replies: str, always: str | None = None) -> None:
+        """Answer the next DATA commands with ``replies`` in turn (then accept), or every
+        one with ``always``; e.g. ``"451 4.3.0 Try again later"``."""
+        with self._lock:
+            self._data_replies.extend(replies)
+            self._always = always
+
+    def take_data(self, envelope: Envelope) -> str:
+        with self._lock:
+            self._data_commands += 1
+            if self._data_replies:
+                return self._data_replies.popleft()
+            if self._always is not None:
+                return self._always
+            self._received.append(
+                Received(
+                    str(envelope.mail_from),
+                    [str(r) for r in envelope.rcpt_tos],
+                    bytes(envelope.original_content or b""),
+                )
+            )
+            return "250 OK"
 
     @property
     def attempts(self) -> list[AuthAttempt]:
@@ -61,7 +115,7 @@ class SmtpServer:
         values: dict[str, Any] = {
             "host": self.host,
             "port": self.port,
-            "security": "NONE",
+            "security": "STARTTLS" if self.starttls else "NONE",
             "username": self.username,
             "password": self.password,
         }
@@ -90,28 +144,42 @@ class _Authenticator:
         return AuthResult(success=ok, handled=False)
 
 
-class _AcceptEverything:
+class _Recorder:
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        return "250 OK"
+        return self.server.take_data(envelope)
 
 
 @contextmanager
 def running_smtp_server(
-    username: str = "smtp-user@example.com", password: str | None = None
+    username: str = "smtp-user@example.com",
+    password: str | None = None,
+    *,
+    tls_files: tuple[str, str] | None = None,
 ) -> Iterator[SmtpServer]:
-    """Start aiosmtpd on a free loopback port; stop it on exit."""
+    """Start aiosmtpd on a free loopback port; stop it on exit. ``tls_files`` (certificate
+    chain, key): offer STARTTLS and require it before AUTH and mail."""
     server = SmtpServer(
         host=LOOPBACK,
         port=free_port(),
         username=username,
         password=password or f"smtp-pass-{uuid.uuid4().hex[:12]}",
+        starttls=tls_files is not None,
     )
+    tls_context = None
+    if tls_files is not None:
+        tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls_context.load_cert_chain(*tls_files)
     controller = Controller(
-        _AcceptEverything(),
+        _Recorder(server),
         hostname=LOOPBACK,
         port=server.port,
         authenticator=_Authenticator(server),
-        auth_require_tls=False,
+        auth_require_tls=tls_files is not None,
+        require_starttls=tls_files is not None,
+        tls_context=tls_context,
         auth_required=False,
     )
     controller.start()

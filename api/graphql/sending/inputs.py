@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import strawberry
+
+from core.sending.compose import Draft
+
+
+@strawberry.input
+class SendEmailInput:
+    to: list[str]
+    subject: str
+    from_account_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="null: the default account."
+    )
+    cc: list[str] | None = strawberry.UNSET
+    bcc: list[str] | None = strawberry.UNSET
+    body_text: str | None = strawberry.UNSET
+    body_html: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Without bodyText, the text part is derived from it.",
+    )
+    in_reply_to_message_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A message the viewer may read: sets In-Reply-To, References, thread.",
+    )
+
+    def to_domain(self) -> Draft:
+        return Draft(
+            to=list(self.to),
+            cc=list(self.cc or ()),
+            bcc=list(self.bcc or ()),
+            subject=self.subject,
+            body_text=self.body_text or None,
+            body_html=self.body_html or None,
+            in_reply_to=str(self.in_reply_to_message_id) if self.in_reply_to_message_id else None,
+        )
+
+
+@strawberry.input(description="Always sent from the default account at the time of the call.")
+class SendAutomatedEmailInput:
+    to: list[str]
+    subject: str
+    body_text: str | None = strawberry.UNSET
+    body_html: str | None = strawberry.UNSET
+
+    def to_domain(self) -> Draft:
+        return Draft(
+            to=list(self.to),
+            subject=self.subject,
+            body_text=self.body_text or None,
+            body_html=self.body_html or None,
+        )

@@ -1,0 +1,1 @@
+"""Sending mail: validating and storing outgoing messages, and delivering them (SMTP + Sent)."""

@@ -1,0 +1,151 @@
+"""What a user asks to send, validated (INVALID_INPUT with the field), and its MIME."""
+
+from __future__ import annotations
+
+import email.policy
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, parseaddr
+
+from core.accounts.inputs import validate_address
+from core.errors import ErrorCode, ServiceError
+from core.sending.html_text import html_to_text
+
+MAX_RECIPIENTS = 100
+MAX_SUBJECT = 998  # RFC 5322's line limit, before folding
+MAX_BODY_CHARS = 5_000_000
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A message as the API received it (``in_reply_to``: a Message id, or None)."""
+
+    to: Sequence[str]
+    subject: str
+    body_text: str | None = None
+    body_html: str | None = None
+    cc: Sequence[str] = ()
+    bcc: Sequence[str] = ()
+    in_reply_to: str | None = None
+
+
+@dataclass(frozen=True)
+class ValidDraft:
+    to: list[str]  # "Name <address>" or "address", normalized
+    cc: list[str]
+    bcc: list[str]
+    subject: str
+    body_text: str
+    body_html: str | None
+
+    @property
+    def envelope_recipients(self) -> list[str]:
+        """The bare addresses for RCPT TO: To, Cc and Bcc, each once."""
+        found = (parseaddr(r)[1] for r in [*self.to, *self.cc, *self.bcc])
+        return list(dict.fromkeys(found))
+
+
+def _recipient(text: str, field: str) -> str:
+    """``address`` or ``Name <address>``, normalized; INVALID_INPUT otherwise."""
+    text = text.strip()
+    name, address = ("", text)
+    if "<" in text:
+        name, address = parseaddr(text)
+        if not address:
+            raise ServiceError(ErrorCode.INVALID_INPUT, f"{text!r} is not an address.", field)
+    if any(c in text for c in "\r\n"):
+        raise ServiceError(ErrorCode.INVALID_INPUT, "An address has a line break.", field)
+    normalized = validate_address(address, field)
+    return formataddr((name.strip(), normalized)) if name.strip() else normalized
+
+
+def _recipients(values: Sequence[str], field: str) -> list[str]:
+    return [_recipient(value, f"{field}[{index}]") for index, value in enumerate(values)]
+
+
+def validate_draft(draft: Draft) -> ValidDraft:
+    to = _recipients(draft.to, "to")
+    cc = _recipients(draft.cc, "cc")
+    bcc = _recipients(draft.bcc, "bcc")
+    if not to:
+        raise ServiceError(ErrorCode.INVALID_INPUT, "Add at least one recipient.", "to")
+    if len(to) + len(cc) + len(bcc) > MAX_RECIPIENTS:
+        raise ServiceError(
+            ErrorCode.INVALID_INPUT, f"At most {MAX_RECIPIENTS} recipients per message.", "to"
+        )
+    subject = " ".join(draft.subject.split())  # no line breaks in a header
+    if not subject:
+        raise ServiceError(ErrorCode.INVALID_INPUT, "The subject is empty.", "subject")
+    if len(subject) > MAX_SUBJECT:
+        raise ServiceError(
+            ErrorCode.INVALID_INPUT,
+            f"The subject is longer than {MAX_SUBJECT} characters.",
+            "subject",
+        )
+    html = draft.body_html if draft.body_html and draft.body_html.strip() else None
+    text = draft.body_text if draft.body_text and draft.body_text.strip() else None
+    if text is None and html is None:
+        raise ServiceError(ErrorCode.INVALID_INPUT, "The message has no body.", "bodyText")
+    for value, field in ((text, "bodyText"), (html, "bodyHtml")):
+        if value is not None and len(value) > MAX_BODY_CHARS:
+            raise ServiceError(ErrorCode.INVALID_INPUT, "The body is too long.", field)
+    return ValidDraft(
+        to=to,
+        cc=cc,
+        bcc=bcc,
+        subject=subject,
+        body_text=text if text is not None else html_to_text(html or ""),
+        body_html=html,
+    )
+
+
+def new_message_id(from_address: str) -> str:
+    """A globally unique Message-ID (without brackets) in the sender's domain."""
+    domain = from_address.rpartition("@")[2] or "mailsync.invalid"
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        domain = "mailsync.invalid"
+    return f"{uuid.uuid4().hex}@{domain}"
+
+
+@dataclass(frozen=True)
+class Headers:
+    from_address: str
+    from_name: str | None
+    message_id: str
+    date: datetime
+    in_reply_to: str | None
+    references: Sequence[str]
+
+
+def needs_smtputf8(draft: ValidDraft, from_address: str) -> bool:
+    """Non-ASCII addresses need the SMTPUTF8 extension (names are encoded, not raw)."""
+    addresses = [from_address, *draft.envelope_recipients]
+    return not all(a.isascii() for a in addresses)
+
+
+def build_mime(draft: ValidDraft, headers: Headers) -> bytes:
+    """The exact bytes sent and filed in the Sent folder; Bcc is never among the headers."""
+    utf8 = needs_smtputf8(draft, headers.from_address)
+    message = EmailMessage(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
+    username, _, domain = headers.from_address.rpartition("@")
+    message["From"] = Address(headers.from_name or "", username, domain)
+    message["To"] = ", ".join(draft.to)
+    if draft.cc:
+        message["Cc"] = ", ".join(draft.cc)
+    message["Subject"] = draft.subject
+    message["Date"] = format_datetime(headers.date)
+    message["Message-ID"] = f"<{headers.message_id}>"
+    if headers.in_reply_to:
+        message["In-Reply-To"] = f"<{headers.in_reply_to}>"
+    if headers.references:
+        message["References"] = " ".join(f"<{r}>" for r in headers.references)
+    message.set_content(draft.body_text)
+    if draft.body_html is not None:
+        message.add_alternative(draft.body_html, subtype="html")
+    return message.as_bytes()

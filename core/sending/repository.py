@@ -1,0 +1,120 @@
+"""All SQL of sending."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from core.models import (
+    Folder,
+    FolderRole,
+    MailAccount,
+    Message,
+    OutgoingMessage,
+    SendStatus,
+    SentCopy,
+)
+
+
+async def get_owned_account(
+    session: AsyncSession, owner_id: uuid.UUID, account_id: uuid.UUID
+) -> MailAccount | None:
+    return await session.scalar(
+        select(MailAccount).where(MailAccount.id == account_id, MailAccount.owner_id == owner_id)
+    )
+
+
+async def get_message(session: AsyncSession, message_id: int) -> Message | None:
+    return await session.get(Message, message_id)
+
+
+async def lock_outgoing(session: AsyncSession, outgoing_id: uuid.UUID) -> OutgoingMessage | None:
+    return await session.scalar(
+        select(OutgoingMessage)
+        .where(OutgoingMessage.id == outgoing_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+async def get_account(session: AsyncSession, account_id: uuid.UUID) -> MailAccount | None:
+    return await session.get(MailAccount, account_id)
+
+
+async def sent_folder(session: AsyncSession, account_id: uuid.UUID) -> Folder | None:
+    """The account's Sent folder (the first by name if the server marks several)."""
+    return await session.scalar(
+        select(Folder)
+        .where(Folder.account_id == account_id, Folder.role == FolderRole.SENT)
+        .order_by(Folder.name)
+        .limit(1)
+    )
+
+
+async def list_owned(
+    session: AsyncSession, owner_id: uuid.UUID, status: SendStatus | None, limit: int
+) -> list[OutgoingMessage]:
+    """The owner's outgoing messages, newest first."""
+    query = select(OutgoingMessage).where(OutgoingMessage.owner_id == owner_id)
+    if status is not None:
+        query = query.where(OutgoingMessage.status == status)
+    query = query.order_by(OutgoingMessage.created_at.desc(), OutgoingMessage.id.desc())
+    return list(await session.scalars(query.limit(limit)))
+
+
+async def get_owned(
+    session: AsyncSession, owner_id: uuid.UUID, outgoing_id: uuid.UUID
+) -> OutgoingMessage | None:
+    return await session.scalar(
+        select(OutgoingMessage).where(
+            OutgoingMessage.id == outgoing_id, OutgoingMessage.owner_id == owner_id
+        )
+    )
+
+
+async def unfinished_ids(
+    session: AsyncSession, older_than: datetime, limit: int
+) -> list[uuid.UUID]:
+    """Messages a worker still has to deliver or file, untouched since ``older_than``."""
+    rows = await session.scalars(
+        select(OutgoingMessage.id)
+        .where(
+            (OutgoingMessage.status == SendStatus.QUEUED)
+            | (
+                (OutgoingMessage.status == SendStatus.SENT)
+                & (OutgoingMessage.sent_copy == SentCopy.PENDING)
+            ),
+            OutgoingMessage.updated_at < older_than,
+        )
+        .order_by(OutgoingMessage.created_at)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+def _lock_key(outgoing_id: uuid.UUID) -> int:
+    return outgoing_id.int & 0x7FFF_FFFF_FFFF_FFFF
+
+
+@asynccontextmanager
+async def delivery_lock(engine: AsyncEngine, outgoing_id: uuid.UUID) -> AsyncIterator[bool]:
+    """One delivery of a message at a time across workers, even if Redis forgets the job id.
+
+    A session-level advisory lock on its own connection: a worker that dies drops its
+    connection, and with it the lock.
+    """
+    async with engine.connect() as connection:
+        key = _lock_key(outgoing_id)
+        acquired = bool(await connection.scalar(select(func.pg_try_advisory_lock(key))))
+        await connection.commit()
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                await connection.scalar(select(func.pg_advisory_unlock(key)))
+                await connection.commit()

@@ -1,0 +1,120 @@
+"""Delivery through a real SMTP server (aiosmtpd) and filing in Dovecot's Sent folder."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from sqlalchemy import select
+
+from core.models import Folder, FolderRole, Message, SendStatus, SentCopy
+from core.runtime import Runtime
+from core.settings import Settings
+from tests.sending.helpers import (
+    add_sending_account,
+    outgoing_row,
+    parse,
+    run_worker,
+    send,
+    text_body,
+)
+from tests.support.factories import TestUser
+from tests.support.graphql import GraphQLClient
+from tests.support.mailservers import ImapServer
+from tests.support.smtp_server import SmtpServer, smtp_server_fixture  # noqa: F401
+from tests.support.sync import private_mailbox, sync_once
+
+NewUser = Callable[..., Awaitable[TestUser]]
+
+START = """
+mutation($input: StartSyncInput!) {
+  startSync(input: $input) { account { status } userErrors { code } }
+}"""
+
+
+async def test_one_delivery_with_the_right_headers_and_one_copy_in_sent(
+    gql: GraphQLClient,
+    runtime: Runtime,
+    new_user: NewUser,
+    dovecot: ImapServer,
+    smtp_server: SmtpServer,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    owner = await new_user()
+    client = gql.as_user(owner.token)
+    async with private_mailbox("dovecot", dovecot, tmp_path) as box:
+        account = await add_sending_account(
+            client, box, smtp_server, address="ann@example.com", display_name="Ann Example"
+        )
+        started = await client.execute(
+            START, {"input": {"accountId": account["id"], "pastSync": "ALL"}}
+        )
+        assert started["startSync"]["userErrors"] == []
+        await sync_once(runtime, uuid.UUID(account["id"]))
+
+        payload = await send(
+            client,
+            to=["Bob Smith <bob@example.org>", "carol@example.org"],
+            cc=["dave@example.org"],
+            bcc=["hidden@example.org"],
+            subject="Quarterly numbers",
+            bodyText="Here they are.\nAnn",
+        )
+        assert payload["userErrors"] == []
+        outgoing = payload["outgoing"]
+        assert outgoing["status"] == "QUEUED"  # stored, not sent, when the mutation answers
+        assert outgoing["fromAddress"] == "ann@example.com"
+        assert outgoing["account"] == {"id": account["id"], "emailAddress": "ann@example.com"}
+        assert outgoing["automated"] is False
+
+        await run_worker(make_settings)
+
+        [received] = smtp_server.received
+        assert received.mail_from == "ann@example.com"
+        assert received.rcpt_tos == [
+            "bob@example.org",
+            "carol@example.org",
+            "dave@example.org",
+            "hidden@example.org",
+        ]
+        message = parse(received.data)
+        assert message["From"] == "Ann Example <ann@example.com>"
+        assert message["To"] == "Bob Smith <bob@example.org>, carol@example.org"
+        assert message["Cc"] == "dave@example.org"
+        assert message["Bcc"] is None
+        assert b"hidden@example.org" not in received.data
+        assert message["Subject"] == "Quarterly numbers"
+        assert message["Message-ID"] == f"<{outgoing['messageId']}>"
+        assert outgoing["messageId"].endswith("@example.com")
+        assert message["In-Reply-To"] is None
+        assert text_body(message).strip() == "Here they are.\nAnn"
+
+        row = await outgoing_row(runtime, outgoing["id"])
+        assert row.status is SendStatus.SENT and row.sent_at is not None
+        assert row.attempts == 1 and row.error is None
+        assert row.sent_copy is SentCopy.APPENDED
+
+        # The exact bytes sent, once, read, in the Sent folder.
+        [copy] = await box.admin.fetch_raw("Sent")
+        assert copy.replace(b"\r\n", b"\n") == row.mime.replace(b"\r\n", b"\n")
+        assert list((await box.admin.flags("Sent")).values()) == [{"\\Seen"}]
+
+        # After the next sync the inbox's Sent view has it exactly once.
+        await sync_once(runtime, uuid.UUID(account["id"]))
+        async with runtime.session_factory() as session:
+            stored = list(
+                await session.execute(
+                    select(Folder.role, Message.thread_id)
+                    .join(Folder, Folder.id == Message.folder_id)
+                    .where(Message.message_id == outgoing["messageId"])
+                )
+            )
+        assert stored == [(FolderRole.SENT, uuid.UUID(outgoing["threadId"]))]
+
+        # The job running again (arq may) sends nothing and files nothing more.
+        await runtime.jobs.enqueue_send(uuid.UUID(outgoing["id"]))
+        await run_worker(make_settings)
+        assert len(smtp_server.received) == 1
+        assert len(await box.admin.fetch_raw("Sent")) == 1
