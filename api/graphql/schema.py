@@ -28,6 +28,8 @@ from api.graphql.accounts.sync_mutations import SyncMutations
 from api.graphql.accounts.sync_subscriptions import SyncSubscriptions
 from api.graphql.errors import is_expected_error
 from api.graphql.identity.queries import IdentityQueries
+from api.graphql.inbox.mutations import InboxMutations
+from api.graphql.inbox.queries import InboxQueries
 from api.graphql.sending.mutations import SendingMutations
 from api.graphql.sending.queries import SendingQueries
 from api.graphql.sending.subscriptions import SendingSubscriptions
@@ -39,12 +41,12 @@ MAX_TOKENS = 2000
 
 
 @strawberry.type
-class Query(IdentityQueries, AccountQueries, UsageQueries, SendingQueries):
+class Query(IdentityQueries, AccountQueries, InboxQueries, UsageQueries, SendingQueries):
     pass
 
 
 @strawberry.type
-class Mutation(AccountMutations, SyncMutations, SendingMutations):
+class Mutation(AccountMutations, SyncMutations, InboxMutations, SendingMutations):
     pass
 
 
