@@ -44,9 +44,17 @@ class ValidDraft:
 
     @property
     def envelope_recipients(self) -> list[str]:
-        """The bare addresses for RCPT TO: To, Cc and Bcc, each once."""
-        found = (parseaddr(r)[1] for r in [*self.to, *self.cc, *self.bcc])
-        return list(dict.fromkeys(found))
+        return envelope_recipients([*self.to, *self.cc, *self.bcc])
+
+
+def envelope_recipients(recipients: Sequence[str]) -> list[str]:
+    """The bare addresses for RCPT TO (from To, Cc and Bcc), each once."""
+    return list(dict.fromkeys(parseaddr(r)[1] for r in recipients))
+
+
+def needs_smtputf8(addresses: Sequence[str]) -> bool:
+    """Non-ASCII addresses need the SMTPUTF8 extension (names are encoded, not raw)."""
+    return not all(a.isascii() for a in addresses)
 
 
 def _recipient(text: str, field: str) -> str:
@@ -123,15 +131,9 @@ class Headers:
     references: Sequence[str]
 
 
-def needs_smtputf8(draft: ValidDraft, from_address: str) -> bool:
-    """Non-ASCII addresses need the SMTPUTF8 extension (names are encoded, not raw)."""
-    addresses = [from_address, *draft.envelope_recipients]
-    return not all(a.isascii() for a in addresses)
-
-
 def build_mime(draft: ValidDraft, headers: Headers) -> bytes:
     """The exact bytes sent and filed in the Sent folder; Bcc is never among the headers."""
-    utf8 = needs_smtputf8(draft, headers.from_address)
+    utf8 = needs_smtputf8([headers.from_address, *draft.envelope_recipients])
     message = EmailMessage(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
     username, _, domain = headers.from_address.rpartition("@")
     message["From"] = Address(headers.from_name or "", username, domain)

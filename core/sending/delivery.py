@@ -19,7 +19,6 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parseaddr
 
 import aioimaplib
 import aiosmtplib
@@ -35,6 +34,7 @@ from core.mail.smtp import smtp_session
 from core.models import AccountStatus, MailAccount, OutgoingMessage, SendStatus, SentCopy
 from core.runtime import Runtime
 from core.sending import repository
+from core.sending.compose import envelope_recipients, needs_smtputf8
 from core.sending.service import announce_change
 
 log = logging.getLogger(__name__)
@@ -145,18 +145,15 @@ class OutgoingDelivery:
                 )
                 return None
             outgoing.attempts += 1
-            recipients = [
-                *outgoing.to_addresses,
-                *outgoing.cc_addresses,
-                *outgoing.bcc_addresses,
-            ]
-            envelope = list(dict.fromkeys(parseaddr(r)[1] for r in recipients))
+            envelope = envelope_recipients(
+                [*outgoing.to_addresses, *outgoing.cc_addresses, *outgoing.bcc_addresses]
+            )
             return Attempt(
                 login=login,
                 sender=outgoing.from_address,
                 recipients=envelope,
                 mime=outgoing.mime,
-                utf8=not all(a.isascii() for a in [outgoing.from_address, *envelope]),
+                utf8=needs_smtputf8([outgoing.from_address, *envelope]),
                 attempts=outgoing.attempts,
             )
 
