@@ -40,12 +40,20 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra embedded --extra dev --python-version 3.11 \
 		-o requirements.lock
 
-# Sync benchmark (prints figures and ratios; not a timed test). Servers: MAILSYNC_TEST_DATABASE_URL
-# / MAILSYNC_TEST_REDIS_URL when set, else embedded ones. Options: make bench BENCH_ARGS=--help
+# Benchmarks (print figures and ratios; not timed tests): BENCH=sync (bench/sync_bench.py, needs
+# Dovecot and mbsync, installed when missing) and BENCH=inbox (bench/inbox_bench.py: loads 1M
+# messages, several minutes). Servers: MAILSYNC_TEST_DATABASE_URL / MAILSYNC_TEST_REDIS_URL when
+# set, else embedded ones. One benchmark with options: make bench BENCH=inbox BENCH_ARGS=--help
+BENCH ?= sync inbox
 bench: $(STAMP)
+ifneq ($(filter sync,$(BENCH)),)
 	@command -v mbsync >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y isync; }
 	@test -x /usr/sbin/dovecot || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dovecot-imapd; }
 	$(BIN)/python -m bench.sync_bench $(BENCH_ARGS)
+endif
+ifneq ($(filter inbox,$(BENCH)),)
+	$(BIN)/python -m bench.inbox_bench $(BENCH_ARGS)
+endif
 
 clean:
 	rm -rf $(VENV) .mailsync .pytest_cache .mypy_cache .ruff_cache

