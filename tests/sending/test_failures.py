@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -37,6 +37,7 @@ from tests.support.smtp_server import (
 from tests.support.sync import private_mailbox, sync_once
 from tests.support.websocket import subscribe, websocket
 from tests.sync.test_sync_engine import make_message
+from workers.send_job import requeue_unfinished_sends
 
 NewUser = Callable[..., Awaitable[TestUser]]
 
@@ -283,3 +284,26 @@ async def test_a_reply_refers_to_the_message_and_joins_its_thread(
     message = parse(received.data)
     assert message["In-Reply-To"] == f"<{parent.message_id}>"
     assert message["References"] == "<first@example.com> <Pricing-question@example.com>"
+
+
+async def test_unfinished_messages_are_queued_again_after_redis_forgot_them(
+    gql: GraphQLClient,
+    runtime: Runtime,
+    new_user: NewUser,
+    dovecot: ImapServer,
+    smtp_server: SmtpServer,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    _, outgoing_id = await _queue_one(gql, new_user, dovecot, smtp_server, tmp_path)
+    await runtime.redis.flushdb()
+    assert await requeue_unfinished_sends({"runtime": runtime}) == 0  # too recent to tell
+    async with session_scope(runtime.session_factory) as session:
+        await session.execute(
+            update(OutgoingMessage).values(updated_at=datetime.now(UTC) - timedelta(hours=1))
+        )
+    assert await requeue_unfinished_sends({"runtime": runtime}) == 1
+    assert await requeue_unfinished_sends({"runtime": runtime}) == 0  # the job id dedupes
+    await run_worker(make_settings)
+    assert (await outgoing_row(runtime, outgoing_id)).status is SendStatus.SENT
+    assert len(smtp_server.received) == 1

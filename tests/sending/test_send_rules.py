@@ -26,6 +26,7 @@ from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
 from tests.support.mailservers import ImapServer
 from tests.support.smtp_server import SmtpServer, smtp_server_fixture  # noqa: F401
+from tests.support.statements import recorded_statements
 from tests.support.sync import private_mailbox
 
 NewUser = Callable[..., Awaitable[TestUser]]
@@ -245,3 +246,31 @@ async def test_rate_limit_per_account(
         assert _errors(await send_automated(client)) == [("RATE_LIMITED", None)]  # same account
         assert (await send(client, fromAccountId=second["id"]))["userErrors"] == []
     assert len(await outgoing_rows(runtime)) == 3
+
+
+async def test_outgoing_messages_cost_the_same_statements_for_2_or_6(
+    gql: GraphQLClient,
+    runtime: Runtime,
+    new_user: NewUser,
+    dovecot: ImapServer,
+    smtp_server: SmtpServer,
+    tmp_path: Path,
+) -> None:
+    owner = await new_user(plan=Plan.POWER)
+    client = gql.as_user(owner.token)
+    async with private_mailbox("dovecot", dovecot, tmp_path) as box:
+        accounts = [await add_sending_account(client, box, smtp_server) for _ in range(2)]
+    query = """query($first: Int!) {
+      outgoingMessages(first: $first) { id status account { id emailAddress owner { email } } }
+    }"""
+    counts = {}
+    for first in (2, 6):
+        while len(await outgoing_rows(runtime)) < first:
+            account = accounts[len(await outgoing_rows(runtime)) % 2]
+            assert (await send(client, fromAccountId=account["id"]))["userErrors"] == []
+        with recorded_statements(runtime.engine) as statements:
+            data = await client.execute(query, {"first": first})
+        assert len(data["outgoingMessages"]) == first
+        counts[first] = len(statements)
+    # auth, the page, then one batch each: accounts, owners
+    assert counts[2] == counts[6] <= 5, counts
