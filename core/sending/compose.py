@@ -136,7 +136,8 @@ def build_mime(draft: ValidDraft, headers: Headers) -> bytes:
     utf8 = needs_smtputf8([headers.from_address, *draft.envelope_recipients])
     message = EmailMessage(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
     username, _, domain = headers.from_address.rpartition("@")
-    message["From"] = Address(headers.from_name or "", username, domain)
+    name = " ".join((headers.from_name or "").split())  # a header holds no line break
+    message["From"] = Address(name, username, domain)
     message["To"] = ", ".join(draft.to)
     if draft.cc:
         message["Cc"] = ", ".join(draft.cc)
