@@ -133,7 +133,7 @@ _FOLDERS = bindparam("folders", type_=ARRAY(Uuid))
 _ACCOUNTS = bindparam("accounts", type_=ARRAY(Uuid))
 
 
-def page_statement(page_filter: PageFilter, after: Cursor | None, limit: int) -> Select[tuple]:  # type: ignore[type-arg]
+def page_statement(page_filter: PageFilter, after: Cursor | None, limit: int) -> Select[Any]:
     """The page query; bind ``folders`` and ``accounts`` (a Scope) and ``tsquery``."""
     copy = aliased(Message, name="copy")
     shown_elsewhere = exists().where(
