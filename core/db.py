@@ -8,10 +8,11 @@ is durable (enqueueing jobs, publishing events) is registered with :func:`after_
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -67,3 +68,20 @@ async def session_scope(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
             await callback()
         except Exception:  # the data is committed; a lost notification must not fail it
             log.exception("after-commit callback failed")
+
+
+@asynccontextmanager
+async def advisory_lock(engine: AsyncEngine, key: uuid.UUID) -> AsyncIterator[bool]:
+    """Try a session-level PostgreSQL advisory lock on ``key``, held on its own connection
+    for the whole block (yields whether it was acquired). A process that dies drops its
+    connection, and with it the lock, so nothing stays locked after a crash."""
+    lock_id = key.int & 0x7FFF_FFFF_FFFF_FFFF  # the bigint lock space
+    async with engine.connect() as connection:
+        acquired = bool(await connection.scalar(select(func.pg_try_advisory_lock(lock_id))))
+        await connection.commit()
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                await connection.scalar(select(func.pg_advisory_unlock(lock_id)))
+                await connection.commit()

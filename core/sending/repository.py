@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from core.db import advisory_lock
 from core.models import (
     Folder,
     FolderRole,
@@ -97,24 +98,8 @@ async def unfinished_ids(
     return list(rows)
 
 
-def _lock_key(outgoing_id: uuid.UUID) -> int:
-    return outgoing_id.int & 0x7FFF_FFFF_FFFF_FFFF
-
-
 @asynccontextmanager
 async def delivery_lock(engine: AsyncEngine, outgoing_id: uuid.UUID) -> AsyncIterator[bool]:
-    """One delivery of a message at a time across workers, even if Redis forgets the job id.
-
-    A session-level advisory lock on its own connection: a worker that dies drops its
-    connection, and with it the lock.
-    """
-    async with engine.connect() as connection:
-        key = _lock_key(outgoing_id)
-        acquired = bool(await connection.scalar(select(func.pg_try_advisory_lock(key))))
-        await connection.commit()
-        try:
-            yield acquired
-        finally:
-            if acquired:
-                await connection.scalar(select(func.pg_advisory_unlock(key)))
-                await connection.commit()
+    """One delivery of a message at a time across workers, even if Redis forgets the job id."""
+    async with advisory_lock(engine, outgoing_id) as acquired:
+        yield acquired
