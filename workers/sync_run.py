@@ -189,7 +189,7 @@ class AccountSyncRun:
             account.last_error = None
             account.consecutive_failures = 0
             account.next_sync_at = now + interval
-            if await repository.has_dirty_flags(session, self.account_id):
+            if await repository.has_pending_flags(session, self.account_id):
                 account.next_sync_at = now  # marked during this run: write them back soon
             if initial:
                 account.initial_sync_pending = False

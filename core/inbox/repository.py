@@ -26,7 +26,6 @@ from sqlalchemy import (
     exists,
     func,
     literal_column,
-    or_,
     select,
     true,
     tuple_,
@@ -287,24 +286,22 @@ async def markable(
 async def set_flags(
     session: AsyncSession, message_ids: Sequence[int], read: bool | None, flagged: bool | None
 ) -> None:
-    """Change the local flags and mark them for the write-back to the server; rows that
-    already have these values are left alone."""
-    changes: dict[str, object] = {"flags_dirty": True}
-    differs: list[ColumnElement[bool]] = []
+    """Change the local flags; each flag that really changes becomes pending, for the sync
+    to write back to the server (SET sees the old values, so the test is per row)."""
+    changes: dict[str, object] = {}
     if read is not None:
         changes["is_read"] = read
-        differs.append(Message.is_read.is_not(read))
+        changes["read_pending"] = Message.read_pending | (Message.is_read != read)
     if flagged is not None:
         changes["is_flagged"] = flagged
-        differs.append(Message.is_flagged.is_not(flagged))
-    if not differs:
-        return
-    await session.execute(
-        update(Message)
-        .where(Message.id.in_(message_ids), or_(*differs))
-        .values(**changes)
-        .execution_options(synchronize_session=False)
-    )
+        changes["flagged_pending"] = Message.flagged_pending | (Message.is_flagged != flagged)
+    if changes:
+        await session.execute(
+            update(Message)
+            .where(Message.id.in_(message_ids))
+            .values(**changes)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def rows_by_id(session: AsyncSession, message_ids: Sequence[int]) -> list[MessageRow]:

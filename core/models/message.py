@@ -53,9 +53,9 @@ class Message(Base):
         Index("ix_messages_account_message_id", "account_id", "message_id"),
         Index("ix_messages_search", "search_vector", postgresql_using="gin"),
         Index(
-            "ix_messages_flags_dirty",
+            "ix_messages_flags_pending",
             "account_id",
-            postgresql_where=text("flags_dirty"),
+            postgresql_where=text("read_pending OR flagged_pending"),
         ),
     )
 
@@ -86,9 +86,11 @@ class Message(Base):
     body_text: Mapped[str | None] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
     size: Mapped[int] = mapped_column(Integer, server_default="0")
-    # Read/flagged changed here (markMessages) and not yet stored on the server: the sync
-    # writes them back first and never overwrites them with the server's older flags.
-    flags_dirty: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    # Read / flagged changed here (markMessages) and not yet stored on the server, each on
+    # its own: the sync writes back only the changed flag, first, and never overwrites it
+    # with the server's older value (while still taking the other flag from the server).
+    read_pending: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    flagged_pending: Mapped[bool] = mapped_column(Boolean, server_default="false")
     search_vector: Mapped[str | None] = mapped_column(
         TSVECTOR, Computed(SEARCH_VECTOR, persisted=True), deferred=True
     )

@@ -15,7 +15,7 @@ from core.db import SessionFactory, session_scope
 from core.mail.mailbox import MailboxOps, uid_set
 from core.models import Folder
 from core.sync import repository
-from core.sync.repository import DirtyFlags
+from core.sync.repository import PendingFlags
 
 _FLAGS = (("is_read", "(\\Seen)"), ("is_flagged", "(\\Flagged)"))
 
@@ -23,28 +23,33 @@ _FLAGS = (("is_read", "(\\Seen)"), ("is_flagged", "(\\Flagged)"))
 async def push_local_flags(
     sessions: SessionFactory, ops: MailboxOps, account_id: uuid.UUID, folders: Sequence[Folder]
 ) -> int:
-    """UID STORE every locally changed flag; the number of messages written back."""
+    """UID STORE every locally changed flag (only the flags that changed); the number of
+    messages written back."""
     async with sessions() as session:
-        dirty = await repository.dirty_flags(session, account_id)
-    if not dirty:
+        pending = await repository.pending_flags(session, account_id)
+    if not pending:
         return 0
-    by_folder: dict[uuid.UUID, list[DirtyFlags]] = defaultdict(list)
-    for row in dirty:
+    by_folder: dict[uuid.UUID, list[PendingFlags]] = defaultdict(list)
+    for row in pending:
         by_folder[row.folder_id].append(row)
     written = 0
     for folder in folders:
         rows = by_folder.get(folder.id)
         if not rows:
             continue
-        await ops.select(folder.name)
+        state = await ops.select(folder.name)
+        if state.uidvalidity != folder.uidvalidity:
+            # Renumbered on the server: these UIDs now name other messages. The folder's
+            # sync re-keys the rows by Message-ID; the marks stay pending for the next run.
+            continue
         for attribute, flag in _FLAGS:
-            on = [r.uid for r in rows if getattr(r, attribute)]
-            off = [r.uid for r in rows if not getattr(r, attribute)]
+            on = [r.uid for r in rows if getattr(r, attribute) is True]
+            off = [r.uid for r in rows if getattr(r, attribute) is False]
             if on:
                 await ops.store_flags(uid_set(on), add=True, flags=flag)
             if off:
                 await ops.store_flags(uid_set(off), add=False, flags=flag)
         async with session_scope(sessions) as session:
-            await repository.clear_dirty(session, rows)
+            await repository.clear_pending(session, rows)
         written += len(rows)
     return written

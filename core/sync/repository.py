@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, Text, bindparam, delete, func, or_, select, update
+from sqlalchemy import Table, Text, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -90,12 +90,13 @@ _UPDATE_FLAGS = (
     .where(
         _MESSAGES.c.folder_id == bindparam("folder"),
         _MESSAGES.c.uid == bindparam("row_uid"),
-        # Flags changed here and not yet written back win over the server's older ones.
-        _MESSAGES.c.flags_dirty.is_(False),
     )
     .values(
-        is_read=bindparam("read"),
-        is_flagged=bindparam("flagged"),
+        # A flag changed here and not yet written back keeps its local value.
+        is_read=case((_MESSAGES.c.read_pending, _MESSAGES.c.is_read), else_=bindparam("read")),
+        is_flagged=case(
+            (_MESSAGES.c.flagged_pending, _MESSAGES.c.is_flagged), else_=bindparam("flagged")
+        ),
         is_answered=bindparam("answered"),
         modseq=bindparam("row_modseq"),
     )
@@ -195,13 +196,19 @@ async def rematch_parked(
         await session.execute(
             update(Message)
             .where(Message.id == row_id)
-            .values({column: row[column] for column in _REKEYED_COLUMNS})
+            .values(
+                uid=row["uid"],
+                modseq=row["modseq"],
+                is_answered=row["is_answered"],
+                # A mark made here and not yet written back stays (it is pushed next run).
+                is_read=case((Message.read_pending, Message.is_read), else_=row["is_read"]),
+                is_flagged=case(
+                    (Message.flagged_pending, Message.is_flagged), else_=row["is_flagged"]
+                ),
+            )
         )
         matched.add(message_id)
     return matched
-
-
-_REKEYED_COLUMNS = ("uid", "modseq", "is_read", "is_flagged", "is_answered")
 
 
 async def has_parked(session: AsyncSession, folder_id: uuid.UUID) -> bool:
@@ -316,49 +323,73 @@ async def unselect_folder(session: AsyncSession, folder: Folder) -> None:
 
 
 @dataclass(frozen=True)
-class DirtyFlags:
+class PendingFlags:
+    """A message whose read and/or flagged state changed here and is not on the server yet
+    (None: that flag is not pending)."""
+
     folder_id: uuid.UUID
     uid: int
-    is_read: bool
-    is_flagged: bool
+    is_read: bool | None
+    is_flagged: bool | None
 
 
-async def dirty_flags(session: AsyncSession, account_id: uuid.UUID) -> list[DirtyFlags]:
-    """Flags changed locally (markMessages) that the server does not have yet."""
+_PENDING = Message.read_pending | Message.flagged_pending
+
+
+async def pending_flags(session: AsyncSession, account_id: uuid.UUID) -> list[PendingFlags]:
     rows = await session.execute(
-        select(Message.folder_id, Message.uid, Message.is_read, Message.is_flagged).where(
-            Message.account_id == account_id, Message.flags_dirty, Message.uid > 0
-        )
+        select(
+            Message.folder_id,
+            Message.uid,
+            Message.is_read,
+            Message.is_flagged,
+            Message.read_pending,
+            Message.flagged_pending,
+        ).where(Message.account_id == account_id, _PENDING, Message.uid > 0)
     )
-    return [DirtyFlags(r.folder_id, r.uid, r.is_read, r.is_flagged) for r in rows]
+    return [
+        PendingFlags(
+            r.folder_id,
+            r.uid,
+            r.is_read if r.read_pending else None,
+            r.is_flagged if r.flagged_pending else None,
+        )
+        for r in rows
+    ]
 
 
-async def clear_dirty(session: AsyncSession, written: Sequence[DirtyFlags]) -> None:
-    """Written back: clean again, unless the flags were changed once more meanwhile."""
+_CLEAR_PENDING = (
+    update(_MESSAGES)
+    .where(
+        _MESSAGES.c.folder_id == bindparam("folder"),
+        _MESSAGES.c.uid == bindparam("row_uid"),
+    )
+    .values(
+        # Written back: no longer pending, unless it was changed once more meanwhile.
+        read_pending=case(
+            (_MESSAGES.c.is_read == bindparam("read"), False), else_=_MESSAGES.c.read_pending
+        ),
+        flagged_pending=case(
+            (_MESSAGES.c.is_flagged == bindparam("flagged"), False),
+            else_=_MESSAGES.c.flagged_pending,
+        ),
+    )
+)
+
+
+async def clear_pending(session: AsyncSession, written: Sequence[PendingFlags]) -> None:
     params = [
         {"folder": w.folder_id, "row_uid": w.uid, "read": w.is_read, "flagged": w.is_flagged}
         for w in written
     ]
     if params:
-        await session.execute(_CLEAR_DIRTY, params)
+        await session.execute(_CLEAR_PENDING, params)
 
 
-_CLEAR_DIRTY = (
-    update(_MESSAGES)
-    .where(
-        _MESSAGES.c.folder_id == bindparam("folder"),
-        _MESSAGES.c.uid == bindparam("row_uid"),
-        _MESSAGES.c.is_read == bindparam("read"),
-        _MESSAGES.c.is_flagged == bindparam("flagged"),
-    )
-    .values(flags_dirty=False)
-)
-
-
-async def has_dirty_flags(session: AsyncSession, account_id: uuid.UUID) -> bool:
+async def has_pending_flags(session: AsyncSession, account_id: uuid.UUID) -> bool:
     found = await session.scalar(
         select(Message.id)
-        .where(Message.account_id == account_id, Message.flags_dirty, Message.uid > 0)
+        .where(Message.account_id == account_id, _PENDING, Message.uid > 0)
         .limit(1)
     )
     return found is not None

@@ -1,4 +1,4 @@
-"""inbox: full-text search vector, per-folder keyset index, locally changed flags.
+"""inbox: full-text search vector, per-folder keyset index, flags changed locally and not yet on the server.
 
 Revision ID: 0005
 Revises: 0004
@@ -21,10 +21,11 @@ SEARCH_VECTOR = "setweight(to_tsvector('simple'::regconfig, coalesce(subject, ''
 
 
 def upgrade() -> None:
-    op.add_column(
-        "messages",
-        sa.Column("flags_dirty", sa.Boolean(), server_default="false", nullable=False),
-    )
+    for column in ("read_pending", "flagged_pending"):
+        op.add_column(
+            "messages",
+            sa.Column(column, sa.Boolean(), server_default="false", nullable=False),
+        )
     # A stored generated column: every existing row is indexed now, every new one on insert.
     op.add_column(
         "messages",
@@ -37,10 +38,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_messages_search", "messages", ["search_vector"], postgresql_using="gin")
     op.create_index(
-        "ix_messages_flags_dirty",
+        "ix_messages_flags_pending",
         "messages",
         ["account_id"],
-        postgresql_where=sa.text("flags_dirty"),
+        postgresql_where=sa.text("read_pending OR flagged_pending"),
     )
     op.create_index("ix_messages_folder_date", "messages", ["folder_id", "date", "id"])
     op.drop_index("ix_messages_account_date", table_name="messages")
@@ -49,7 +50,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.create_index("ix_messages_account_date", "messages", ["account_id", "date", "id"])
     op.drop_index("ix_messages_folder_date", table_name="messages")
-    op.drop_index("ix_messages_flags_dirty", table_name="messages")
+    op.drop_index("ix_messages_flags_pending", table_name="messages")
     op.drop_index("ix_messages_search", table_name="messages", postgresql_using="gin")
     op.drop_column("messages", "search_vector")
-    op.drop_column("messages", "flags_dirty")
+    op.drop_column("messages", "flagged_pending")
+    op.drop_column("messages", "read_pending")

@@ -62,16 +62,16 @@ async def _synced_inbox(
     return account_id, {s: i for s, i in ids.items() if s.startswith("mark ")}
 
 
-async def _server_flags(box: Mailbox) -> dict[str, set[str]]:
-    """{subject: flags} of the server's INBOX."""
-    flags = await box.admin.flags("INBOX")
-    subjects = await _uid_subjects(box)
+async def _server_flags(box: Mailbox, folder: str = "INBOX") -> dict[str, set[str]]:
+    """{subject: flags} of a folder on the server."""
+    flags = await box.admin.flags(folder)
+    subjects = await _uid_subjects(box, folder)
     return {subjects[uid]: f & {"\\Seen", "\\Flagged"} for uid, f in flags.items()}
 
 
-async def _uid_subjects(box: Mailbox) -> dict[int, str]:
-    uids = sorted((await box.admin.flags("INBOX")).keys())
-    raws = await box.admin.fetch_raw("INBOX")
+async def _uid_subjects(box: Mailbox, folder: str = "INBOX") -> dict[int, str]:
+    uids = sorted((await box.admin.flags(folder)).keys())
+    raws = await box.admin.fetch_raw(folder)
     found: dict[int, str] = {}
     for uid, raw in zip(uids, raws, strict=True):
         for line in raw.split(b"\n"):
@@ -83,11 +83,14 @@ async def _uid_subjects(box: Mailbox) -> dict[int, str]:
 async def _stored(runtime: Runtime, account_id: uuid.UUID) -> dict[str, tuple[bool, bool, bool]]:
     async with runtime.session_factory() as session:
         rows = await session.execute(
-            select(Message.subject, Message.is_read, Message.is_flagged, Message.flags_dirty).where(
-                Message.account_id == account_id
-            )
+            select(
+                Message.subject,
+                Message.is_read,
+                Message.is_flagged,
+                Message.read_pending | Message.flagged_pending,
+            ).where(Message.account_id == account_id)
         )
-    return {r.subject: (r.is_read, r.is_flagged, r.flags_dirty) for r in rows}
+    return {str(subject): (read, flagged, pending) for subject, read, flagged, pending in rows}
 
 
 async def test_marks_reach_the_server_in_a_job_and_stay(
@@ -155,7 +158,9 @@ async def test_a_sync_before_the_write_back_does_not_flip_marks_back(
         await client.execute(MARK, {"ids": [ids["mark 0"]], "read": True, "flagged": True})
         async with runtime.session_factory() as session:
             dirty = await session.scalar(
-                select(Message.flags_dirty).where(Message.id == int(ids["mark 0"]))
+                select(Message.read_pending & Message.flagged_pending).where(
+                    Message.id == int(ids["mark 0"])
+                )
             )
         assert dirty is True
         # The folder sync alone (no write-back) must not undo the mark.
@@ -214,3 +219,55 @@ async def test_a_failed_write_back_is_reported_and_retried(
 
 async def _no_progress(folder: str, fetched: int, total: int) -> None:
     return None
+
+
+async def test_only_the_changed_flag_is_written_back(
+    gql: GraphQLClient, new_user: NewUser, runtime: Runtime, dovecot: ImapServer, tmp_path: Path
+) -> None:
+    """Marked read here while another client flagged it: both survive."""
+    async with private_mailbox("dovecot", dovecot, tmp_path) as box:
+        user = await new_user()
+        client = gql.as_user(user.token)
+        account_id, ids = await _synced_inbox(client, runtime, box, 1)
+        await client.execute(MARK, {"ids": [ids["mark 0"]], "read": True})
+        [uid] = await box.admin.uids("INBOX")
+        await box.admin.store("INBOX", uid, "+FLAGS", "\\Flagged")  # e.g. in Outlook
+
+        await sync_once(runtime, account_id)
+        assert (await _server_flags(box))["mark 0"] == {"\\Seen", "\\Flagged"}
+        assert (await _stored(runtime, account_id))["mark 0"] == (True, True, False)
+
+
+async def test_marks_survive_a_uidvalidity_change_and_reach_the_renumbered_message(
+    gql: GraphQLClient, new_user: NewUser, runtime: Runtime, dovecot: ImapServer, tmp_path: Path
+) -> None:
+    async with private_mailbox("dovecot", dovecot, tmp_path) as box:
+        now = datetime.now(UTC)
+        raws = [make_message(f"mark {i}") for i in range(3)]
+        await box.admin.create("Projects")
+        await box.admin.append_many("Projects", [(raw, now) for raw in raws])
+        user = await new_user()
+        client = gql.as_user(user.token)
+        account_id = await connect_and_start(client, box, labels=["Projects"])
+        await sync_once(runtime, account_id)
+        edges = (await client.execute(INBOX, {"filter": {"folderRole": "OTHER"}}))["inbox"]
+        ids = {e["node"]["subject"]: e["node"]["id"] for e in edges["edges"]}
+        await client.execute(MARK, {"ids": [ids["mark 2"]], "read": True})
+
+        # Recreated with the same mail in another order: a new UIDVALIDITY, and the UID
+        # that "mark 2" had now names another message.
+        before = await box.admin.uidvalidity("Projects")
+        await box.admin.delete("Projects")
+        await box.admin.create("Projects")
+        await box.admin.append_many("Projects", [(raw, now) for raw in reversed(raws)])
+        assert await box.admin.uidvalidity("Projects") != before
+
+        await sync_once(runtime, account_id)  # re-keys the rows; the mark stays pending
+        await sync_once(runtime, account_id)  # writes it to the right message
+        server = await _server_flags(box, "Projects")
+        assert server == {"mark 0": set(), "mark 1": set(), "mark 2": {"\\Seen"}}
+        assert await _stored(runtime, account_id) == {
+            "mark 0": (False, False, False),
+            "mark 1": (False, False, False),
+            "mark 2": (True, False, False),
+        }
