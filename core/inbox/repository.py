@@ -26,6 +26,7 @@ from sqlalchemy import (
     exists,
     func,
     literal_column,
+    or_,
     select,
     true,
     tuple_,
@@ -88,6 +89,7 @@ class Scope:
 
     folder_ids: list[uuid.UUID]
     account_ids: list[uuid.UUID]
+    own_account_ids: list[uuid.UUID]  # the viewer's own, among account_ids
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ async def scope_of(
 ) -> Scope:
     """The viewer's readable folders with ``role``; ids the viewer may not read match none."""
     query = (
-        select(Folder.id, Folder.account_id)
+        select(Folder.id, Folder.account_id, MailAccount.owner_id)
         .join(MailAccount, MailAccount.id == Folder.account_id)
         .where(Folder.role == role, readable_by(viewer))
         .order_by(Folder.id)
@@ -113,7 +115,11 @@ async def scope_of(
     if account_ids is not None:
         query = query.where(MailAccount.id.in_(account_ids))
     rows = (await session.execute(query)).all()
-    return Scope([r.id for r in rows], sorted({r.account_id for r in rows}))
+    return Scope(
+        [r.id for r in rows],
+        sorted({r.account_id for r in rows}),
+        sorted({r.account_id for r in rows if r.owner_id == viewer.user_id}),
+    )
 
 
 def _matches(table: type[Message], page_filter: PageFilter) -> list[ColumnElement[bool]]:
@@ -130,16 +136,23 @@ def _matches(table: type[Message], page_filter: PageFilter) -> list[ColumnElemen
 
 _FOLDERS = bindparam("folders", type_=ARRAY(Uuid))
 _ACCOUNTS = bindparam("accounts", type_=ARRAY(Uuid))
+_OWN = bindparam("own", type_=ARRAY(Uuid))
 
 
 def page_statement(page_filter: PageFilter, after: Cursor | None, limit: int) -> Select[Any]:
     """The page query; bind ``folders`` and ``accounts`` (a Scope) and ``tsquery``."""
     copy = aliased(Message, name="copy")
+    # Which copy of a Message-ID is shown: the viewer's own before a teammate's, then the
+    # newest. A row is skipped when a matching copy comes before it in that order.
+    copy_own, row_own = copy.account_id == any_(_OWN), Message.account_id == any_(_OWN)
     shown_elsewhere = exists().where(
         copy.message_id == Message.message_id,
         copy.account_id == any_(_ACCOUNTS),
         copy.folder_id == any_(_FOLDERS),
-        tuple_(copy.date, copy.id) > tuple_(Message.date, Message.id),
+        or_(
+            copy_own & ~row_own,
+            (copy_own == row_own) & (tuple_(copy.date, copy.id) > tuple_(Message.date, Message.id)),
+        ),
         *_matches(copy, page_filter),
     )
     scope = select(func.unnest(_FOLDERS).label("folder_id")).subquery("scope")
@@ -170,6 +183,7 @@ def _parameters(scope: Scope, page_filter: PageFilter) -> dict[str, object]:
     return {
         "folders": scope.folder_ids,
         "accounts": scope.account_ids,
+        "own": scope.own_account_ids,
         "tsquery": page_filter.tsquery,
     }
 
@@ -247,12 +261,17 @@ async def threads(
                     Message.thread_id,
                     func.coalesce(Message.message_id, func.concat("#", Message.id)),
                 ),
-                order_by=(Message.date, Message.id),
+                # The copy the inbox would show: the viewer's own first, then the newest.
+                order_by=(
+                    (MailAccount.owner_id == viewer.user_id).desc(),
+                    Message.date.desc(),
+                    Message.id.desc(),
+                ),
             )
             .label("copy"),
         )
         .join(MailAccount, MailAccount.id == Message.account_id)
-        .where(Message.thread_id.in_(thread_ids), Message.uid > 0, readable_by(viewer))
+        .where(Message.thread_id.in_(thread_ids), readable_by(viewer))
         .subquery()
     )
     result = await session.execute(

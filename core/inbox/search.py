@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 _PHRASE = re.compile(r'"([^"]*)"')
-_SEARCHABLE = re.compile(r"[^\W_]")  # a term with no letter or digit finds nothing
+_SEARCHABLE = re.compile(r"[^\W_]")  # a term without a letter or digit is left out
 MAX_TERMS = 16
 
 
@@ -24,7 +24,9 @@ def _quoted(term: str) -> str:
 
 
 def to_tsquery_text(search: str) -> str | None:
-    """A tsquery for ``to_tsquery('simple', ...)``; None when nothing searchable is left."""
+    """A tsquery for ``to_tsquery('simple', ...)``; None when nothing searchable is left
+    (then the search filters nothing). Terms after the 16th are ignored."""
+    search = search.replace("\x00", " ")  # PostgreSQL text cannot hold NUL
     terms = [_quoted(p) for p in _PHRASE.findall(search) if _SEARCHABLE.search(p)]
     terms += [_quoted(w) + ":*" for w in _PHRASE.sub(" ", search).split() if _SEARCHABLE.search(w)]
     if not terms:

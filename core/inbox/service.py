@@ -26,6 +26,7 @@ from core.sync import repository as sync_repository
 MAX_PAGE_SIZE = 100
 MAX_MARK = 500
 MAX_SEARCH_LENGTH = 500
+MAX_ACCOUNT_IDS = 100
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,12 @@ class InboxPage:
 
 
 def _page_filter(query: InboxQuery) -> PageFilter:
+    if query.account_ids is not None and len(query.account_ids) > MAX_ACCOUNT_IDS:
+        raise ServiceError(
+            ErrorCode.INVALID_INPUT,
+            f"Filter by at most {MAX_ACCOUNT_IDS} accounts.",
+            "filter.accountIds",
+        )
     tsquery = None
     if query.search is not None:
         if len(query.search) > MAX_SEARCH_LENGTH:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from core.models import FolderRole
+from core.models import FolderRole, Sharing
 from core.runtime import Runtime
 from tests.support.accounts import NewUser
 from tests.support.graphql import GraphQLClient
@@ -15,6 +15,7 @@ from tests.support.inbox import (
     BASE_DATE,
     INBOX,
     INBOX_WITH_COUNT,
+    MESSAGE,
     seed_account,
     seed_messages,
 )
@@ -126,6 +127,28 @@ async def test_a_message_in_two_of_the_viewers_accounts_is_listed_once(
     assert [e["node"]["account"]["id"] for e in read["inbox"]["edges"]] == [str(sales.id)]
 
 
+async def test_the_viewers_own_copy_wins_over_a_teammates_shared_one(
+    gql: GraphQLClient, new_user: NewUser, runtime: Runtime
+) -> None:
+    viewer = await new_user(company="Acme")
+    teammate = await new_user(company="Acme")
+    mine = await seed_account(runtime, viewer)
+    theirs = await seed_account(runtime, teammate, sharing=Sharing.SHARED)
+    deal = {"message_id": "<deal@customer.example>", "subject": "the deal"}
+    [own_copy] = await seed_messages(runtime, mine, [{**deal, **at(5)}])
+    # The teammate's copy is newer (and has a higher id), and still the viewer sees theirs.
+    [their_copy] = await seed_messages(runtime, theirs, [{**deal, **at(6)}])
+    client = gql.as_user(viewer.token)
+
+    listed = (await client.execute(INBOX, {}))["inbox"]["edges"]
+    assert [e["node"]["id"] for e in listed] == [str(own_copy)]
+    thread = (await client.execute(MESSAGE, {"id": str(own_copy)}))["message"]["thread"]
+    assert [m["id"] for m in thread] == [str(own_copy)]
+    # The teammate sees their own copy.
+    listed = (await gql.as_user(teammate.token).execute(INBOX, {}))["inbox"]["edges"]
+    assert [e["node"]["id"] for e in listed] == [str(their_copy)]
+
+
 async def test_total_count_page_size_cap_and_bad_arguments(
     gql: GraphQLClient, new_user: NewUser, runtime: Runtime
 ) -> None:
@@ -150,6 +173,7 @@ async def test_total_count_page_size_cap_and_bad_arguments(
         {"after": "bTI6MTox"},  # another version: "m2:1:1"
         {"first": -1},
         {"filter": {"search": "x" * 501}},
+        {"filter": {"accountIds": [str(account.id)] * 101}},
     ):
         response = await client.post(INBOX, variables)
         assert response.status_code == 200, variables

@@ -57,6 +57,7 @@ MAIL = [
         ("lunch invoice", []),  # every term must match
         ("nothing-like-this", []),
         ("'); DROP TABLE messages; --", []),  # only words reach the query
+        ("revenue\x00", ["Quarterly report for Globex"]),  # NUL, which PostgreSQL refuses
         ("!:* & | <-> ()", ["Invoice 2026-117", "Lunch on Friday?", "Quarterly report for Globex"]),
     ],
 )
