@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 
 from core.accounts.inputs import validate_address
 from core.errors import ErrorCode, ServiceError
@@ -60,13 +60,16 @@ def needs_smtputf8(addresses: Sequence[str]) -> bool:
 def _recipient(text: str, field: str) -> str:
     """``address`` or ``Name <address>``, normalized; INVALID_INPUT otherwise."""
     text = text.strip()
+    if any(c in text for c in "\r\n\x00"):
+        raise ServiceError(ErrorCode.INVALID_INPUT, "An address has a line break.", field)
     name, address = ("", text)
     if "<" in text:
-        name, address = parseaddr(text)
-        if not address:
-            raise ServiceError(ErrorCode.INVALID_INPUT, f"{text!r} is not an address.", field)
-    if any(c in text for c in "\r\n"):
-        raise ServiceError(ErrorCode.INVALID_INPUT, "An address has a line break.", field)
+        # Exactly one address: "Bob <b@x>, Eve <e@y>" is two, and parseaddr would quietly
+        # keep one of them.
+        parsed = getaddresses([text])
+        if len(parsed) != 1 or not parsed[0][1]:
+            raise ServiceError(ErrorCode.INVALID_INPUT, f"{text!r} is not one address.", field)
+        name, address = parsed[0]
     normalized = validate_address(address, field)
     return formataddr((name.strip(), normalized)) if name.strip() else normalized
 
@@ -85,6 +88,13 @@ def validate_draft(draft: Draft) -> ValidDraft:
         raise ServiceError(
             ErrorCode.INVALID_INPUT, f"At most {MAX_RECIPIENTS} recipients per message.", "to"
         )
+    for value, field in (
+        (draft.subject, "subject"),
+        (draft.body_text, "bodyText"),
+        (draft.body_html, "bodyHtml"),
+    ):
+        if value is not None and "\x00" in value:
+            raise ServiceError(ErrorCode.INVALID_INPUT, "The text has a NUL character.", field)
     subject = " ".join(draft.subject.split())  # no line breaks in a header
     if not subject:
         raise ServiceError(ErrorCode.INVALID_INPUT, "The subject is empty.", "subject")
@@ -131,10 +141,17 @@ class Headers:
     references: Sequence[str]
 
 
+# Fold only past RFC 5322's hard limit: at 78 columns the email package RFC 2047-encodes
+# a Message-ID longer than a line (Outlook's and SES's are), and In-Reply-To/References
+# written that way no longer thread in the recipient's client.
+_POLICY = email.policy.SMTP.clone(max_line_length=998)
+_UTF8_POLICY = email.policy.SMTPUTF8.clone(max_line_length=998)
+
+
 def build_mime(draft: ValidDraft, headers: Headers) -> bytes:
     """The exact bytes sent and filed in the Sent folder; Bcc is never among the headers."""
     utf8 = needs_smtputf8([headers.from_address, *draft.envelope_recipients])
-    message = EmailMessage(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
+    message = EmailMessage(policy=(_UTF8_POLICY if utf8 else _POLICY))
     username, _, domain = headers.from_address.rpartition("@")
     name = " ".join((headers.from_name or "").split())  # a header holds no line break
     message["From"] = Address(name, username, domain)

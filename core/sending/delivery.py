@@ -39,6 +39,8 @@ from core.sending.service import announce_change
 
 log = logging.getLogger(__name__)
 
+MAX_RETRY_DELAY_SECONDS = 3600  # doubling stops at an hour between attempts
+
 # Providers whose SMTP service files every sent message in the Sent folder itself: an
 # APPEND would show the message twice. Matched against the account's SMTP host.
 SERVER_FILES_SENT_MAIL = (
@@ -234,7 +236,8 @@ class OutgoingDelivery:
                 return None
             outgoing.error = f"{reason} Trying again."
             announce_change(session, self.runtime, outgoing)
-        return float(settings.send_retry_seconds * 2 ** (attempt.attempts - 1))
+        delay = settings.send_retry_seconds * 2 ** (attempt.attempts - 1)
+        return float(min(delay, MAX_RETRY_DELAY_SECONDS))
 
     def _fail(self, session: AsyncSession, outgoing: OutgoingMessage, reason: str) -> None:
         outgoing.status = SendStatus.FAILED
