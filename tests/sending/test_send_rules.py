@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import update
 
 from core.db import session_scope
-from core.models import AccountStatus, MailAccount, Plan
+from core.models import AccountStatus, MailAccount, Plan, Sharing
 from core.runtime import Runtime
 from core.settings import Settings
 from tests.sending.helpers import (
@@ -24,6 +24,7 @@ from tests.support.accounts import SET_DEFAULT, UPDATE_ACCOUNT
 from tests.support.app import serve
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
+from tests.support.inbox import seed_account, seed_messages
 from tests.support.mailservers import ImapServer
 from tests.support.smtp_server import SmtpServer, smtp_server_fixture  # noqa: F401
 from tests.support.statements import recorded_statements
@@ -274,3 +275,35 @@ async def test_outgoing_messages_cost_the_same_statements_for_2_or_6(
         counts[first] = len(statements)
     # auth, the page, then one batch each: accounts, owners
     assert counts[2] == counts[6] <= 5, counts
+
+
+async def test_replying_needs_a_message_the_viewer_may_read(
+    gql: GraphQLClient,
+    runtime: Runtime,
+    new_user: NewUser,
+    dovecot: ImapServer,
+    smtp_server: SmtpServer,
+    tmp_path: Path,
+) -> None:
+    owner = await new_user(company="Sellers")
+    teammate = await new_user(company="Sellers")
+    stranger = await new_user(company="Others")
+    client = gql.as_user(owner.token)
+    async with private_mailbox("dovecot", dovecot, tmp_path) as box:
+        await add_sending_account(client, box, smtp_server)
+    private = await seed_account(runtime, teammate, sharing=Sharing.PRIVATE)
+    shared = await seed_account(runtime, teammate, sharing=Sharing.SHARED)
+    foreign = await seed_account(runtime, stranger, sharing=Sharing.SHARED)
+    [hidden] = await seed_messages(runtime, private, [{"message_id": "hidden@x.example"}])
+    [foreign_id] = await seed_messages(runtime, foreign, [{"message_id": "foreign@x.example"}])
+    [readable] = await seed_messages(runtime, shared, [{"message_id": "shared@x.example"}])
+
+    for message_id in (hidden, foreign_id):
+        refused = await send(client, inReplyToMessageId=str(message_id))
+        assert _errors(refused) == [("NOT_FOUND", "inReplyToMessageId")]
+    assert await outgoing_rows(runtime) == []
+
+    replied = await send(client, inReplyToMessageId=str(readable))
+    assert replied["userErrors"] == []
+    [row] = await outgoing_rows(runtime)
+    assert row.in_reply_to == "shared@x.example"
