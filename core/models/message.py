@@ -50,7 +50,9 @@ class Message(Base):
         UniqueConstraint("folder_id", "uid"),
         # The inbox walks each folder newest first: (folder, date, id) is its keyset.
         Index("ix_messages_folder_date", "folder_id", "date", "id"),
-        Index("ix_messages_account_message_id", "account_id", "message_id"),
+        # A Message-ID's copies: the inbox's one-copy-per-message probe, re-keying rows
+        # after a UIDVALIDITY change.
+        Index("ix_messages_message_id", "message_id", "account_id"),
         Index("ix_messages_search", "search_vector", postgresql_using="gin"),
         Index(
             "ix_messages_flags_pending",

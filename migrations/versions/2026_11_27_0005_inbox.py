@@ -1,4 +1,4 @@
-"""inbox: full-text search vector, per-folder keyset index, flags changed locally and not yet on the server.
+"""inbox: search vector, keyset and Message-ID indexes, flags pending write-back.
 
 Revision ID: 0005
 Revises: 0004
@@ -45,9 +45,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_messages_folder_date", "messages", ["folder_id", "date", "id"])
     op.drop_index("ix_messages_account_date", table_name="messages")
+    # Message-ID first: one index descent per copy lookup, not one per account in view.
+    op.create_index("ix_messages_message_id", "messages", ["message_id", "account_id"])
+    op.drop_index("ix_messages_account_message_id", table_name="messages")
 
 
 def downgrade() -> None:
+    op.create_index("ix_messages_account_message_id", "messages", ["account_id", "message_id"])
+    op.drop_index("ix_messages_message_id", table_name="messages")
     op.create_index("ix_messages_account_date", "messages", ["account_id", "date", "id"])
     op.drop_index("ix_messages_folder_date", table_name="messages")
     op.drop_index("ix_messages_flags_pending", table_name="messages")
