@@ -48,7 +48,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -82,6 +82,7 @@ DEEP_VS_FIRST = 1.25
 PAGE_SIZE = 50
 DEEP_PAGE = 200
 WARMUP = 5
+MIN_REQUESTS = 10
 READY_TIMEOUT = 60.0
 LOADERS = 2  # processes writing messages (COPY); the machine has 2 cores
 COPY_BATCH = 2_000
@@ -786,12 +787,17 @@ def _variables(scenario: Scenario) -> dict[str, Any]:
     return {"filter": scenario.filter, "first": PAGE_SIZE, "after": scenario.after}
 
 
-def measure_http(api: Api, scenarios: list[Scenario], requests: int) -> None:
+def enough(times: list[float], requests: int, budget: float) -> bool:
+    """``requests`` timings, or fewer (at least MIN_REQUESTS) once ``budget`` seconds went."""
+    return len(times) >= requests or (len(times) >= MIN_REQUESTS and sum(times) / 1000 > budget)
+
+
+def measure_http(api: Api, scenarios: list[Scenario], requests: int, budget: float) -> None:
     for scenario in scenarios:
         variables = _variables(scenario)
         for _ in range(WARMUP):
             api.post(scenario.query, variables)
-        for _ in range(requests):
+        while not enough(scenario.graphql_ms, requests, budget):
             elapsed, data = api.post(scenario.query, variables)
             scenario.graphql_ms.append(elapsed)
         if scenario.kind == "baseline":
@@ -857,77 +863,96 @@ def compile_statement(statement: Any) -> Compiled:
     return Compiled(str(compiled), names, dict(compiled.params))
 
 
-async def scope_statement(viewer: Any, account_ids: list[uuid.UUID] | None) -> Compiled:
-    from core.inbox.repository import scope_of
+@dataclass
+class FloorQuery:
+    """A scenario's two statements as the app sends them, compiled once."""
+
+    viewer: Any
+    scope: Compiled
+    page: Compiled
+    page_filter: Any  # core.inbox.repository.PageFilter
+
+    def page_arguments(self, scope_rows: Sequence[Any]) -> list[Any]:
+        """The page query's parameters from the scope query's rows, the way scope_of and
+        the repository bind them."""
+        from core.inbox import repository
+
+        accounts = sorted({r["account_id"] for r in scope_rows})
+        own = sorted({r["account_id"] for r in scope_rows if r["owner_id"] == self.viewer.user_id})
+        scope = repository.Scope([r["id"] for r in scope_rows], accounts, own)
+        return self.page.arguments(**repository._parameters(scope, self.page_filter))
+
+
+async def floor_query(viewer: Any, scenario: Scenario) -> FloorQuery:
+    from core.inbox.cursor import decode_cursor
+    from core.inbox.repository import PageFilter, page_statement, scope_of
+    from core.inbox.search import to_tsquery_text
     from core.models import FolderRole
 
+    ids = scenario.filter.get("accountIds")
     recorder = _Recorder()
-    await scope_of(recorder, viewer, FolderRole.INBOX, account_ids)  # type: ignore[arg-type]
-    return compile_statement(recorder.statement)
-
-
-def page_compiled(scenario: Scenario) -> Compiled:
-    from core.inbox.cursor import decode_cursor
-    from core.inbox.repository import PageFilter, page_statement
-    from core.inbox.search import to_tsquery_text
-
+    await scope_of(
+        recorder,  # type: ignore[arg-type]
+        viewer,
+        FolderRole.INBOX,
+        [uuid.UUID(i) for i in ids] if ids else None,
+    )
     search = scenario.filter.get("search")
     page_filter = PageFilter(tsquery=to_tsquery_text(search) if search else None)
     after = decode_cursor(scenario.after) if scenario.after else None
-    return compile_statement(page_statement(page_filter, after, PAGE_SIZE + 1))
+    return FloorQuery(
+        viewer,
+        compile_statement(recorder.statement),
+        compile_statement(page_statement(page_filter, after, PAGE_SIZE + 1)),
+        page_filter,
+    )
 
 
 async def _sql_floor(
-    connection: Any, viewer: Any, scenario: Scenario, requests: int
+    connection: Any, viewer: Any, scenario: Scenario, requests: int, budget: float
 ) -> tuple[list[float], list[int]]:
-    """(ms per iteration, the page's ids): the scope query and the page query, each
-    prepared once, as SQLAlchemy's asyncpg dialect prepares and caches them."""
-    from core.inbox.search import to_tsquery_text
-
-    ids = scenario.filter.get("accountIds")
-    scope = await scope_statement(viewer, [uuid.UUID(i) for i in ids] if ids else None)
-    page = page_compiled(scenario)
-    scope_query = await connection.prepare(scope.text)
-    page_query = await connection.prepare(page.text)
-    search = scenario.filter.get("search")
-    tsquery = to_tsquery_text(search) if search else None
+    """(ms per iteration, the page's ids): the scope query and the page query through
+    asyncpg's statement cache, which prepares each SQL text once per connection and keeps
+    it, as SQLAlchemy's asyncpg dialect does. Scenarios with the same SQL text (the two
+    searches) share one prepared statement and its plan cache, as they do in the app."""
+    query = await floor_query(viewer, scenario)
 
     async def once() -> list[Any]:
-        rows = await scope_query.fetch(*scope.arguments())
-        folders = [r[0] for r in rows]
-        accounts = sorted({r[1] for r in rows})
-        arguments = page.arguments(folders=folders, accounts=accounts, tsquery=tsquery)
-        return list(await page_query.fetch(*arguments))
+        rows = await connection.fetch(query.scope.text, *query.scope.arguments())
+        return list(await connection.fetch(query.page.text, *query.page_arguments(rows)))
 
     for _ in range(WARMUP):
         await once()
-    times = []
-    for _ in range(requests):
+    times: list[float] = []
+    while not enough(times, requests, budget):
         start = time.perf_counter()
         rows = await once()
         times.append((time.perf_counter() - start) * 1000)
     return times, [r["id"] for r in rows[:PAGE_SIZE]]
 
 
-async def measure_sql(url: str, fx: Fixture, scenarios: list[Scenario], requests: int) -> None:
-    """The floor twice: with PostgreSQL's default plan cache (after five executions a
-    prepared statement may switch to a generic plan, as in the app), and with custom plans
-    forced (planned for the actual values every time)."""
+async def measure_sql(
+    url: str, fx: Fixture, scenarios: list[Scenario], requests: int, budget: float
+) -> None:
+    """The floor twice: with the database's plan cache mode (PostgreSQL's default ``auto``
+    lets a prepared statement switch to a generic plan after five executions, as in the
+    app), and with custom plans forced (planned for the actual values every time)."""
     import asyncpg
 
     from core.identity.viewer import Viewer
     from core.models import Plan, Role
 
     viewer = Viewer(fx.user_id, fx.company_id, Role.ADMIN, Plan.ENTERPRISE)
-    for mode in ("auto", "force_custom_plan"):
+    for mode in ("default", "force_custom_plan"):
         connection = await asyncpg.connect(asyncpg_dsn(url))
         try:
-            await connection.execute(f"SET plan_cache_mode = {mode}")
+            if mode != "default":
+                await connection.execute(f"SET plan_cache_mode = {mode}")
             for scenario in scenarios:
                 if scenario.kind == "baseline":
                     continue
-                times, got = await _sql_floor(connection, viewer, scenario, requests)
-                if mode == "auto":
+                times, got = await _sql_floor(connection, viewer, scenario, requests, budget)
+                if mode == "default":
                     scenario.sql_ms = times
                 else:
                     scenario.custom_ms = times
@@ -959,31 +984,25 @@ async def explain(url: str, fx: Fixture, scenario: Scenario, generic: bool) -> l
     import asyncpg
 
     from core.identity.viewer import Viewer
-    from core.inbox.search import to_tsquery_text
     from core.models import Plan, Role
 
     viewer = Viewer(fx.user_id, fx.company_id, Role.ADMIN, Plan.ENTERPRISE)
-    ids = scenario.filter.get("accountIds")
-    scope = await scope_statement(viewer, [uuid.UUID(i) for i in ids] if ids else None)
-    page = page_compiled(scenario)
-    search = scenario.filter.get("search")
+    query = await floor_query(viewer, scenario)
     connection = await asyncpg.connect(asyncpg_dsn(url))
     try:
-        rows = await connection.fetch(scope.text, *scope.arguments())
-        arguments = page.arguments(
-            folders=[r[0] for r in rows],
-            accounts=sorted({r[1] for r in rows}),
-            tsquery=to_tsquery_text(search) if search else None,
-        )
+        rows = await connection.fetch(query.scope.text, *query.scope.arguments())
+        arguments = query.page_arguments(rows)
         if generic:
             await connection.execute("SET plan_cache_mode = force_generic_plan")
-            await connection.execute("PREPARE bench_page AS " + page.text)
+            await connection.execute("PREPARE bench_page AS " + query.page.text)
             values = ", ".join(_literal(a) for a in arguments)
             plan = await connection.fetch(
                 f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_page({values})"
             )
         else:
-            plan = await connection.fetch("EXPLAIN (ANALYZE, BUFFERS) " + page.text, *arguments)
+            plan = await connection.fetch(
+                "EXPLAIN (ANALYZE, BUFFERS) " + query.page.text, *arguments
+            )
     finally:
         await connection.close()
     return [f"  {r[0]}"[:240] for r in plan]
@@ -994,21 +1013,24 @@ async def explain(url: str, fx: Fixture, scenario: Scenario, generic: bool) -> l
 COMPONENTS = (
     ("asyncpg", "asyncpg (driver, protocol)"),
     ("sqlalchemy", "SQLAlchemy (core, ORM, pool)"),
+    ("strawberry/extensions", "strawberry extensions"),
     ("strawberry", "strawberry"),
-    ("graphql", "graphql-core (parse, validate, execute)"),
+    ("graphql/language", "graphql-core: parse"),
+    ("graphql/validation", "graphql-core: validate"),
+    ("graphql/", "graphql-core: execute"),
     ("starlette", "starlette"),
     ("httpx", "httpx (the in-process client)"),
     ("json", "JSON"),
     ("pydantic", "pydantic"),
     ("/core/", "mailsync core"),
     ("/api/", "mailsync api"),
-    ("asyncio", "asyncio event loop"),
+    ("asyncio", "asyncio (futures, tasks)"),
 )
 
 
 def _component(filename: str, function: str) -> str:
-    if "select.epoll" in function or function == "poll":
-        return "waiting (epoll: PostgreSQL, network)"
+    if "select.epoll" in function or "uvloop" in function or "run_until_complete" in function:
+        return "event loop (uvloop) + waiting for PostgreSQL"
     if "_socket.socket" in function:
         return "socket send/recv (syscalls)"
     if "json" in function and filename == "~":
@@ -1021,9 +1043,18 @@ def _component(filename: str, function: str) -> str:
     return "other Python"
 
 
-async def _profile(
-    settings: Any, token: str, requests: int
-) -> tuple[pstats.Stats, float, float, int]:
+@dataclass
+class InProcess:
+    """The first page served in-process: wall time, SQL and pool figures per request."""
+
+    ms: float = 0.0
+    profiled_ms: float = 0.0
+    statements: float = 0.0
+    sql_ms: float = 0.0  # sum over statements of execute -> rows fetched (driver included)
+    checkouts: float = 0.0  # pool checkouts; with pool_pre_ping each costs a round trip
+
+
+async def _profile(settings: Any, token: str, requests: int) -> tuple[pstats.Stats, InProcess]:
     import httpx
     from sqlalchemy import event
 
@@ -1032,14 +1063,24 @@ async def _profile(
 
     app = create_app(settings)
     payload = {"query": INBOX_QUERY, "variables": {"filter": None, "first": PAGE_SIZE}}
+    figures = InProcess()
+    counts = {"statements": 0, "checkouts": 0, "sql": 0.0}
     async with open_runtime(settings) as runtime:
         app.state.runtime = runtime
-        statements = [0]
 
-        def count(*args: Any) -> None:
-            statements[0] += 1
+        def before(connection: Any, *args: Any) -> None:
+            counts["statements"] += 1
+            connection.info["bench_started"] = time.perf_counter()
 
-        event.listen(runtime.engine.sync_engine, "before_cursor_execute", count)
+        def after(connection: Any, *args: Any) -> None:
+            counts["sql"] += time.perf_counter() - connection.info.pop("bench_started")
+
+        def checkout(*args: Any) -> None:
+            counts["checkouts"] += 1
+
+        event.listen(runtime.engine.sync_engine, "before_cursor_execute", before)
+        event.listen(runtime.engine.sync_engine, "after_cursor_execute", after)
+        event.listen(runtime.engine.sync_engine.pool, "checkout", checkout)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
             base_url="http://bench",
@@ -1047,27 +1088,37 @@ async def _profile(
         ) as client:
             for _ in range(WARMUP):
                 (await client.post("/graphql", json=payload)).raise_for_status()
-            statements[0] = 0
-            (await client.post("/graphql", json=payload)).raise_for_status()
-            per_request = statements[0]
+            counts.update(statements=0, checkouts=0, sql=0.0)
             start = time.perf_counter()
             for _ in range(requests):
                 await client.post("/graphql", json=payload)
-            plain = time.perf_counter() - start
+            figures.ms = (time.perf_counter() - start) * 1000 / requests
+            figures.statements = counts["statements"] / requests
+            figures.checkouts = counts["checkouts"] / requests
+            figures.sql_ms = counts["sql"] * 1000 / requests
             profiler = cProfile.Profile()
             start = time.perf_counter()
             profiler.enable()
             for _ in range(requests):
                 response = await client.post("/graphql", json=payload)
             profiler.disable()
-            wall = time.perf_counter() - start
+            figures.profiled_ms = (time.perf_counter() - start) * 1000 / requests
             if response.status_code != 200 or "errors" in response.json():
                 raise BenchError(f"in-process inbox request failed: {response.text[:300]}")
-    return pstats.Stats(profiler), plain, wall, per_request
+    return pstats.Stats(profiler), figures
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def profile_summary(settings: Any, token: str, requests: int) -> list[str]:
-    stats, plain, wall, statements = asyncio.run(_profile(settings, token, requests))
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:  # uvicorn runs on uvloop
+        stats, figures = runner.run(_profile(settings, token, requests))
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
     by_component: dict[str, float] = {}
     functions = []
@@ -1078,10 +1129,13 @@ def profile_summary(settings: Any, token: str, requests: int) -> list[str]:
     total = sum(by_component.values()) or 1.0
     per = 1000 / requests
     lines = [
-        f"first page in-process (httpx.ASGITransport), {requests} requests: "
-        f"{plain * per:.1f} ms/request, {wall * per:.1f} under cProfile; "
-        f"{statements} SQL statements/request",
-        "  own time by component (ms/request, share):",
+        f"first page in-process (the app on httpx.ASGITransport, uvloop), {requests} requests: "
+        f"{figures.ms:.1f} ms/request (client included), {figures.profiled_ms:.1f} under cProfile",
+        f"  SQL: {figures.statements:.0f} statements/request, {figures.sql_ms:.1f} ms/request "
+        f"from execute to rows fetched (summed; the two DataLoader queries overlap); "
+        f"{figures.checkouts:.0f} pool checkouts/request, each with a pre-ping round trip",
+        "  cProfile own time (greenlet switches charge some waiting for PostgreSQL to "
+        "SQLAlchemy frames):",
     ]
     for name, own in sorted(by_component.items(), key=lambda kv: -kv[1])[:10]:
         lines.append(f"    {name:<40} {own * per:6.2f}  {100 * own / total:5.1f}%")
@@ -1133,20 +1187,19 @@ def _targets(scenario: Scenario, first_p50: float) -> list[tuple[str, float, flo
 
 def _table(report: Report) -> tuple[list[str], list[Scenario]]:
     lines = [
-        f"{'ms, ' + str(len(report.scenarios[0].graphql_ms)) + ' requests each':<38}"
-        f"{'GraphQL p50':>11}{'p90':>7}{'p99':>7}{'mean':>7} |{'SQL p50':>8}{'p99':>7}"
-        f"{'custom':>8} |{'ratio':>6}"
+        f"{'ms':<38}{'n':>4}{'GraphQL p50':>12}{'p90':>7}{'p99':>7}{'mean':>7} |"
+        f"{'n':>4}{'SQL p50':>8}{'p99':>7}{'custom':>8} |{'ratio':>6}"
     ]
     for s in report.scenarios:
         g = s.graphql_ms
         row = (
-            f"{s.name:<38}{percentile(g, 50):11.1f}{percentile(g, 90):7.1f}"
+            f"{s.name:<38}{len(g):4}{percentile(g, 50):12.1f}{percentile(g, 90):7.1f}"
             f"{percentile(g, 99):7.1f}{statistics.fmean(g):7.1f} |"
         )
         if s.sql_ms and s.custom_ms:
             ratio = percentile(g, 50) / percentile(s.sql_ms, 50)
             row += (
-                f"{percentile(s.sql_ms, 50):8.1f}{percentile(s.sql_ms, 99):7.1f}"
+                f"{len(s.sql_ms):4}{percentile(s.sql_ms, 50):8.1f}{percentile(s.sql_ms, 99):7.1f}"
                 f"{percentile(s.custom_ms, 50):8.1f} |{ratio:6.1f}"
             )
         lines.append(row)
@@ -1250,12 +1303,12 @@ def _measure(report: Report, args: argparse.Namespace, url: str, redis_url: str)
                 deep = next(s for s in scenarios if s.kind == "deep")
                 deep.after, report.walk_ms = deep_cursor(api, deep.filter)
                 say(f"timing {len(scenarios)} scenarios over HTTP, {args.requests} requests each")
-                measure_http(api, scenarios, args.requests)
+                measure_http(api, scenarios, args.requests, args.budget)
             finally:
                 api.close()
     report.scenarios = scenarios
     say("timing the SQL floor ...")
-    asyncio.run(measure_sql(url, fx, scenarios, args.requests))
+    asyncio.run(measure_sql(url, fx, scenarios, args.requests, args.budget))
     if args.profile_requests:
         say("profiling the first page in-process ...")
         settings = load_settings(
@@ -1302,10 +1355,18 @@ def run(args: argparse.Namespace) -> int:
         version = asyncio.run(sql(url, "SHOW server_version"))[0][0]
         report.environment.append(f"PostgreSQL {version} ({server_from}); Redis ({redis_from})")
         if not args.load_only:
+            name = report.loaded.database
+            mode = args.plan_cache_mode
+            report.environment.append(f"plan_cache_mode of the database: {mode}")
             try:
+                if mode != "auto":  # for the app's connections too; undone below
+                    asyncio.run(sql(url, f'ALTER DATABASE "{name}" SET plan_cache_mode = {mode}'))
                 _measure(report, args, url, redis_url)
             except BenchError as exc:
                 report.problems.append(str(exc))
+            finally:
+                if mode != "auto":
+                    asyncio.run(sql(url, f'ALTER DATABASE "{name}" RESET plan_cache_mode'))
         lines, missed = render(report)
         for line in lines:
             say(line)
@@ -1324,6 +1385,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--requests", type=int, default=200, help="timed requests per scenario (default 200)"
     )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=60.0,
+        help=f"seconds per scenario after which fewer requests do (at least {MIN_REQUESTS}; "
+        "default 60)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="data seed (default 1)")
     parser.add_argument(
         "--profile-requests",
@@ -1335,6 +1403,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--explain",
         action="store_true",
         help="print EXPLAIN ANALYZE of every scenario (default: of those missing a target)",
+    )
+    parser.add_argument(
+        "--plan-cache-mode",
+        choices=("auto", "force_custom_plan", "force_generic_plan"),
+        default="auto",
+        help="PostgreSQL's plan_cache_mode for the bench database while it is measured "
+        "(ALTER DATABASE; default auto, PostgreSQL's own default)",
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     reuse = parser.add_mutually_exclusive_group()
