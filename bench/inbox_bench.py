@@ -597,9 +597,18 @@ class Fixture:
     scope_folders: int
     scope_messages: int
     size_mb: float
+    foreign_indexes: list[str]  # on messages, not from the models (someone's experiment?)
     rare_word: str = ""
     rare_count: int = 0
     common_count: int = 0
+
+
+def _model_indexes() -> set[str]:
+    from core.models.base import Base
+
+    table = Base.metadata.tables["messages"]
+    names = {str(i.name) for i in table.indexes}
+    return names | {str(c.name) for c in table.constraints if c.name is not None}
 
 
 async def fixture(url: str, seed: int) -> Fixture:
@@ -635,6 +644,9 @@ async def fixture(url: str, seed: int) -> Fixture:
         company_id,
     )
     size = await sql(url, "SELECT pg_total_relation_size('messages')")
+    indexes = await sql(
+        url, "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'messages'::regclass"
+    )
     found = Fixture(
         token=token,
         user_id=user_id,
@@ -643,6 +655,7 @@ async def fixture(url: str, seed: int) -> Fixture:
         scope_folders=len(scope),
         scope_messages=sum(r["message_count"] for r in scope),
         size_mb=size[0][0] / 1e6,
+        foreign_indexes=sorted(set(r[0] for r in indexes) - _model_indexes()),
     )
     folders = [r["id"] for r in scope]
 
@@ -1241,6 +1254,8 @@ def render(report: Report) -> tuple[list[str], list[Scenario]]:
             f"messages table with indexes: {fx.size_mb / 1000:.1f} GB; viewer: 5 accounts, "
             f"all-accounts INBOX scope {fx.scope_folders} folders, {fx.scope_messages:,} messages"
         )
+        if fx.foreign_indexes:
+            lines.append(f"WARNING: indexes on messages not in the models: {fx.foreign_indexes}")
         lines.append(
             f"searches: rare word {fx.rare_word!r} ({fx.rare_count} in scope), common word "
             f"{COMMON_WORD!r} ({fx.common_count:,} in scope, "
