@@ -8,8 +8,9 @@ The delivery state lives in PostgreSQL, so a job that arq runs again never sends
   recording its outcome; the server may have accepted the mail, so it is FAILED, never
   sent again. That window (one DATA round trip plus one commit) is the only one left.
 * SENT: SMTP accepted it; only the Sent-folder copy may still be due (``sent_copy``
-  PENDING). Its failure is recorded and never resends the mail; the APPEND checks for the
-  Message-ID first, so a repeated copy step does not file it twice.
+  PENDING). A passing IMAP fault leaves it PENDING for the requeue cron (for a day), a
+  lasting one (refused login, no folder) makes it FAILED; neither resends the mail. The
+  APPEND checks for the Message-ID first, so a repeated copy step does not file it twice.
 * FAILED: nothing more to do.
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aioimaplib
 import aiosmtplib
@@ -40,6 +41,12 @@ from core.sending.service import announce_change
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY_SECONDS = 3600  # doubling stops at an hour between attempts
+# Filing the Sent copy is retried this long after the send, unless the fault is one that
+# waiting does not fix (a refused login, no such folder, a host no longer allowed).
+SENT_COPY_RETRY_WINDOW = timedelta(days=1)
+_PERMANENT_COPY_ERRORS = frozenset(
+    {ErrorCode.INVALID_CREDENTIALS, ErrorCode.UNKNOWN_LABEL, ErrorCode.HOST_NOT_ALLOWED}
+)
 
 # Providers whose SMTP service files every sent message in the Sent folder itself: an
 # APPEND would show the message twice. Matched against the account's SMTP host.
@@ -311,10 +318,15 @@ class OutgoingDelivery:
                 )
         except (ServiceError, aioimaplib.AioImapException, OSError, TimeoutError) as exc:
             log.warning("outgoing %s: no copy in Sent (%s)", self.outgoing_id, type(exc).__name__)
-            outcome = SentCopy.FAILED
+            permanent = isinstance(exc, ServiceError) and exc.code in _PERMANENT_COPY_ERRORS
+            expired = datetime.now(UTC) - task.sent_at > SENT_COPY_RETRY_WINDOW
+            # A passing fault (network, server busy, over quota) leaves the copy due: the
+            # requeue cron tries again once the row has rested REQUEUE_AFTER, for a day.
+            outcome = SentCopy.FAILED if permanent or expired else SentCopy.PENDING
         async with session_scope(self.runtime.session_factory) as session:
             outgoing = await repository.lock_outgoing(session, self.outgoing_id)
             if outgoing is not None:
                 outgoing.sent_copy = outcome
+                outgoing.updated_at = datetime.now(UTC)  # the requeue clock starts again
         if outcome is SentCopy.APPENDED and task.sync_after:
             await self.runtime.jobs.enqueue_sync(task.account_id)

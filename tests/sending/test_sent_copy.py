@@ -15,6 +15,7 @@ from core.models import MailAccount, OutgoingMessage, SendStatus, SentCopy
 from core.runtime import Runtime
 from core.settings import Settings
 from tests.sending.helpers import add_sending_account, outgoing_row, run_worker, send
+from tests.support.app import free_port
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
 from tests.support.mailservers import ImapServer
@@ -103,3 +104,33 @@ async def test_a_resumed_job_files_the_copy_only_and_not_where_the_provider_does
         assert (await outgoing_row(runtime, gmail)).sent_copy is SentCopy.BY_SERVER
         assert len(await box.admin.fetch_raw("Sent")) == 1  # Gmail files its own copy
     assert smtp_server.data_commands == 0
+
+
+async def test_a_passing_imap_fault_leaves_the_copy_due_and_a_later_run_files_it(
+    gql: GraphQLClient,
+    runtime: Runtime,
+    new_user: NewUser,
+    dovecot: ImapServer,
+    smtp_server: SmtpServer,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    owner = await new_user()
+    client = gql.as_user(owner.token)
+    async with private_mailbox("dovecot", dovecot, tmp_path) as box:
+        await add_sending_account(client, box, smtp_server)
+        outgoing_id = (await send(client))["outgoing"]["id"]
+        await _set_account(runtime, outgoing_id, imap_port=free_port())  # nothing listens
+
+        await run_worker(make_settings)
+        row = await outgoing_row(runtime, outgoing_id)
+        assert (row.status, row.sent_copy) == (SendStatus.SENT, SentCopy.PENDING)
+        assert await box.admin.fetch_raw("Sent") == []
+
+        await _set_account(runtime, outgoing_id, imap_port=box.server.port)
+        await runtime.jobs.enqueue_send(uuid.UUID(outgoing_id))  # what the requeue cron does
+        await run_worker(make_settings)
+        row = await outgoing_row(runtime, outgoing_id)
+        assert (row.status, row.sent_copy) == (SendStatus.SENT, SentCopy.APPENDED)
+        assert len(await box.admin.fetch_raw("Sent")) == 1
+        assert len(smtp_server.received) == 1
