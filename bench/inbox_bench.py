@@ -1,6 +1,7 @@
 """Inbox benchmark: the unified inbox over HTTP against the running app, and the SQL floor.
 
-    python -m bench.inbox_bench [--messages N] [--requests R] [--keep | --reuse DB] [--strict]
+    python -m bench.inbox_bench [--messages N] [--requests R] [--keep | --reuse DB]
+                                [--plan-cache-mode MODE] [--explain] [--strict]
 
 One run, on this machine:
 
@@ -17,10 +18,12 @@ One run, on this machine:
    warm-up): the first page of 50 in the all-accounts view, the same for one account,
    page 200 through cursors, a search for a rare and for a common word;
 4. the floor: the same statements (the scope query and ``core.inbox.repository``'s page
-   statement, compiled once) prepared on a plain asyncpg connection, checked to return the
-   rows the API returned, and the GraphQL/SQL ratio per scenario;
-5. a cProfile of the first-page request in-process (the same app driven through
-   ``httpx.ASGITransport``), summarised by component.
+   statement, compiled once) through asyncpg's statement cache on a plain connection, as
+   the app prepares them, checked to return the rows the API returned; again with custom
+   plans forced; and the GraphQL/SQL ratio per scenario;
+5. the first-page request in-process (the same app on uvloop, driven through
+   ``httpx.ASGITransport``): its SQL time, then a cProfile summarised by component;
+6. EXPLAIN ANALYZE (custom and generic plan) of the slowest query that missed a target.
 
 PostgreSQL and Redis: MAILSYNC_TEST_DATABASE_URL / MAILSYNC_TEST_REDIS_URL when set, else
 embedded servers (``cli.embedded``). The database is dropped at the end unless ``--keep``;
@@ -1332,8 +1335,10 @@ def _measure(report: Report, args: argparse.Namespace, url: str, redis_url: str)
         report.profile = profile_summary(settings, fx.token, args.profile_requests)
     _, missed = render(report)
     # The plans of every scenario (--explain), else of the slowest query that missed.
-    chosen = [s for s in scenarios if s.sql_ms] if args.explain else missed[:0]
-    if not args.explain and missed:
+    chosen: list[Scenario] = []
+    if args.explain:
+        chosen = [s for s in scenarios if s.sql_ms]
+    elif missed:
         chosen = [max(missed, key=lambda s: percentile(s.sql_ms or [0.0], 50))]
     for scenario in chosen:
         for generic in (False, True):
