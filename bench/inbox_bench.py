@@ -18,9 +18,10 @@ One run, on this machine:
    warm-up): the first page of 50 in the all-accounts view, the same for one account,
    page 200 through cursors, a search for a rare and for a common word;
 4. the floor: the same statements (the scope query and ``core.inbox.repository``'s page
-   statement, compiled once) through asyncpg's statement cache on a plain connection, as
-   the app prepares them, checked to return the rows the API returned; again with custom
-   plans forced; and the GraphQL/SQL ratio per scenario;
+   statement, compiled once) through asyncpg's statement cache on a plain connection with
+   the app's connection settings, as the app prepares them, checked to return the rows the
+   API returned; again with the database's own plan cache mode; and the GraphQL/SQL ratio
+   per scenario;
 5. the first-page request in-process (the same app on uvloop, driven through
    ``httpx.ASGITransport``): its SQL time, then a cProfile summarised by component;
 6. EXPLAIN ANALYZE (custom and generic plan) of the slowest query that missed a target.
@@ -721,7 +722,7 @@ class Scenario:
     query: str = INBOX_QUERY
     graphql_ms: list[float] = field(default_factory=list)
     sql_ms: list[float] = field(default_factory=list)  # prepared, as the app runs it
-    custom_ms: list[float] = field(default_factory=list)  # plan_cache_mode=force_custom_plan
+    custom_ms: list[float] = field(default_factory=list)  # the database's plan_cache_mode
     ids: list[int] = field(default_factory=list)  # what the API returned
 
 
@@ -950,20 +951,21 @@ async def _sql_floor(
 async def measure_sql(
     url: str, fx: Fixture, scenarios: list[Scenario], requests: int, budget: float
 ) -> None:
-    """The floor twice: with the database's plan cache mode (PostgreSQL's default ``auto``
-    lets a prepared statement switch to a generic plan after five executions, as in the
-    app), and with custom plans forced (planned for the actual values every time)."""
+    """The floor twice: with the app's connection settings (``core.db.SERVER_SETTINGS``:
+    custom plans, planned for the actual values every time), and with the database's own
+    plan cache mode (PostgreSQL's default ``auto`` lets a prepared statement switch to a
+    generic plan after five executions), for reference."""
     import asyncpg
 
+    from core.db import SERVER_SETTINGS
     from core.identity.viewer import Viewer
     from core.models import Plan, Role
 
     viewer = Viewer(fx.user_id, fx.company_id, Role.ADMIN, Plan.ENTERPRISE)
-    for mode in ("default", "force_custom_plan"):
-        connection = await asyncpg.connect(asyncpg_dsn(url))
+    for mode in ("default", "database"):
+        settings = SERVER_SETTINGS if mode == "default" else {}
+        connection = await asyncpg.connect(asyncpg_dsn(url), server_settings=settings)
         try:
-            if mode != "default":
-                await connection.execute(f"SET plan_cache_mode = {mode}")
             for scenario in scenarios:
                 if scenario.kind == "baseline":
                     continue
@@ -1204,7 +1206,7 @@ def _targets(scenario: Scenario, first_p50: float) -> list[tuple[str, float, flo
 def _table(report: Report) -> tuple[list[str], list[Scenario]]:
     lines = [
         f"{'ms':<38}{'n':>4}{'GraphQL p50':>12}{'p90':>7}{'p99':>7}{'mean':>7} |"
-        f"{'n':>4}{'SQL p50':>8}{'p99':>7}{'custom':>8} |{'ratio':>6}"
+        f"{'n':>4}{'SQL p50':>8}{'p99':>7}{'db mode':>8} |{'ratio':>6}"
     ]
     for s in report.scenarios:
         g = s.graphql_ms
@@ -1224,7 +1226,8 @@ def _table(report: Report) -> tuple[list[str], list[Scenario]]:
         "JSON).",
         "SQL: the scope + page queries prepared on asyncpg, PostgreSQL's default plan cache "
         "(as the app);",
-        "custom: the same with plan_cache_mode=force_custom_plan; ratio: GraphQL p50 / SQL p50.",
+        "SQL: with the app's settings (custom plans); db mode: with the database's "
+        "plan_cache_mode (PostgreSQL's default: auto); ratio: GraphQL p50 / SQL p50.",
     ]
     if report.walk_ms:
         lines.append(f"walking pages 1-{DEEP_PAGE - 1} took {report.walk_ms:.1f} ms per page")

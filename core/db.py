@@ -27,13 +27,20 @@ AfterCommit = Callable[[], Awaitable[None]]
 _AFTER_COMMIT = "mailsync.after_commit"
 
 
+# Every connection of the app. asyncpg prepares every statement, and after five runs
+# PostgreSQL's default (plan_cache_mode=auto) may switch a statement to a generic plan that
+# ignores its parameters: for the inbox that turned a common-word search from 15 ms into
+# 3.5 s (bench/README.md). Planning each execution costs well under a millisecond.
+SERVER_SETTINGS = {"application_name": "mailsync", "plan_cache_mode": "force_custom_plan"}
+
+
 def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(
         database_url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
-        connect_args={"server_settings": {"application_name": "mailsync"}},
+        connect_args={"server_settings": SERVER_SETTINGS},
     )
 
 

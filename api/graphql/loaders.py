@@ -41,6 +41,7 @@ class Loaders:
         self.folders = DataLoader[uuid.UUID, list[Folder]](self._load_folders)
         self.owned_accounts = DataLoader[uuid.UUID, list[MailAccount]](self._load_owned)
         self.readable_account = DataLoader[uuid.UUID, MailAccount | None](self._load_readable)
+        self.readable_folder = DataLoader[uuid.UUID, Folder | None](self._load_readable_folders)
         # Messages: only ever asked for ids of rows the viewer was allowed to read.
         self.bodies = DataLoader[int, tuple[str | None, str | None]](self._load_bodies)
         self.thread = DataLoader[uuid.UUID, list[MessageRow]](self._load_threads)
@@ -71,6 +72,20 @@ class Loaders:
         async with self._sessions() as session:
             rows = await accounts.get_many_readable(session, self._viewer, ids)
         return _by_key(ids, rows, lambda a: a.id)
+
+    async def _load_readable_folders(self, ids: list[uuid.UUID]) -> list[Folder | None]:
+        if self._viewer is None:
+            return [None for _ in ids]
+        async with self._sessions() as session:
+            rows = await accounts.get_readable_folders(session, self._viewer, ids)
+        return _by_key(ids, rows, lambda f: f.id)
+
+    def prime_scope(self, account_rows: Sequence[MailAccount], folders: Sequence[Folder]) -> None:
+        """Rows a query has already read (and checked), so fields on them cost no query."""
+        for account in account_rows:
+            self.readable_account.prime(account.id, account)
+        for folder in folders:
+            self.readable_folder.prime(folder.id, folder)
 
     async def _load_bodies(self, ids: list[int]) -> list[tuple[str | None, str | None]]:
         async with self._sessions() as session:

@@ -145,6 +145,18 @@ async def refresh_folders(
     )
 
 
+async def get_readable_folders(
+    session: AsyncSession, viewer: Viewer, folder_ids: Sequence[uuid.UUID]
+) -> list[Folder]:
+    return list(
+        await session.scalars(
+            select(Folder)
+            .join(MailAccount, MailAccount.id == Folder.account_id)
+            .where(Folder.id.in_(folder_ids), readable_by(viewer))
+        )
+    )
+
+
 async def folders_of(session: AsyncSession, account_ids: Sequence[uuid.UUID]) -> list[Folder]:
     return list(
         await session.scalars(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -90,6 +90,9 @@ class Scope:
     folder_ids: list[uuid.UUID]
     account_ids: list[uuid.UUID]
     own_account_ids: list[uuid.UUID]  # the viewer's own, among account_ids
+    # The rows themselves, so a page's account and folder fields need no more queries.
+    accounts: list[MailAccount] = field(default_factory=list)
+    folders: list[Folder] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ async def scope_of(
 ) -> Scope:
     """The viewer's readable folders with ``role``; ids the viewer may not read match none."""
     query = (
-        select(Folder.id, Folder.account_id, MailAccount.owner_id)
+        select(Folder, MailAccount)
         .join(MailAccount, MailAccount.id == Folder.account_id)
         .where(Folder.role == role, readable_by(viewer))
         .order_by(Folder.id)
@@ -115,10 +118,14 @@ async def scope_of(
     if account_ids is not None:
         query = query.where(MailAccount.id.in_(account_ids))
     rows = (await session.execute(query)).all()
+    folders = [folder for folder, _ in rows]
+    accounts = list({account.id: account for _, account in rows}.values())
     return Scope(
-        [r.id for r in rows],
-        sorted({r.account_id for r in rows}),
-        sorted({r.account_id for r in rows if r.owner_id == viewer.user_id}),
+        [f.id for f in folders],
+        sorted(a.id for a in accounts),
+        sorted(a.id for a in accounts if a.owner_id == viewer.user_id),
+        accounts,
+        folders,
     )
 
 

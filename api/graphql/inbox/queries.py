@@ -34,6 +34,7 @@ class InboxQueries:
                 )
         except ServiceError as error:
             raise top_level_error(INVALID_INPUT, error.message) from None
+        info.context.loaders.prime_scope(page.scope.accounts, page.scope.folders)
         return MessageConnection.from_page(page)
 
     @strawberry.field(

@@ -88,8 +88,10 @@ class Message:
 
     @strawberry.field
     async def folder(self, info: Info) -> Folder:
-        folders = await info.context.loaders.folders.load(self.row.account_id)
-        return next(Folder.from_row(f) for f in folders if f.id == self.row.folder_id)
+        folder = await info.context.loaders.readable_folder.load(self.row.folder_id)
+        if folder is None:  # access was withdrawn while this request ran
+            raise LookupError("the message's folder is no longer readable")
+        return Folder.from_row(folder)
 
     @strawberry.field(description="The decoded text body.")
     async def body_text(self, info: Info) -> str | None:
