@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -64,6 +65,10 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_runtime(settings) as runtime:
             app.state.runtime = runtime
+            # Everything loaded so far (modules, the schema, pools) lives as long as the
+            # process: out of the collector's way, a full collection no longer walks it,
+            # which took the inbox page's p99 from ~125 ms towards its p50.
+            gc.freeze()
             yield
 
     graphql = MailsyncGraphQL(

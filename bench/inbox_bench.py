@@ -1224,10 +1224,10 @@ def _table(report: Report) -> tuple[list[str], list[Scenario]]:
     lines += [
         "GraphQL: one HTTP request to `mailsync api` (auth, scope + page queries, DataLoaders, "
         "JSON).",
-        "SQL: the scope + page queries prepared on asyncpg, PostgreSQL's default plan cache "
-        "(as the app);",
-        "SQL: with the app's settings (custom plans); db mode: with the database's "
-        "plan_cache_mode (PostgreSQL's default: auto); ratio: GraphQL p50 / SQL p50.",
+        "SQL: the scope + page queries prepared on asyncpg with the app's connection settings "
+        "(custom plans);",
+        "db mode: the same with the database's plan_cache_mode (PostgreSQL's default: auto); "
+        "ratio: GraphQL p50 / SQL p50.",
     ]
     if report.walk_ms:
         lines.append(f"walking pages 1-{DEEP_PAGE - 1} took {report.walk_ms:.1f} ms per page")
