@@ -888,6 +888,7 @@ class FloorQuery:
     scope: Compiled
     page: Compiled
     page_filter: Any  # core.inbox.repository.PageFilter
+    after: Any  # core.inbox.cursor.Cursor | None
 
     def page_arguments(self, scope_rows: Sequence[Any]) -> list[Any]:
         """The page query's parameters from the scope query's rows, the way scope_of and
@@ -897,7 +898,9 @@ class FloorQuery:
         accounts = sorted({r["account_id"] for r in scope_rows})
         own = sorted({r["account_id"] for r in scope_rows if r["owner_id"] == self.viewer.user_id})
         scope = repository.Scope([r["id"] for r in scope_rows], accounts, own)
-        return self.page.arguments(**repository._parameters(scope, self.page_filter))
+        return self.page.arguments(
+            **repository.page_parameters(scope, self.page_filter, self.after, PAGE_SIZE + 1)
+        )
 
 
 async def floor_query(viewer: Any, scenario: Scenario) -> FloorQuery:
@@ -922,6 +925,7 @@ async def floor_query(viewer: Any, scenario: Scenario) -> FloorQuery:
         compile_statement(recorder.statement),
         compile_statement(page_statement(page_filter, after, PAGE_SIZE + 1)),
         page_filter,
+        after,
     )
 
 

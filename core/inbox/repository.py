@@ -9,6 +9,7 @@ that sorts before it also matches the filter (an index probe on (account, Messag
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,10 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     ColumnElement,
+    DateTime,
+    Integer,
     Select,
     Uuid,
     and_,
@@ -129,13 +133,32 @@ async def scope_of(
     )
 
 
-def _matches(table: type[Message], page_filter: PageFilter) -> list[ColumnElement[bool]]:
+@dataclass(frozen=True)
+class _Shape:
+    """Which filters a page query has: its SQL depends on this only, never on values."""
+
+    unread: bool
+    thread: bool
+    search: bool
+    after: bool
+
+    @classmethod
+    def of(cls, page_filter: PageFilter, after: Cursor | None) -> _Shape:
+        return cls(
+            unread=page_filter.unread is not None,
+            thread=page_filter.thread_id is not None,
+            search=page_filter.tsquery is not None,
+            after=after is not None,
+        )
+
+
+def _matches(table: type[Message], shape: _Shape) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
-    if page_filter.unread is not None:
-        conditions.append(table.is_read.is_(not page_filter.unread))
-    if page_filter.thread_id is not None:
-        conditions.append(table.thread_id == page_filter.thread_id)
-    if page_filter.tsquery is not None:
+    if shape.unread:
+        conditions.append(table.is_read == bindparam("is_read"))
+    if shape.thread:
+        conditions.append(table.thread_id == bindparam("thread_id", type_=Uuid))
+    if shape.search:
         query = func.to_tsquery(literal_column("'simple'::regconfig"), bindparam("tsquery"))
         conditions.append(table.search_vector.bool_op("@@")(query))
     return conditions
@@ -147,7 +170,12 @@ _OWN = bindparam("own", type_=ARRAY(Uuid))
 
 
 def page_statement(page_filter: PageFilter, after: Cursor | None, limit: int) -> Select[Any]:
-    """The page query; bind ``folders`` and ``accounts`` (a Scope) and ``tsquery``."""
+    """The page query for this filter's shape; bind :func:`page_parameters`."""
+    return _page_statement(_Shape.of(page_filter, after))
+
+
+@functools.cache  # 16 shapes; building one took longer than running it
+def _page_statement(shape: _Shape) -> Select[Any]:
     copy = aliased(Message, name="copy")
     # Which copy of a Message-ID is shown: the viewer's own before a teammate's, then the
     # newest. A row is skipped when a matching copy comes before it in that order.
@@ -160,16 +188,23 @@ def page_statement(page_filter: PageFilter, after: Cursor | None, limit: int) ->
             copy_own & ~row_own,
             (copy_own == row_own) & (tuple_(copy.date, copy.id) > tuple_(Message.date, Message.id)),
         ),
-        *_matches(copy, page_filter),
+        *_matches(copy, shape),
     )
     scope = select(func.unnest(_FOLDERS).label("folder_id")).subquery("scope")
     conditions = [
         Message.folder_id == scope.c.folder_id,
-        *_matches(Message, page_filter),
+        *_matches(Message, shape),
         ~shown_elsewhere,
     ]
-    if after is not None:
-        conditions.append(tuple_(Message.date, Message.id) < tuple_(after.date, after.id))
+    if shape.after:
+        conditions.append(
+            tuple_(Message.date, Message.id)
+            < tuple_(
+                bindparam("after_date", type_=DateTime(timezone=True)),
+                bindparam("after_id", type_=BigInteger),
+            )
+        )
+    limit = bindparam("limit", type_=Integer)
     head = (
         select(*LIST_COLUMNS)
         .where(and_(*conditions))
@@ -186,12 +221,20 @@ def page_statement(page_filter: PageFilter, after: Cursor | None, limit: int) ->
     )
 
 
-def _parameters(scope: Scope, page_filter: PageFilter) -> dict[str, object]:
+def page_parameters(
+    scope: Scope, page_filter: PageFilter, after: Cursor | None = None, limit: int = 0
+) -> dict[str, object]:
+    """The values for :func:`page_statement` (and :func:`count`, which ignores the rest)."""
     return {
         "folders": scope.folder_ids,
         "accounts": scope.account_ids,
         "own": scope.own_account_ids,
+        "is_read": None if page_filter.unread is None else not page_filter.unread,
+        "thread_id": page_filter.thread_id,
         "tsquery": page_filter.tsquery,
+        "after_date": after.date if after is not None else None,
+        "after_id": after.id if after is not None else None,
+        "limit": limit,
     }
 
 
@@ -206,7 +249,8 @@ async def page(
     if not scope.folder_ids:
         return []
     result = await session.execute(
-        page_statement(page_filter, after, limit), _parameters(scope, page_filter)
+        page_statement(page_filter, after, limit),
+        page_parameters(scope, page_filter, after, limit),
     )
     return _rows(result)
 
@@ -218,9 +262,9 @@ async def count(session: AsyncSession, scope: Scope, page_filter: PageFilter) ->
         return 0
     key = func.coalesce(Message.message_id, func.concat("#", Message.id))
     statement = select(func.count(key.distinct())).where(
-        Message.folder_id == any_(_FOLDERS), *_matches(Message, page_filter)
+        Message.folder_id == any_(_FOLDERS), *_matches(Message, _Shape.of(page_filter, None))
     )
-    return int(await session.scalar(statement, _parameters(scope, page_filter)) or 0)
+    return int(await session.scalar(statement, page_parameters(scope, page_filter)) or 0)
 
 
 def _rows(result: Any) -> list[MessageRow]:
