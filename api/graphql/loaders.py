@@ -80,8 +80,8 @@ class Loaders:
             rows = await accounts.get_readable_folders(session, self._viewer, ids)
         return _by_key(ids, rows, lambda f: f.id)
 
-    def prime_scope(self, account_rows: Sequence[MailAccount], folders: Sequence[Folder]) -> None:
-        """Rows a query has already read (and checked), so fields on them cost no query."""
+    def prime(self, account_rows: Sequence[MailAccount], folders: Sequence[Folder]) -> None:
+        """Rows a query has already read (and checked): fields on them cost no query."""
         for account in account_rows:
             self.readable_account.prime(account.id, account)
         for folder in folders:

@@ -6,7 +6,7 @@ from api.graphql.auth import viewer_of
 from api.graphql.context import Info
 from api.graphql.errors import IsAuthenticated, UserError
 from api.graphql.inbox.inputs import given
-from api.graphql.inbox.types import MarkMessagesPayload, Message
+from api.graphql.inbox.types import MarkMessagesPayload, messages_of
 from core.errors import ServiceError
 from core.ids import parse_message_id
 from core.inbox.service import FlagChange, mark_messages
@@ -38,4 +38,4 @@ class InboxMutations:
                 )
         except ServiceError as error:
             return MarkMessagesPayload(user_errors=[UserError.from_service(error)])
-        return MarkMessagesPayload(messages=[Message.from_row(r) for r in rows])
+        return MarkMessagesPayload(messages=await messages_of(info, rows))

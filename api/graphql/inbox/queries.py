@@ -6,7 +6,7 @@ from api.graphql.auth import viewer_of
 from api.graphql.context import Info
 from api.graphql.errors import INVALID_INPUT, IsAuthenticated, top_level_error
 from api.graphql.inbox.inputs import InboxFilter, given
-from api.graphql.inbox.types import Message, MessageConnection
+from api.graphql.inbox.types import Message, MessageConnection, messages_of
 from core.errors import ServiceError
 from core.ids import parse_message_id
 from core.inbox.service import InboxQuery, inbox_page, readable_message
@@ -34,7 +34,7 @@ class InboxQueries:
                 )
         except ServiceError as error:
             raise top_level_error(INVALID_INPUT, error.message) from None
-        info.context.loaders.prime_scope(page.scope.accounts, page.scope.folders)
+        info.context.loaders.prime(page.scope.accounts, page.scope.folders)  # for `thread`
         return MessageConnection.from_page(page)
 
     @strawberry.field(
@@ -44,4 +44,7 @@ class InboxQueries:
     async def message(self, info: Info, id: strawberry.ID) -> Message | None:
         async with info.context.read_session() as session:
             row = await readable_message(session, viewer_of(info), parse_message_id(id))
-        return Message.from_row(row) if row is not None else None
+        if row is None:
+            return None
+        [message] = await messages_of(info, [row])
+        return message
