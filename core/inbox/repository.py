@@ -271,22 +271,16 @@ def _rows(result: Any) -> list[MessageRow]:
     return [MessageRow(**row._mapping) for row in result]
 
 
-async def get_readable(
-    session: AsyncSession, viewer: Viewer, message_id: int
-) -> tuple[MessageRow, MailAccount] | None:
-    """One message the viewer may read, with its account."""
-    row = (
+async def get_readable(session: AsyncSession, viewer: Viewer, message_id: int) -> MessageRow | None:
+    """One message the viewer may read."""
+    rows = _rows(
         await session.execute(
-            select(*LIST_COLUMNS, MailAccount)
+            select(*LIST_COLUMNS)
             .join(MailAccount, MailAccount.id == Message.account_id)
             .where(Message.id == message_id, readable_by(viewer))
         )
-    ).one_or_none()
-    if row is None:
-        return None
-    values = dict(row._mapping)
-    account = values.pop(MailAccount.__name__)
-    return MessageRow(**values), account
+    )
+    return rows[0] if rows else None
 
 
 async def bodies(

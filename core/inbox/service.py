@@ -86,8 +86,7 @@ async def inbox_count(session: AsyncSession, page: InboxPage) -> int:
 async def readable_message(
     session: AsyncSession, viewer: Viewer, message_id: int
 ) -> MessageRow | None:
-    found = await repository.get_readable(session, viewer, message_id)
-    return None if found is None else found[0]
+    return await repository.get_readable(session, viewer, message_id)
 
 
 @dataclass(frozen=True)
@@ -133,9 +132,3 @@ async def mark_messages(
         accounts.enqueue_sync_after_commit(account_id)
     by_id = {row.id: row for row in await repository.rows_by_id(session, ids)}
     return [by_id[i] for i in dict.fromkeys(message_ids)]
-
-
-async def thread_messages(
-    session: AsyncSession, viewer: Viewer, thread_ids: Sequence[uuid.UUID]
-) -> list[MessageRow]:
-    return await repository.threads(session, viewer, thread_ids)
