@@ -19,7 +19,7 @@ from core.jobs import sync_job_id
 from core.mail.imap import imap_session
 from core.mail.mailbox import MailboxOps
 from core.models import AccountStatus, MailAccount, Message, PastSync
-from core.runtime import Runtime, open_runtime
+from core.runtime import Runtime
 from core.settings import Settings
 from core.sync import repository
 from core.sync.folder import AccountContext, FolderSync
@@ -27,10 +27,16 @@ from tests.support.accounts import NewUser
 from tests.support.graphql import GraphQLClient
 from tests.support.inbox import INBOX, MARK
 from tests.support.mailservers import ImapServer
-from tests.support.sync import EVERY_RUN, Mailbox, connect_and_start, private_mailbox, sync_once
+from tests.support.sync import (
+    EVERY_RUN,
+    Mailbox,
+    burst_worker,
+    connect_and_start,
+    private_mailbox,
+    sync_once,
+)
 from tests.support.tcp_proxy import CuttingProxy
 from tests.sync.test_sync_engine import make_message
-from workers.arq_worker import build_worker, run_until_done
 from workers.sync_run import AccountSyncRun
 
 ACCOUNT = "query($id: ID!) { mailAccount(id: $id) { status lastError } }"
@@ -42,11 +48,6 @@ async def mailbox(
 ) -> AsyncIterator[Mailbox]:
     async with private_mailbox(request.param, dovecot, tmp_path) as box:
         yield box
-
-
-async def _burst_worker(make_settings: Callable[..., Settings]) -> None:
-    async with open_runtime(make_settings()) as worker_runtime:
-        await run_until_done(build_worker(worker_runtime, burst=True), worker_runtime)
 
 
 async def _synced_inbox(
@@ -119,7 +120,7 @@ async def test_marks_reach_the_server_in_a_job_and_stay(
     assert (await _server_flags(mailbox))["mark 0"] == set()
     assert await runtime.redis.exists(f"arq:job:{sync_job_id(account_id)}")
 
-    await _burst_worker(make_settings)
+    await burst_worker(make_settings())
 
     server = await _server_flags(mailbox)
     assert {s: server[s] for s in ids} == {

@@ -12,12 +12,11 @@ from typing import Any
 from sqlalchemy import select
 
 from core.models import OutgoingMessage
-from core.runtime import Runtime, open_runtime
+from core.runtime import Runtime
 from core.settings import Settings
 from tests.support.graphql import GraphQLClient
 from tests.support.smtp_server import SmtpServer
-from tests.support.sync import Mailbox
-from workers.arq_worker import build_worker, run_until_done
+from tests.support.sync import Mailbox, burst_worker
 
 OUTGOING_FIELDS = """
 id fromAddress status error createdAt sentAt to cc bcc subject automated messageId
@@ -103,8 +102,7 @@ def worker_settings(make_settings: Callable[..., Settings], **overrides: Any) ->
 
 async def run_worker(make_settings: Callable[..., Settings], **overrides: Any) -> None:
     """An arq worker in burst mode, with its own connections, until its queue is empty."""
-    async with open_runtime(worker_settings(make_settings, **overrides)) as worker_runtime:
-        await run_until_done(build_worker(worker_runtime, burst=True), worker_runtime)
+    await burst_worker(worker_settings(make_settings, **overrides))
 
 
 async def outgoing_rows(runtime: Runtime) -> list[OutgoingMessage]:

@@ -23,14 +23,9 @@ from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
 from tests.support.mailservers import ImapServer
 from tests.support.smtp_server import SmtpServer, smtp_server_fixture  # noqa: F401
-from tests.support.sync import private_mailbox, sync_once
+from tests.support.sync import private_mailbox, start_and_sync, sync_once
 
 NewUser = Callable[..., Awaitable[TestUser]]
-
-START = """
-mutation($input: StartSyncInput!) {
-  startSync(input: $input) { account { status } userErrors { code } }
-}"""
 
 
 async def test_one_delivery_with_the_right_headers_and_one_copy_in_sent(
@@ -48,11 +43,7 @@ async def test_one_delivery_with_the_right_headers_and_one_copy_in_sent(
         account = await add_sending_account(
             client, box, smtp_server, address="ann@example.com", display_name="Ann Example"
         )
-        started = await client.execute(
-            START, {"input": {"accountId": account["id"], "pastSync": "ALL"}}
-        )
-        assert started["startSync"]["userErrors"] == []
-        await sync_once(runtime, uuid.UUID(account["id"]))
+        await start_and_sync(client, runtime, account["id"])
 
         payload = await send(
             client,

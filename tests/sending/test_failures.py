@@ -34,7 +34,7 @@ from tests.support.smtp_server import (
     running_smtp_server,
     smtp_server_fixture,  # noqa: F401
 )
-from tests.support.sync import private_mailbox, sync_once
+from tests.support.sync import private_mailbox, start_and_sync
 from tests.support.websocket import subscribe, websocket
 from tests.sync.test_sync_engine import make_message
 from workers.send_job import requeue_unfinished_sends
@@ -243,12 +243,6 @@ async def test_the_owner_hears_the_status_change(
     assert changed["sentAt"] is not None
 
 
-START = """
-mutation($input: StartSyncInput!) {
-  startSync(input: $input) { account { status } userErrors { code } }
-}"""
-
-
 async def test_a_reply_refers_to_the_message_and_joins_its_thread(
     gql: GraphQLClient,
     runtime: Runtime,
@@ -263,11 +257,7 @@ async def test_a_reply_refers_to_the_message_and_joins_its_thread(
     async with private_mailbox("dovecot", dovecot, tmp_path) as box:
         account = await add_sending_account(client, box, smtp_server)
         await box.admin.append("INBOX", make_message("Pricing question", reply_to="first"))
-        started = await client.execute(
-            START, {"input": {"accountId": account["id"], "pastSync": "ALL"}}
-        )
-        assert started["startSync"]["userErrors"] == []
-        await sync_once(runtime, uuid.UUID(account["id"]))
+        await start_and_sync(client, runtime, account["id"])
         async with runtime.session_factory() as session:
             parent = await session.scalar(
                 select(Message).where(Message.subject == "Pricing question")

@@ -14,11 +14,13 @@ from typing import Any
 from sqlalchemy import select
 
 from core.models import Folder, Message
-from core.runtime import Runtime
+from core.runtime import Runtime, open_runtime
+from core.settings import Settings
 from core.sync.folder import SyncTuning
 from tests.support.graphql import GraphQLClient
 from tests.support.imap_admin import ImapAdmin
 from tests.support.mailservers import ImapServer, start_pymap
+from workers.arq_worker import build_worker, run_until_done
 from workers.sync_run import AccountSyncRun, RunResult
 
 _users = itertools.count(1)
@@ -96,6 +98,19 @@ async def connect_and_start(
     assert started["startSync"]["userErrors"] == [], started
     assert started["startSync"]["account"]["status"] == "SYNCING"
     return uuid.UUID(account_id)
+
+
+async def burst_worker(settings: Settings) -> None:
+    """Run an arq worker, with its own connections, until its queue is empty."""
+    async with open_runtime(settings) as worker_runtime:
+        await run_until_done(build_worker(worker_runtime, burst=True), worker_runtime)
+
+
+async def start_and_sync(client: GraphQLClient, runtime: Runtime, account_id: str) -> None:
+    """startSync (all past mail) on an added account, then one sync run."""
+    started = await client.execute(START, {"input": {"accountId": account_id, "pastSync": "ALL"}})
+    assert started["startSync"]["userErrors"] == [], started
+    await sync_once(runtime, uuid.UUID(account_id))
 
 
 async def sync_once(runtime: Runtime, account_id: uuid.UUID) -> RunResult:

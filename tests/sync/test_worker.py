@@ -14,17 +14,23 @@ from core.accounts.service import AccountService
 from core.db import session_scope
 from core.jobs import sync_job_id
 from core.models import AccountStatus, MailAccount, Message
-from core.runtime import Runtime, open_runtime
+from core.runtime import Runtime
 from core.settings import Settings
 from core.sync import repository
 from tests.support.app import RunningApp
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
 from tests.support.mailservers import ImapServer
-from tests.support.sync import EVERY_RUN, connect_and_start, private_mailbox, sync_once
+from tests.support.sync import (
+    EVERY_RUN,
+    burst_worker,
+    connect_and_start,
+    private_mailbox,
+    sync_once,
+)
 from tests.support.websocket import receives_nothing, subscribe, websocket
 from tests.sync.test_sync_engine import make_message
-from workers.arq_worker import build_worker, run_until_done, schedule_due_syncs
+from workers.arq_worker import schedule_due_syncs
 from workers.sync_run import AUTH_FAILED_MESSAGE, AccountSyncRun
 
 NewUser = Callable[..., Awaitable[TestUser]]
@@ -36,12 +42,6 @@ subscription($id: ID) {
   }
 }"""
 STATUS_CHANGED = "subscription { accountStatusChanged { id status lastError } }"
-
-
-async def _burst_worker(make_settings: Callable[..., Settings]) -> None:
-    """Run an arq worker until its queue is empty, with its own connections."""
-    async with open_runtime(make_settings()) as worker_runtime:
-        await run_until_done(build_worker(worker_runtime, burst=True), worker_runtime)
 
 
 async def test_start_sync_queues_a_job_and_the_owner_hears_it_complete(
@@ -68,7 +68,7 @@ async def test_start_sync_queues_a_job_and_the_owner_hears_it_complete(
             account_id = await connect_and_start(gql.as_user(owner.token), box, labels=["INBOX"])
             assert await runtime.redis.exists(f"arq:job:{sync_job_id(account_id)}")
 
-            await _burst_worker(make_settings)
+            await burst_worker(make_settings())
 
             event = await owner_ws.receive_json(timeout=10)
             assert event["type"] == "next"
