@@ -8,7 +8,7 @@ from core.inbox.sanitize import sanitize_html
 from core.runtime import Runtime
 from tests.support.accounts import NewUser
 from tests.support.graphql import GraphQLClient
-from tests.support.inbox import MARK, MESSAGE, seed_account, seed_messages
+from tests.support.inbox import MARK, MESSAGE, api_id, seed_account, seed_messages
 
 # (hostile input, a fragment that must not survive)
 HOSTILE = [
@@ -98,7 +98,9 @@ async def test_message_has_bodies_addresses_attachments_and_clean_html(
             }
         ],
     )
-    message = (await gql.as_user(user.token).execute(MESSAGE, {"id": str(message_id)}))["message"]
+    message = (await gql.as_user(user.token).execute(MESSAGE, {"id": api_id(runtime, message_id)}))[
+        "message"
+    ]
     assert message["subject"] == "Proposal"
     assert message["from"] == {"name": "Ann", "address": "ann@customer.example"}
     assert message["to"] == [{"name": "Me", "address": account.address}]
@@ -136,10 +138,10 @@ async def test_folder_counts_follow_marking(
         return data["messageCount"], folders
 
     assert await counts() == (5, {"INBOX": (5, 3), "Sent": (0, 0)})
-    marked = await client.execute(MARK, {"ids": [str(i) for i in ids], "read": True})
+    marked = await client.execute(MARK, {"ids": [api_id(runtime, i) for i in ids], "read": True})
     assert marked["markMessages"]["userErrors"] == []
     assert await counts() == (5, {"INBOX": (5, 0), "Sent": (0, 0)})
-    await client.execute(MARK, {"ids": [str(ids[0])], "read": False, "flagged": True})
+    await client.execute(MARK, {"ids": [api_id(runtime, ids[0])], "read": False, "flagged": True})
     assert await counts() == (5, {"INBOX": (5, 1), "Sent": (0, 0)})
 
 
