@@ -27,7 +27,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from api.body_limit import PAYLOAD_TOO_LARGE, json_error
 from api.graphql.context import Context
-from api.graphql.errors import UNAVAILABLE
+from api.graphql.errors import UNAVAILABLE, UNAVAILABLE_MESSAGE, is_unavailable
 from core.events import CredentialsRevoked, Resubscribed
 from core.identity.service import authenticate_request
 from core.identity.viewer import Viewer
@@ -186,6 +186,12 @@ class MailsyncGraphQL(GraphQL[Context, None]):
         except HTTPException as exc:  # strawberry's own refusals, as JSON like the rest
             code = _HTTP_CODES.get(exc.status_code, "BAD_REQUEST")
             status, body = json_error(exc.status_code, code, exc.reason)
+            response = Response(body, status_code=status, media_type="application/json")
+        except Exception as exc:  # before GraphQL ran: authenticating the token
+            if not is_unavailable(exc):
+                raise
+            log.warning("request refused: %s", type(exc).__name__)
+            status, body = json_error(503, UNAVAILABLE, UNAVAILABLE_MESSAGE)
             response = Response(body, status_code=status, media_type="application/json")
         if prefers_graphql_response_json(request.headers.get("accept", "")) and (
             response.media_type == "application/json"

@@ -42,6 +42,7 @@ class Runtime:
             allow_private_hosts=self.settings.allow_private_hosts,
             timeout=self.settings.mail_timeout_seconds,
             tls_ca_file=self.settings.tls_ca_file,
+            ports=self.settings.allowed_mail_ports,
         )
 
 

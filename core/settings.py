@@ -67,6 +67,8 @@ class Settings(DatabaseSettings):
     subscriptions_per_socket: int = Field(default=20, ge=1)
     # How often an open websocket checks that its token is still valid.
     websocket_auth_recheck_seconds: float = Field(default=30.0, gt=0)
+    # The ports mail servers may be on ("any": every port, for development).
+    mail_ports: str = "25,465,587,143,993,2525"
     # Seconds a request waits for a free database connection before UNAVAILABLE.
     db_pool_timeout_seconds: float = Field(default=2.0, gt=0)
 
@@ -85,6 +87,22 @@ class Settings(DatabaseSettings):
         if isinstance(value, list | tuple):
             parse_keys(tuple(str(v) for v in value))  # raises ValueError with the reason
         return value
+
+    @field_validator("mail_ports")
+    @classmethod
+    def _check_mail_ports(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value != "any":
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            if not parts or not all(p.isdigit() and 1 <= int(p) <= 65535 for p in parts):
+                raise ValueError('must be "any" or comma-separated ports (1-65535)')
+        return value
+
+    @property
+    def allowed_mail_ports(self) -> frozenset[int] | None:
+        if self.mail_ports == "any":
+            return None
+        return frozenset(int(p) for p in self.mail_ports.split(",") if p.strip())
 
     @property
     def key_ring(self) -> KeyRing:

@@ -83,17 +83,16 @@ def top_level_error(code: str, message: str) -> GraphQLError:
 
 
 def is_expected_error(error: GraphQLError) -> bool:
-    """Validation/syntax errors and our coded errors: shown as they are, logged without a
-    traceback. Anything else is an internal fault, masked in the response."""
-    if error.original_error is None:
+    """Validation, syntax and coercion errors (graphql-core's own, which may wrap one
+    another) and our coded errors: shown as they are, logged without a traceback. Anything
+    else is an internal fault, masked in the response."""
+    original = error.original_error
+    if original is None or error_code(error) in PUBLIC_CODES:
         return True
-    return (error.extensions or {}).get("code") in PUBLIC_CODES or (
-        isinstance(error.original_error, GraphQLError)
-        and (error.original_error.extensions or {}).get("code") in PUBLIC_CODES
-    )
+    return isinstance(original, GraphQLError) and is_expected_error(original)
 
 
-def _is_unavailable(error: BaseException | None) -> bool:
+def is_unavailable(error: BaseException | None) -> bool:
     seen = 0
     while error is not None and seen < 10:  # the chain of causes, bounded
         if isinstance(error, _UNAVAILABLE_ERRORS):
@@ -118,7 +117,7 @@ class PublicErrors(MaskErrors):
         super().__init__(should_mask_error=lambda error: not is_expected_error(error))
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        unavailable = _is_unavailable(error.original_error)
+        unavailable = is_unavailable(error.original_error)
         return GraphQLError(
             UNAVAILABLE_MESSAGE if unavailable else self.error_message,
             nodes=error.nodes,

@@ -98,12 +98,13 @@ class Message:
         return text
 
     @strawberry.field(
-        description="Sanitized: no script, style, event handlers or javascript: URLs; "
-        "inline images stay cid: references."
+        description="Sanitized: no script, style, event handlers, javascript: or relative "
+        "URLs; inline images stay cid: references. Remote (http/https) images are removed "
+        "unless `allowRemoteImages` is true: they tell the sender when the mail was read."
     )
-    async def body_html(self, info: Info) -> str | None:
+    async def body_html(self, info: Info, allow_remote_images: bool = False) -> str | None:
         _, html = await info.context.loaders.bodies.load(self.row.id)
-        return sanitize_html(html)
+        return sanitize_html(html, allow_remote_images=allow_remote_images)
 
     @strawberry.field(
         description="Every message of this conversation the viewer may read, oldest first."
