@@ -8,7 +8,6 @@ import socket
 
 from core.errors import ErrorCode, ServiceError
 
-
 # IPv6 ranges that carry or reach IPv4 or private networks without looking private:
 # 6to4 (2002::/16 embeds an IPv4 address such as 127.0.0.1 or 169.254.169.254), Teredo
 # (2001::/32), NAT64 (64:ff9b::/96, 64:ff9b:1::/48) and the deprecated site-local fec0::/10.

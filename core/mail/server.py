@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 from core.errors import ErrorCode, ServiceError
 from core.models.enums import ConnectionSecurity
 
-
 # IMAP quoted strings and SMTP AUTH lines end at CR/LF: one inside a user name or password
 # would end the command and start another of the user's choosing.
 _LINE_BREAKING = frozenset("\r\n\x00")

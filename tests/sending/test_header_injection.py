@@ -14,7 +14,7 @@ from core.mail.msgid import is_msg_id
 from core.mail.parsing import parse_message
 from core.models import Message
 from core.runtime import Runtime
-from core.sending.compose import Headers, HeaderInjectionError, ValidDraft, build_mime
+from core.sending.compose import HeaderInjectionError, Headers, ValidDraft, build_mime
 from core.settings import Settings
 from tests.sending.helpers import add_sending_account, parse, run_worker, send, text_body
 from tests.support.accounts import NewUser
