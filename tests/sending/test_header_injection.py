@@ -78,7 +78,12 @@ def test_parsing_drops_msg_ids_outside_the_grammar() -> None:
 
 def _draft(subject: str = "Re: Invoice") -> ValidDraft:
     return ValidDraft(
-        to=["s@attacker.example"], cc=[], bcc=[], subject=subject, body_text="Thanks", body_html=None
+        to=["s@attacker.example"],
+        cc=[],
+        bcc=[],
+        subject=subject,
+        body_text="Thanks",
+        body_html=None,
     )
 
 
