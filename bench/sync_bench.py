@@ -12,7 +12,7 @@ One run, on this machine:
 3. mailsync: a company, user and account made through the services (``create_user``,
    ``AccountService.add``, ``SyncService.start`` with labels ["INBOX"] and pastSync ALL),
    then a child Python process that does what ``mailsync worker`` does -- one runtime, the
-   worker's job function ``workers.arq_worker.sync_account`` (``AccountSyncRun`` with the
+   worker's job function ``workers.sync_job.sync_account`` (``AccountSyncRun`` with the
    worker's tuning) -- twice: the initial sync (Dovecot -> PostgreSQL, every message must
    be stored) and a no-change pass; then a no-change pass in a fresh process;
 4. the peer: ``mbsync -a`` (Debian package ``isync``) pulling INBOX into a local Maildir,
@@ -615,7 +615,8 @@ def child_sync(account_id: str, jobs: int, result_file: Path, profile: Path | No
     from core.runtime import open_runtime
     from core.settings import Settings, load_settings
     from core.sync.parse_pool import MessageParser
-    from workers.arq_worker import sync_account, tuning_for
+    from core.sync.run import tuning_for
+    from workers.sync_job import sync_account
 
     import_seconds = time.perf_counter() - started
     rss_after_import = _rss()

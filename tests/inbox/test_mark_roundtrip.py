@@ -23,6 +23,7 @@ from core.runtime import Runtime
 from core.settings import Settings
 from core.sync import repository
 from core.sync.folder import AccountContext, FolderSync
+from core.sync.run import AccountSyncRun
 from tests.support.accounts import NewUser
 from tests.support.graphql import GraphQLClient
 from tests.support.inbox import INBOX, MARK
@@ -37,7 +38,6 @@ from tests.support.sync import (
 )
 from tests.support.tcp_proxy import CuttingProxy
 from tests.sync.test_sync_engine import make_message
-from workers.sync_run import AccountSyncRun
 
 ACCOUNT = "query($id: ID!) { mailAccount(id: $id) { status lastError } }"
 

@@ -17,6 +17,7 @@ from core.models import AccountStatus, MailAccount, Message
 from core.runtime import Runtime
 from core.settings import Settings
 from core.sync import repository
+from core.sync.run import AUTH_FAILED_MESSAGE, AccountSyncRun
 from tests.support.app import RunningApp
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
@@ -30,8 +31,7 @@ from tests.support.sync import (
 )
 from tests.support.websocket import receives_nothing, subscribe, websocket
 from tests.sync.test_sync_engine import make_message
-from workers.arq_worker import schedule_due_syncs
-from workers.sync_run import AUTH_FAILED_MESSAGE, AccountSyncRun
+from workers.sync_job import schedule_due_syncs
 
 NewUser = Callable[..., Awaitable[TestUser]]
 

@@ -1,7 +1,9 @@
 """One sync run of one account: lock, status, folders, errors and backoff, events.
 
-Safe to run twice at once or again after a crash: a PostgreSQL advisory lock lets one run
-per account proceed, and every folder step is idempotent.
+The entry point of the sync engine for every caller (the arq job, benchmarks, tests):
+``workers/`` only adapts arq to :func:`sync_account`. Safe to run twice at once or again
+after a crash: a PostgreSQL advisory lock lets one run per account proceed, and every
+folder step is idempotent.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from core.mail.mailbox import ImapCommandError, MailboxOps
 from core.mail.server import ServerLogin
 from core.models import AccountStatus, Folder, PastSync
 from core.runtime import Runtime
+from core.settings import Settings
 from core.sync import repository
 from core.sync.flag_push import push_local_flags
 from core.sync.folder import AccountContext, FolderSync, SyncCounts, SyncTuning
 from core.sync.locks import account_lock
+from core.sync.parse_pool import INLINE, MessageParser
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,20 @@ class RunResult:
     counts: SyncCounts
     started_at: datetime
     finished_at: datetime
+
+
+def tuning_for(settings: Settings, parser: MessageParser = INLINE) -> SyncTuning:
+    return SyncTuning(
+        full_flag_scan_every=timedelta(seconds=settings.flag_scan_interval_seconds),
+        parser=parser,
+    )
+
+
+async def sync_account(
+    runtime: Runtime, account_id: uuid.UUID, tuning: SyncTuning
+) -> RunResult | None:
+    """Sync the account if it is due to sync; None when there was nothing to do."""
+    return await AccountSyncRun(runtime, account_id, tuning).run()
 
 
 def backoff(failures: int, base: timedelta) -> timedelta:
