@@ -18,12 +18,12 @@ from core.accounts.inputs import (
     validate_display_name,
     validate_new_account,
 )
-from core.accounts.limits import apply_account_limit, status_after_resume
+from core.accounts.limits import apply_account_limit
+from core.accounts.status import AUTH_FAILED, ERROR, status_after_resume, transition
 from core.accounts.verification import verify_logins, verify_smtp
 from core.crypto import DecryptionError
 from core.db import after_commit
 from core.errors import ErrorCode, ServiceError
-from core.events import ACCOUNT_STATUS_CHANGED
 from core.identity import repository as identity_repository
 from core.identity.viewer import Viewer
 from core.mail.imap import imap_session
@@ -129,20 +129,6 @@ class AccountService:
             await jobs.enqueue_sync(account_id)
 
         after_commit(self.session, enqueue)
-
-    def announce_status(self, account: MailAccount) -> None:
-        """Tell the owner's subscription clients, once the transaction has committed."""
-        events, owner_id, account_id = self.runtime.events, account.owner_id, account.id
-        status = account.status.value
-
-        async def publish() -> None:
-            await events.publish(
-                owner_id,
-                ACCOUNT_STATUS_CHANGED,
-                {"account_id": str(account_id), "status": status},
-            )
-
-        after_commit(self.session, publish)
 
     async def _check_room_for(self, owner_id: uuid.UUID, plan: Plan, address: str) -> None:
         if plan is Plan.ESSENTIAL:
@@ -282,9 +268,8 @@ class AccountService:
             self._reseal_if_old_key(account)
         account.last_error = None
         account.consecutive_failures = 0
-        if account.status in (AccountStatus.AUTH_FAILED, AccountStatus.ERROR):
-            account.status = status_after_resume(account)
-            self.announce_status(account)
+        if account.status in (AUTH_FAILED, ERROR):
+            transition(self.session, self.runtime.events, account, status_after_resume(account))
             if account.status is AccountStatus.ACTIVE:
                 account.initial_sync_pending = True
                 account.next_sync_at = datetime.now(UTC)
@@ -308,8 +293,7 @@ class AccountService:
         # One account fewer may bring the user back within the plan's limit.
         plan = await identity_repository.get_company_plan(self.session, viewer.company_id)
         remaining = await repository.list_owned(self.session, viewer.user_id)
-        for changed in apply_account_limit(remaining, account_limit(plan)):
-            self.announce_status(changed)
+        apply_account_limit(self.session, self.runtime.events, remaining, account_limit(plan))
         await self.session.flush()
         return removed_id
 
@@ -339,10 +323,7 @@ async def change_company_plan(
     for account in accounts:
         by_owner.setdefault(account.owner_id, []).append(account)
     changed: list[MailAccount] = []
-    service = AccountService(session, runtime)
     for owned in by_owner.values():
-        for account in apply_account_limit(owned, account_limit(plan)):
-            service.announce_status(account)
-            changed.append(account)
+        changed += apply_account_limit(session, runtime.events, owned, account_limit(plan))
     await session.flush()
     return changed

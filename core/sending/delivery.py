@@ -26,13 +26,14 @@ import aiosmtplib
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts.service import AccountService
+from core.accounts.status import RUNNING
 from core.crypto import DecryptionError
 from core.db import session_scope
 from core.errors import ErrorCode, ServiceError
 from core.mail.imap import imap_session
 from core.mail.server import ServerLogin
 from core.mail.smtp import smtp_session
-from core.models import AccountStatus, MailAccount, OutgoingMessage, SendStatus, SentCopy
+from core.models import MailAccount, OutgoingMessage, SendStatus, SentCopy
 from core.runtime import Runtime
 from core.sending import repository
 from core.sending.compose import envelope_recipients, needs_smtputf8
@@ -60,8 +61,6 @@ UNCERTAIN = (
     "The connection broke while the server was taking this message; it may have been "
     "delivered, so it is not sent again. Check the Sent folder."
 )
-# Accounts in these states are synced again soon; the new Sent copy then shows.
-_SYNCED = (AccountStatus.SYNCING, AccountStatus.ACTIVE, AccountStatus.ERROR)
 
 
 class TemporaryFailure(Exception):
@@ -303,7 +302,7 @@ class OutgoingDelivery:
                 message_id=outgoing.message_id,
                 sent_at=outgoing.sent_at or datetime.now(UTC),
                 account_id=account.id,
-                sync_after=folder.selected and account.status in _SYNCED,
+                sync_after=folder.selected and account.status in RUNNING,
             )
 
     async def _file_sent_copy(self) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.accounts.status import RUNNING
 from core.models import AccountStatus, Folder, MailAccount, Message, ThreadKey
 
 _MESSAGES = cast(Table, Message.__table__)
@@ -287,9 +288,7 @@ async def due_account_ids(session: AsyncSession, now: datetime, limit: int) -> l
     rows = await session.scalars(
         select(MailAccount.id)
         .where(
-            MailAccount.status.in_(
-                [AccountStatus.SYNCING, AccountStatus.ACTIVE, AccountStatus.ERROR]
-            ),
+            MailAccount.status.in_(sorted(RUNNING)),
             or_(MailAccount.next_sync_at.is_(None), MailAccount.next_sync_at <= now),
         )
         .order_by(MailAccount.next_sync_at.nulls_first())

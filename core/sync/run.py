@@ -18,6 +18,7 @@ import aioimaplib
 
 from core.accounts import repository as account_repository
 from core.accounts.service import AccountService
+from core.accounts.status import ACTIVE, AUTH_FAILED, ERROR, RUNNING, SYNCING, transition
 from core.crypto import DecryptionError
 from core.db import session_scope
 from core.errors import ErrorCode, ServiceError
@@ -25,7 +26,8 @@ from core.events import SYNC_COMPLETED, SYNC_PROGRESS
 from core.mail.imap import Mailbox, imap_session
 from core.mail.mailbox import ImapCommandError, MailboxOps
 from core.mail.server import ServerLogin
-from core.models import AccountStatus, Folder, PastSync
+from core.models import Folder, PastSync
+from core.notifications import announce_now
 from core.runtime import Runtime
 from core.settings import Settings
 from core.sync import repository
@@ -77,12 +79,9 @@ class AccountSyncRun:
         self.tuning = tuning
 
     async def _publish(self, owner_id: uuid.UUID, kind: str, **payload: object) -> None:
-        try:
-            await self.runtime.events.publish(
-                owner_id, kind, {"account_id": str(self.account_id), **payload}
-            )
-        except Exception:  # a lost notification must not fail the sync
-            log.warning("could not publish %s for account %s", kind, self.account_id)
+        await announce_now(
+            self.runtime.events, owner_id, kind, {"account_id": str(self.account_id), **payload}
+        )
 
     async def run(self) -> RunResult | None:
         """Sync the account if it is due to sync; None when there was nothing to do."""
@@ -95,20 +94,14 @@ class AccountSyncRun:
     async def _begin(self) -> tuple[AccountContext, ServerLogin, bool] | None:
         async with session_scope(self.runtime.session_factory) as session:
             account = await repository.lock_account(session, self.account_id)
-            if account is None or account.status not in (
-                AccountStatus.SYNCING,
-                AccountStatus.ACTIVE,
-                AccountStatus.ERROR,
-            ):
+            if account is None or account.status not in RUNNING:
                 return None  # removed, paused, waiting for a new password, or not started
             context = AccountContext(
                 account.id, account.owner_id, account.past_sync or PastSync.ONE_MONTH
             )
             login = AccountService(session, self.runtime).imap_login(account)
             initial = account.initial_sync_pending
-            if account.status is not AccountStatus.SYNCING:
-                account.status = AccountStatus.SYNCING
-                AccountService(session, self.runtime).announce_status(account)
+            transition(session, self.runtime.events, account, SYNCING)
         return context, login, initial
 
     async def _run_locked(self) -> RunResult | None:
@@ -194,7 +187,7 @@ class AccountSyncRun:
     async def _still_wanted(self) -> bool:
         async with self.runtime.session_factory() as session:
             status = await repository.account_status(session, self.account_id)
-        return status is AccountStatus.SYNCING
+        return status is SYNCING
 
     async def _succeed(self, initial: bool) -> None:
         now = datetime.now(UTC)
@@ -211,9 +204,8 @@ class AccountSyncRun:
                 account.next_sync_at = now  # marked during this run: write them back soon
             if initial:
                 account.initial_sync_pending = False
-            if account.status is AccountStatus.SYNCING:  # not if paused meanwhile
-                account.status = AccountStatus.ACTIVE
-                AccountService(session, self.runtime).announce_status(account)
+            if account.status is SYNCING:  # not if paused meanwhile
+                transition(session, self.runtime.events, account, ACTIVE)
 
     async def _fail(self, message: str, *, auth: bool) -> None:
         now = datetime.now(UTC)
@@ -227,6 +219,5 @@ class AccountSyncRun:
             account.next_sync_at = (
                 None if auth else now + backoff(account.consecutive_failures, base)
             )
-            if account.status in (AccountStatus.SYNCING, AccountStatus.ACTIVE, AccountStatus.ERROR):
-                account.status = AccountStatus.AUTH_FAILED if auth else AccountStatus.ERROR
-                AccountService(session, self.runtime).announce_status(account)
+            if account.status in RUNNING:  # not if paused meanwhile
+                transition(session, self.runtime.events, account, AUTH_FAILED if auth else ERROR)

@@ -12,14 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts import repository as account_repository
 from core.accounts.service import AccountService
+from core.accounts.status import PAUSABLE, RUNNING, transition
 from core.errors import ErrorCode, ServiceError
 from core.identity.viewer import Viewer
 from core.mail.folders import sync_by_default
 from core.models import AccountStatus, Folder, MailAccount, PastSync, PauseReason, Sharing
 from core.runtime import Runtime
 from core.sync import repository
-
-RUNNING = (AccountStatus.SYNCING, AccountStatus.ACTIVE, AccountStatus.ERROR)
 
 
 def _not_ready(message: str) -> ServiceError:
@@ -56,9 +55,7 @@ class SyncService:
         self.accounts = AccountService(session, runtime)
 
     def _set_status(self, account: MailAccount, status: AccountStatus) -> None:
-        if account.status is not status:
-            account.status = status
-            self.accounts.announce_status(account)
+        transition(self.session, self.runtime.events, account, status)
 
     async def _select(self, account: MailAccount, labels: list[str] | None) -> list[str]:
         folders = await account_repository.folders_of(self.session, [account.id])
@@ -127,7 +124,7 @@ class SyncService:
         account = await self.accounts.owned_for_change(viewer, account_id)
         if account.status is AccountStatus.PAUSED:
             return account
-        if account.status not in (*RUNNING, AccountStatus.AUTH_FAILED):
+        if account.status not in PAUSABLE:
             raise _not_ready(f"The account is {account.status}; there is no sync to pause.")
         account.paused_reason = PauseReason.USER
         self._set_status(account, AccountStatus.PAUSED)
