@@ -10,6 +10,9 @@ from __future__ import annotations
 import uuid
 
 from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db import after_commit
 
 SYNC_ACCOUNT = "sync_account"
 SEND_OUTGOING = "send_outgoing"
@@ -40,3 +43,12 @@ class JobQueue:
             SEND_OUTGOING, str(outgoing_id), _job_id=send_job_id(outgoing_id)
         )
         return job is not None
+
+
+def enqueue_sync_after_commit(session: AsyncSession, jobs: JobQueue, account_id: uuid.UUID) -> None:
+    """Queue the account's sync once ``session``'s transaction has committed."""
+
+    async def enqueue() -> None:
+        await jobs.enqueue_sync(account_id)
+
+    after_commit(session, enqueue)

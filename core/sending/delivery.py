@@ -25,7 +25,7 @@ import aioimaplib
 import aiosmtplib
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.accounts.service import AccountService
+from core.accounts import credentials
 from core.accounts.status import RUNNING
 from core.crypto import DecryptionError
 from core.db import session_scope
@@ -142,7 +142,7 @@ class OutgoingDelivery:
                 self._fail(session, outgoing, "The account was removed before it was sent.")
                 return None
             try:
-                login = AccountService(session, self.runtime).smtp_login(account)
+                login = credentials.smtp_login(self.runtime.key_ring, account)
             except DecryptionError:
                 login = None
             if login is None:
@@ -291,7 +291,7 @@ class OutgoingDelivery:
                 outgoing.sent_copy = SentCopy.NO_FOLDER
                 return None
             try:
-                login = AccountService(session, self.runtime).imap_login(account)
+                login = credentials.imap_login(self.runtime.key_ring, account)
             except DecryptionError:
                 outgoing.sent_copy = SentCopy.FAILED
                 return None

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 
 import aioimaplib
 
+from core.accounts import credentials
 from core.accounts import repository as account_repository
-from core.accounts.service import AccountService
 from core.accounts.status import ACTIVE, AUTH_FAILED, ERROR, RUNNING, SYNCING, transition
 from core.crypto import DecryptionError
 from core.db import session_scope
@@ -99,7 +99,7 @@ class AccountSyncRun:
             context = AccountContext(
                 account.id, account.owner_id, account.past_sync or PastSync.ONE_MONTH
             )
-            login = AccountService(session, self.runtime).imap_login(account)
+            login = credentials.imap_login(self.runtime.key_ring, account)
             initial = account.initial_sync_pending
             transition(session, self.runtime.events, account, SYNCING)
         return context, login, initial

@@ -15,6 +15,7 @@ from core.accounts.service import AccountService
 from core.accounts.status import PAUSABLE, RUNNING, transition
 from core.errors import ErrorCode, ServiceError
 from core.identity.viewer import Viewer
+from core.jobs import enqueue_sync_after_commit
 from core.mail.folders import sync_by_default
 from core.models import AccountStatus, Folder, MailAccount, PastSync, PauseReason, Sharing
 from core.runtime import Runtime
@@ -94,7 +95,7 @@ class SyncService:
         account.next_sync_at = datetime.now(UTC)
         self._set_status(account, AccountStatus.SYNCING)
         await self.session.flush()
-        self.accounts.enqueue_sync_after_commit(account.id)
+        enqueue_sync_after_commit(self.session, self.runtime.jobs, account.id)
         return account
 
     async def change_labels(self, account: MailAccount, labels: list[str]) -> None:
@@ -109,7 +110,7 @@ class SyncService:
         await self.session.flush()
         if account.status in RUNNING:
             account.next_sync_at = datetime.now(UTC)
-            self.accounts.enqueue_sync_after_commit(account.id)
+            enqueue_sync_after_commit(self.session, self.runtime.jobs, account.id)
 
     async def sync_now(self, viewer: Viewer, account_id: uuid.UUID | None) -> MailAccount:
         account = await self.accounts.owned_for_change(viewer, account_id)
@@ -117,7 +118,7 @@ class SyncService:
             raise _not_ready(f"The account is {account.status}; it cannot sync now.")
         account.next_sync_at = datetime.now(UTC)
         await self.session.flush()
-        self.accounts.enqueue_sync_after_commit(account.id)
+        enqueue_sync_after_commit(self.session, self.runtime.jobs, account.id)
         return account
 
     async def pause(self, viewer: Viewer, account_id: uuid.UUID | None) -> MailAccount:
@@ -147,6 +148,6 @@ class SyncService:
         else:
             self._set_status(account, AccountStatus.ACTIVE)
             account.next_sync_at = datetime.now(UTC)
-            self.accounts.enqueue_sync_after_commit(account.id)
+            enqueue_sync_after_commit(self.session, self.runtime.jobs, account.id)
         await self.session.flush()
         return account

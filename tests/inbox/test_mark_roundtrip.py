@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
-from core.accounts.service import AccountService
+from core.accounts import credentials
 from core.jobs import sync_job_id
 from core.mail.imap import imap_session
 from core.mail.mailbox import MailboxOps
@@ -169,7 +169,7 @@ async def test_a_sync_before_the_write_back_does_not_flip_marks_back(
             account = await session.get(MailAccount, account_id)
             assert account is not None
             folders = await repository.selected_folders(session, account_id)
-            login = AccountService(session, runtime).imap_login(account)
+            login = credentials.imap_login(runtime.key_ring, account)
         async with imap_session(login, runtime.mail_options) as connection:
             ops = MailboxOps(connection)
             await ops.enable_extensions()

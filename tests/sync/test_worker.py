@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select, update
 
-from core.accounts.service import AccountService
+from core.accounts import credentials
 from core.db import session_scope
 from core.jobs import sync_job_id
 from core.models import AccountStatus, MailAccount, Message
@@ -99,13 +99,12 @@ async def test_wrong_stored_password_is_auth_failed_and_not_retried(
     async with private_mailbox("dovecot", dovecot, tmp_path) as box:
         account_id = await connect_and_start(gql.as_user(owner.token), box, labels=["INBOX"])
         async with session_scope(runtime.session_factory) as session:
-            service = AccountService(session, runtime)
             await session.execute(
                 update(MailAccount)
                 .where(MailAccount.id == account_id)
                 .values(
-                    imap_password_encrypted=service.encrypt_secret(
-                        account_id, "imap", "the-password-was-changed"
+                    imap_password_encrypted=credentials.seal(
+                        runtime.key_ring, account_id, credentials.IMAP, "the-password-was-changed"
                     )
                 )
             )
