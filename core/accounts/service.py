@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts import credentials, repository
+from core.accounts.folders import FolderRefresh, apply_server_folders
 from core.accounts.inputs import (
     NewAccount,
     ValidAccount,
@@ -148,7 +149,7 @@ class AccountService:
         """The viewer's own account, locked; teammates' shared accounts are read-only."""
         if account_id is None:
             raise _not_found()
-        account = await repository.lock_owned(self.session, viewer.user_id, account_id)
+        account = await repository.get_owned(self.session, viewer.user_id, account_id, lock=True)
         if account is not None:
             return account
         if await repository.get_readable(self.session, viewer, account_id) is not None:
@@ -224,12 +225,12 @@ class AccountService:
         await self.session.flush()
         return account
 
-    async def refresh_folders(self, account: MailAccount) -> repository.FolderRefresh:
+    async def refresh_folders(self, account: MailAccount) -> FolderRefresh:
         """List the server's folders again (one IMAP login) and store the difference."""
         login = credentials.imap_login(self.runtime.key_ring, account)
         async with imap_session(login, self.runtime.mail_options) as imap:
             mailboxes = await imap.list_mailboxes()
-        return await repository.refresh_folders(self.session, account, mailboxes)
+        return await apply_server_folders(self.session, account, mailboxes)
 
     async def remove(self, viewer: Viewer, account_id: uuid.UUID | None) -> uuid.UUID:
         """Delete the account and its synced mail; the default is not reassigned."""
@@ -240,7 +241,7 @@ class AccountService:
         await self.session.flush()
         # One account fewer may bring the user back within the plan's limit.
         plan = await identity_repository.get_company_plan(self.session, viewer.company_id)
-        remaining = await repository.list_owned(self.session, viewer.user_id)
+        remaining = await repository.list_owned(self.session, [viewer.user_id])
         apply_account_limit(self.session, self.runtime.events, remaining, account_limit(plan))
         await self.session.flush()
         return removed_id
@@ -266,7 +267,7 @@ async def change_company_plan(
     users = await identity_repository.list_company_users(session, company.id)
     for user in users:
         await identity_repository.lock_user(session, user.id)
-    accounts = await repository.list_owned_by_users(session, [u.id for u in users])
+    accounts = await repository.list_owned(session, [u.id for u in users])
     by_owner: dict[uuid.UUID, list[MailAccount]] = {}
     for account in accounts:
         by_owner.setdefault(account.owner_id, []).append(account)

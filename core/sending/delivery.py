@@ -26,6 +26,7 @@ import aiosmtplib
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts import credentials
+from core.accounts import repository as accounts
 from core.accounts.status import RUNNING
 from core.crypto import DecryptionError
 from core.db import session_scope
@@ -134,9 +135,7 @@ class OutgoingDelivery:
                 self._fail(session, outgoing, UNCERTAIN)
                 return None
             account = (
-                await repository.get_account(session, outgoing.account_id)
-                if outgoing.account_id
-                else None
+                await accounts.get(session, outgoing.account_id) if outgoing.account_id else None
             )
             if account is None:
                 self._fail(session, outgoing, "The account was removed before it was sent.")
@@ -279,9 +278,7 @@ class OutgoingDelivery:
             ):
                 return None
             account = (
-                await repository.get_account(session, outgoing.account_id)
-                if outgoing.account_id
-                else None
+                await accounts.get(session, outgoing.account_id) if outgoing.account_id else None
             )
             folder = await repository.sent_folder(session, account.id) if account else None
             if account is not None and _sends_own_copy(account):

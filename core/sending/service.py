@@ -29,7 +29,7 @@ from core.sending.compose import (
     new_message_id,
     validate_draft,
 )
-from core.sync import repository as sync_repository
+from core.threads import repository as threads
 
 RATE_WINDOW_SECONDS = 3600.0
 MAX_LIST = 100
@@ -92,7 +92,7 @@ class SendService:
                 )
         # Only the owner sends from an account: a teammate's SHARED one is readable, and
         # answers like any account the viewer cannot use.
-        account = await repository.get_owned_account(self.session, viewer.user_id, account_id)
+        account = await account_repository.get_owned(self.session, viewer.user_id, account_id)
         if account is None:
             raise ServiceError(ErrorCode.NOT_FOUND, "No such mail account.", field)
         if not account.has_smtp:
@@ -140,12 +140,10 @@ class SendService:
         """The conversation in the viewer's own threading (a teammate's mail has its own)."""
         if parent is None:
             return uuid.uuid4()
-        own = await repository.get_owned_account(self.session, viewer.user_id, parent.account_id)
+        own = await account_repository.get_owned(self.session, viewer.user_id, parent.account_id)
         if own is not None:
             return parent.thread_id
-        known = await sync_repository.thread_ids_for(
-            self.session, viewer.user_id, _reply_keys(parent)
-        )
+        known = await threads.thread_ids_for(self.session, viewer.user_id, _reply_keys(parent))
         return next(iter(known.values()), None) or uuid.uuid4()
 
     async def _queue(
@@ -195,7 +193,7 @@ class SendService:
         self.session.add(outgoing)
         await self.session.flush()
         # The sent copy, once synced, joins this conversation (and so do replies to it).
-        await sync_repository.remember_thread_keys(
+        await threads.remember_thread_keys(
             self.session, viewer.user_id, {key: thread_id for key in [*references, message_id]}
         )
         self._enqueue_after_commit(outgoing.id)

@@ -28,6 +28,7 @@ from core.models import Folder, PastSync
 from core.sync import repository
 from core.sync.parse_pool import INLINE, MessageParser
 from core.sync.rows import build_rows, flag_columns
+from core.threads import repository as threads
 
 Progress = Callable[[str, int, int], Awaitable[None]]
 # A chunk in the pipeline: its UIDs, the fetched messages, their parsing under way.
@@ -266,7 +267,7 @@ class FolderSync:
         async with session_scope(self.sessions) as session:
 
             async def lookup(keys: Sequence[str]) -> dict[str, uuid.UUID]:
-                return await repository.thread_ids_for(session, self.account.owner_id, keys)
+                return await threads.thread_ids_for(session, self.account.owner_id, keys)
 
             built = await build_rows(
                 fetched,
@@ -280,7 +281,7 @@ class FolderSync:
                 known = {mid: by_uid[uid] for uid, mid in built.message_ids.items()}
                 await repository.rematch_parked(session, self.folder.id, known)
             self.counts.new += await repository.insert_messages(session, built.rows)
-            await repository.remember_thread_keys(session, self.account.owner_id, built.thread_keys)
+            await threads.remember_thread_keys(session, self.account.owner_id, built.thread_keys)
             await repository.set_checkpoint(session, self.folder.id, checkpoint)
         for column, value in checkpoint.items():
             setattr(self.folder, column, value)

@@ -8,25 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, Text, bindparam, case, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
+from sqlalchemy import Table, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts.status import RUNNING
-from core.models import AccountStatus, Folder, MailAccount, Message, ThreadKey
+from core.models import Folder, MailAccount, Message
 
 _MESSAGES = cast(Table, Message.__table__)
-_THREAD_KEYS = cast(Table, ThreadKey.__table__)
-
-
-async def lock_account(session: AsyncSession, account_id: uuid.UUID) -> MailAccount | None:
-    return await session.scalar(
-        select(MailAccount)
-        .where(MailAccount.id == account_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
 
 
 async def folders(session: AsyncSession, account_id: uuid.UUID) -> list[Folder]:
@@ -36,10 +25,6 @@ async def folders(session: AsyncSession, account_id: uuid.UUID) -> list[Folder]:
             select(Folder).where(Folder.account_id == account_id).order_by(Folder.role, Folder.name)
         )
     )
-
-
-async def account_status(session: AsyncSession, account_id: uuid.UUID) -> AccountStatus | None:
-    return await session.scalar(select(MailAccount.status).where(MailAccount.id == account_id))
 
 
 async def selected_folders(session: AsyncSession, account_id: uuid.UUID) -> list[Folder]:
@@ -224,47 +209,6 @@ async def drop_parked(session: AsyncSession, folder_id: uuid.UUID) -> int:
         delete(Message).where(Message.folder_id == folder_id, Message.uid < 0)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult
-
-
-async def thread_ids_for(
-    session: AsyncSession, owner_id: uuid.UUID, keys: Sequence[str]
-) -> dict[str, uuid.UUID]:
-    """The known conversation of each Message-ID among the owner's mail.
-
-    Joined from ``unnest`` of one array parameter: the planner probes the primary key once
-    per key even while a first sync outgrows the table's statistics, and the statement is
-    compiled once whatever the number of keys.
-    """
-    if not keys:
-        return {}
-    wanted = (
-        func.unnest(bindparam("keys", list(keys), type_=PG_ARRAY(Text)))
-        .table_valued("key")
-        .render_derived(name="wanted")
-    )
-    rows = await session.execute(
-        select(ThreadKey.key, ThreadKey.thread_id)
-        .select_from(wanted)
-        .join(ThreadKey, (ThreadKey.owner_id == owner_id) & (ThreadKey.key == wanted.c.key))
-    )
-    return {key: thread_id for key, thread_id in rows}
-
-
-_REMEMBER_THREAD_KEYS = insert(_THREAD_KEYS).on_conflict_do_nothing(
-    index_elements=["owner_id", "key"]
-)
-
-
-async def remember_thread_keys(
-    session: AsyncSession, owner_id: uuid.UUID, keys: dict[str, uuid.UUID]
-) -> None:
-    """Register keys; the first conversation a key was seen in keeps it."""
-    if not keys:
-        return
-    await session.execute(
-        _REMEMBER_THREAD_KEYS,
-        [{"owner_id": owner_id, "key": k, "thread_id": t} for k, t in keys.items()],
-    )
 
 
 async def refresh_folder_counts(session: AsyncSession, folder_id: uuid.UUID) -> None:

@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 import aioimaplib
 
 from core.accounts import credentials
-from core.accounts import repository as account_repository
+from core.accounts import repository as accounts
+from core.accounts.folders import apply_server_folders
 from core.accounts.status import ACTIVE, AUTH_FAILED, ERROR, RUNNING, SYNCING, transition
 from core.crypto import DecryptionError
 from core.db import session_scope
@@ -93,7 +94,7 @@ class AccountSyncRun:
 
     async def _begin(self) -> tuple[AccountContext, ServerLogin, bool] | None:
         async with session_scope(self.runtime.session_factory) as session:
-            account = await repository.lock_account(session, self.account_id)
+            account = await accounts.get(session, self.account_id, lock=True)
             if account is None or account.status not in RUNNING:
                 return None  # removed, paused, waiting for a new password, or not started
             context = AccountContext(
@@ -175,10 +176,10 @@ class AccountSyncRun:
             folders = await repository.folders(session, self.account_id)
             if {f.name for f in folders} == {m.name for m in mailboxes}:
                 return 0, [f for f in folders if f.selected]  # the common case: one read
-            account = await repository.lock_account(session, self.account_id)
+            account = await accounts.get(session, self.account_id, lock=True)
             if account is None:
                 return 0, []
-            refresh = await account_repository.refresh_folders(session, account, mailboxes)
+            refresh = await apply_server_folders(session, account, mailboxes)
             selected = await repository.selected_folders(session, self.account_id)
         if refresh.dropped_selected:
             log.info("account %s: synced folders gone from the server", self.account_id)
@@ -186,14 +187,14 @@ class AccountSyncRun:
 
     async def _still_wanted(self) -> bool:
         async with self.runtime.session_factory() as session:
-            status = await repository.account_status(session, self.account_id)
-        return status is SYNCING
+            account = await accounts.get(session, self.account_id)
+        return account is not None and account.status is SYNCING
 
     async def _succeed(self, initial: bool) -> None:
         now = datetime.now(UTC)
         interval = timedelta(seconds=self.runtime.settings.sync_interval_seconds)
         async with session_scope(self.runtime.session_factory) as session:
-            account = await repository.lock_account(session, self.account_id)
+            account = await accounts.get(session, self.account_id, lock=True)
             if account is None:
                 return
             account.last_synced_at = now
@@ -211,7 +212,7 @@ class AccountSyncRun:
         now = datetime.now(UTC)
         base = timedelta(seconds=self.runtime.settings.sync_interval_seconds)
         async with session_scope(self.runtime.session_factory) as session:
-            account = await repository.lock_account(session, self.account_id)
+            account = await accounts.get(session, self.account_id, lock=True)
             if account is None:
                 return
             account.last_error = message
