@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.events import ACCOUNT_STATUS_CHANGED, EventBus
+from core.events import AccountStatusChanged, EventBus
 from core.models import AccountStatus, MailAccount
 from core.notifications import announce_after_commit
 
@@ -55,13 +55,8 @@ def transition(
     if to not in _ALLOWED[current]:
         raise InvalidTransition(f"account {account.id}: {current} -> {to}")
     account.status = to
-    announce_after_commit(
-        session,
-        events,
-        account.owner_id,
-        ACCOUNT_STATUS_CHANGED,
-        {"account_id": str(account.id), "status": to.value},
-    )
+    event = AccountStatusChanged(account_id=account.id, status=to.value)
+    announce_after_commit(session, events, account.owner_id, event)
     return True
 
 

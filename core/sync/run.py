@@ -23,7 +23,7 @@ from core.accounts.status import ACTIVE, AUTH_FAILED, ERROR, RUNNING, SYNCING, t
 from core.crypto import DecryptionError
 from core.db import session_scope
 from core.errors import ErrorCode, ServiceError
-from core.events import SYNC_COMPLETED, SYNC_PROGRESS
+from core.events import Event, SyncCompleted, SyncProgress
 from core.mail.imap import Mailbox, imap_session
 from core.mail.mailbox import ImapCommandError, MailboxOps
 from core.mail.server import ServerLogin
@@ -79,10 +79,8 @@ class AccountSyncRun:
         self.account_id = account_id
         self.tuning = tuning
 
-    async def _publish(self, owner_id: uuid.UUID, kind: str, **payload: object) -> None:
-        await announce_now(
-            self.runtime.events, owner_id, kind, {"account_id": str(self.account_id), **payload}
-        )
+    async def _publish(self, owner_id: uuid.UUID, event: Event) -> None:
+        await announce_now(self.runtime.events, owner_id, event)
 
     async def run(self) -> RunResult | None:
         """Sync the account if it is due to sync; None when there was nothing to do."""
@@ -121,7 +119,10 @@ class AccountSyncRun:
 
         async def progress(folder: str, fetched: int, total: int) -> None:
             await self._publish(
-                context.owner_id, SYNC_PROGRESS, folder=folder, fetched=fetched, total=total
+                context.owner_id,
+                SyncProgress(
+                    account_id=self.account_id, folder=folder, fetched=fetched, total=total
+                ),
             )
 
         try:
@@ -151,13 +152,15 @@ class AccountSyncRun:
         result = RunResult(self.account_id, initial, counts, started, finished)
         await self._publish(
             context.owner_id,
-            SYNC_COMPLETED,
-            initial=initial,
-            new_messages=counts.new,
-            updated_messages=counts.updated,
-            removed_messages=counts.removed,
-            started_at=started.isoformat(),
-            finished_at=finished.isoformat(),
+            SyncCompleted(
+                account_id=self.account_id,
+                initial=initial,
+                new_messages=counts.new,
+                updated_messages=counts.updated,
+                removed_messages=counts.removed,
+                started_at=started,
+                finished_at=finished,
+            ),
         )
         return result
 

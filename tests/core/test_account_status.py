@@ -11,6 +11,7 @@ import pytest
 
 from core.accounts.status import InvalidTransition, transition
 from core.db import session_scope
+from core.events import AccountStatusChanged
 from core.models import AccountStatus, MailAccount
 from core.runtime import Runtime
 from tests.support.factories import TestUser
@@ -54,11 +55,7 @@ async def test_a_move_is_announced_once_committed_and_never_when_rolled_back(
         await asyncio.sleep(0.2)
         assert not listener.done()  # nothing before the commit
     event = await listener
-    assert event == {
-        "kind": "account_status_changed",
-        "account_id": str(account.id),
-        "status": "SYNCING",
-    }
+    assert event == AccountStatusChanged(account_id=account.id, status="SYNCING")
 
 
 @pytest.mark.parametrize(
