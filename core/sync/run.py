@@ -27,7 +27,7 @@ from core.events import Event, SyncCompleted, SyncProgress
 from core.mail.imap import Mailbox, imap_session
 from core.mail.mailbox import ImapCommandError, MailboxOps
 from core.mail.server import ServerLogin
-from core.models import Folder, PastSync
+from core.models import PastSync
 from core.notifications import announce_now
 from core.runtime import Runtime
 from core.settings import Settings
@@ -36,6 +36,7 @@ from core.sync.flag_push import push_local_flags
 from core.sync.folder import AccountContext, FolderSync, SyncCounts, SyncTuning
 from core.sync.locks import account_lock
 from core.sync.parse_pool import INLINE, MessageParser
+from core.sync.repository import FolderCheckpoint
 
 log = logging.getLogger(__name__)
 
@@ -172,18 +173,20 @@ class AccountSyncRun:
             return "The mail server did not answer in time; retrying later."
         return "The connection to the mail server failed; retrying later."
 
-    async def _refresh_folders(self, mailboxes: list[Mailbox]) -> tuple[int, list[Folder]]:
+    async def _refresh_folders(
+        self, mailboxes: list[Mailbox]
+    ) -> tuple[int, list[FolderCheckpoint]]:
         """Apply folders created or deleted on the server since the last run; the number of
         stored messages that left with deleted synced folders, and the folders to sync."""
         async with session_scope(self.runtime.session_factory) as session:
             folders = await repository.folders(session, self.account_id)
-            if {f.name for f in folders} == {m.name for m in mailboxes}:
-                return 0, [f for f in folders if f.selected]  # the common case: one read
+            if {f.name for f in folders} == {m.name for m in mailboxes}:  # the common case
+                return 0, [FolderCheckpoint.of(f) for f in folders if f.selected]
             account = await accounts.get(session, self.account_id, lock=True)
             if account is None:
                 return 0, []
             refresh = await apply_server_folders(session, account, mailboxes)
-            selected = await repository.selected_folders(session, self.account_id)
+            selected = await repository.selected_checkpoints(session, self.account_id)
         if refresh.dropped_selected:
             log.info("account %s: synced folders gone from the server", self.account_id)
         return refresh.dropped_messages, selected

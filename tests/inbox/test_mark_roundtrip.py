@@ -168,7 +168,7 @@ async def test_a_sync_before_the_write_back_does_not_flip_marks_back(
         async with runtime.session_factory() as session:
             account = await session.get(MailAccount, account_id)
             assert account is not None
-            folders = await repository.selected_folders(session, account_id)
+            folders = await repository.selected_checkpoints(session, account_id)
             login = credentials.imap_login(runtime.key_ring, account)
         async with imap_session(login, runtime.mail_options) as connection:
             ops = MailboxOps(connection)
