@@ -1,4 +1,5 @@
-"""Enqueueing background jobs (arq over Redis). The only place outside workers/ that knows arq.
+"""Enqueueing background jobs (arq over Redis). Outside ``workers/``, only this module and
+``core/runtime.py`` (which opens the pool) use arq.
 
 Job ids make enqueueing idempotent: while ``sync:{account}`` is queued or running, another
 enqueue of it is a no-op. Call these only after the transaction that made the work due has

@@ -68,10 +68,12 @@ async def sync_account(
 
 
 def backoff(failures: int, base: timedelta) -> timedelta:
-    """Exponential backoff with jitter: base, 2x, 4x... capped at an hour, +-50 %."""
-    delay = min(base * 2 ** max(failures - 1, 0), MAX_BACKOFF)
+    """Exponential backoff with jitter: base, 2x, 4x... each +-50 %, and never past an hour
+    (the delay before jitter stops at 40 minutes, so capped retries still spread out)."""
+    ceiling = MAX_BACKOFF / 1.5
+    delay = min(base * (1 << min(max(failures - 1, 0), 32)), ceiling)
     jitter = random.uniform(0.5, 1.5)  # noqa: S311  # spreads retries, not cryptography
-    return timedelta(seconds=delay.total_seconds() * jitter)
+    return min(delay * jitter, MAX_BACKOFF)
 
 
 class AccountSyncRun:
