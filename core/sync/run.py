@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -61,10 +62,20 @@ def tuning_for(settings: Settings, parser: MessageParser = INLINE) -> SyncTuning
 
 
 async def sync_account(
-    runtime: Runtime, account_id: uuid.UUID, tuning: SyncTuning
+    runtime: Runtime,
+    account_id: uuid.UUID,
+    tuning: SyncTuning,
+    *,
+    folders: Collection[str] | None = None,
 ) -> RunResult | None:
-    """Sync the account if it is due to sync; None when there was nothing to do."""
-    return await AccountSyncRun(runtime, account_id, tuning).run()
+    """One sync run of the account, if its status lets it sync; None when there was nothing
+    to do (paused, removed, waiting for a new password) or another worker holds it.
+
+    ``folders``: only these of its selected folders (names), e.g. the one an IDLE watcher
+    heard about. Such a run writes back and syncs just those, and leaves the account's
+    schedule (``next_sync_at``, the pending initial sync) to the full runs.
+    """
+    return await AccountSyncRun(runtime, account_id, tuning, folders=folders).run()
 
 
 def backoff(failures: int, base: timedelta) -> timedelta:
@@ -77,10 +88,18 @@ def backoff(failures: int, base: timedelta) -> timedelta:
 
 
 class AccountSyncRun:
-    def __init__(self, runtime: Runtime, account_id: uuid.UUID, tuning: SyncTuning) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        account_id: uuid.UUID,
+        tuning: SyncTuning,
+        *,
+        folders: Collection[str] | None = None,
+    ) -> None:
         self.runtime = runtime
         self.account_id = account_id
         self.tuning = tuning
+        self.only = frozenset(folders) if folders is not None else None
 
     async def _publish(self, owner_id: uuid.UUID, event: Event) -> None:
         await announce_now(self.runtime.events, owner_id, event)
@@ -102,7 +121,7 @@ class AccountSyncRun:
                 account.id, account.owner_id, account.past_sync or PastSync.ONE_MONTH
             )
             login = credentials.imap_login(self.runtime.key_ring, account)
-            initial = account.initial_sync_pending
+            initial = account.initial_sync_pending and self.only is None
             transition(session, self.runtime.events, account, SYNCING)
         return context, login, initial
 
@@ -134,6 +153,8 @@ class AccountSyncRun:
                 await ops.enable_extensions()
                 removed, folders = await self._refresh_folders(await connection.list_mailboxes())
                 counts.removed += removed
+                if self.only is not None:
+                    folders = [f for f in folders if f.name in self.only]
                 await push_local_flags(self.runtime.session_factory, ops, self.account_id, folders)
                 for position, folder in enumerate(folders):
                     if position and not await self._still_wanted():
@@ -205,10 +226,11 @@ class AccountSyncRun:
             account = await accounts.get(session, self.account_id, lock=True)
             if account is None:
                 return
-            account.last_synced_at = now
             account.last_error = None
             account.consecutive_failures = 0
-            account.next_sync_at = now + interval
+            if self.only is None:  # a run of some folders leaves the schedule as it is
+                account.last_synced_at = now
+                account.next_sync_at = now + interval
             if await repository.has_pending_flags(session, self.account_id):
                 account.next_sync_at = now  # marked during this run: write them back soon
             if initial:
