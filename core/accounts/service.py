@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts import credentials, repository
-from core.accounts.folders import FolderRefresh, apply_server_folders
+from core.accounts.folders import apply_server_folders
 from core.accounts.inputs import (
     NewAccount,
     ValidAccount,
@@ -57,7 +57,8 @@ class AccountService:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    async def _count_credential_check(self, viewer: Viewer) -> None:
+    async def count_credential_check(self, viewer: Viewer) -> None:
+        """Every path that logs in to a user's mail server on their request counts here."""
         allowed = await self.runtime.rate_limiter.allow(
             f"credential-check:{viewer.user_id}",
             limit=self.runtime.settings.credential_checks_per_minute,
@@ -98,7 +99,7 @@ class AccountService:
         # Release the pooled connection while we talk to the mail server (up to the mail
         # timeout): nothing has been written yet, and the checks are repeated under a lock.
         await self.session.rollback()
-        await self._count_credential_check(viewer)
+        await self.count_credential_check(viewer)
         mailboxes = await verify_logins(valid.imap, valid.smtp, self.runtime.mail_options)
 
         user = await identity_repository.lock_user(self.session, viewer.user_id)
@@ -192,7 +193,7 @@ class AccountService:
         smtp = credentials.smtp_login(key_ring, account, smtp_password) if smtp_password else None
         account_key = account.id
         await self.session.rollback()  # as in add(): no connection held during the check
-        await self._count_credential_check(viewer)
+        await self.count_credential_check(viewer)
         try:
             async with imap_session(imap, self.runtime.mail_options):
                 pass
@@ -225,12 +226,21 @@ class AccountService:
         await self.session.flush()
         return account
 
-    async def refresh_folders(self, account: MailAccount) -> FolderRefresh:
-        """List the server's folders again (one IMAP login) and store the difference."""
+    async def refresh_folders(self, viewer: Viewer, account_id: uuid.UUID) -> None:
+        """List the server's folders again (one IMAP login, counted like any login check)
+        and store the difference. The session's transaction is ended first: nothing may be
+        written in it before this call, and no lock or connection is held while the mail
+        server answers (a slow server would otherwise hold them for the mail timeout)."""
+        account = await repository.get_owned(self.session, viewer.user_id, account_id)
+        if account is None:
+            raise _not_found()
         login = credentials.imap_login(self.runtime.key_ring, account)
+        await self.session.rollback()
+        await self.count_credential_check(viewer)
         async with imap_session(login, self.runtime.mail_options) as imap:
             mailboxes = await imap.list_mailboxes()
-        return await apply_server_folders(self.session, account, mailboxes)
+        locked = await self.owned_for_change(viewer, account_id)
+        await apply_server_folders(self.session, locked, mailboxes)
 
     async def remove(self, viewer: Viewer, account_id: uuid.UUID | None) -> uuid.UUID:
         """Delete the account and its synced mail; the default is not reassigned."""
