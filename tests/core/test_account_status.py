@@ -11,7 +11,7 @@ import pytest
 
 from core.accounts.status import InvalidTransition, transition
 from core.db import session_scope
-from core.events import AccountStatusChanged
+from core.events import AccountStatusChanged, user_channel
 from core.models import AccountStatus, MailAccount
 from core.runtime import Runtime
 from tests.support.factories import TestUser
@@ -21,14 +21,18 @@ async def _next_event(runtime: Runtime, user_id: uuid.UUID, ready: asyncio.Event
     async def first() -> Any:
         stream = runtime.events.listen(user_id)
         waiting = asyncio.ensure_future(anext(stream))
-        await asyncio.sleep(0.2)  # subscribed before the publisher commits
+        for _ in range(500):  # subscribed on Redis before the publisher commits
+            [(_, subscribed)] = await runtime.redis.pubsub_numsub(user_channel(user_id))
+            if subscribed and runtime.events.hub.local_listeners(user_id):
+                break
+            await asyncio.sleep(0.01)
         ready.set()
         try:
             return await waiting
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
 
-    return await asyncio.wait_for(first(), 5)
+    return await asyncio.wait_for(first(), 10)
 
 
 async def test_a_move_is_announced_once_committed_and_never_when_rolled_back(
