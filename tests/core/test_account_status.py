@@ -4,35 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
 from core.accounts.status import InvalidTransition, transition
 from core.db import session_scope
-from core.events import AccountStatusChanged, user_channel
+from core.events import AccountStatusChanged, Event, decode_event, user_channel
 from core.models import AccountStatus, MailAccount
 from core.runtime import Runtime
 from tests.support.factories import TestUser
 
 
-async def _next_event(runtime: Runtime, user_id: uuid.UUID, ready: asyncio.Event) -> Any:
-    async def first() -> Any:
-        stream = runtime.events.listen(user_id)
-        waiting = asyncio.ensure_future(anext(stream))
-        for _ in range(500):  # subscribed on Redis before the publisher commits
-            [(_, subscribed)] = await runtime.redis.pubsub_numsub(user_channel(user_id))
-            if subscribed and runtime.events.hub.local_listeners(user_id):
-                break
-            await asyncio.sleep(0.01)
-        ready.set()
-        try:
-            return await waiting
-        finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+@asynccontextmanager
+async def channel_of(runtime: Runtime, user_id: uuid.UUID) -> AsyncIterator[Any]:
+    """The user's Redis channel, on a pub/sub connection of the test's own."""
+    pubsub = runtime.redis.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(user_channel(user_id))
+    try:
+        yield pubsub
+    finally:
+        await pubsub.aclose()
 
-    return await asyncio.wait_for(first(), 10)
+
+async def next_event(pubsub: Any, seconds: float) -> Event | None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
+        if message is not None and message.get("type") == "message":
+            return decode_event(message["data"])
+    return None
 
 
 async def test_a_move_is_announced_once_committed_and_never_when_rolled_back(
@@ -40,26 +43,24 @@ async def test_a_move_is_announced_once_committed_and_never_when_rolled_back(
 ) -> None:
     owner = await new_user()
     account = MailAccount(id=uuid.uuid4(), owner_id=owner.id, status=AccountStatus.ACTIVE)
-    ready = asyncio.Event()
-    listener = asyncio.create_task(_next_event(runtime, owner.id, ready))
-    await ready.wait()
 
     async def fails_after_the_move() -> None:
         async with session_scope(runtime.session_factory) as session:
             assert transition(session, runtime.events, account, AccountStatus.ERROR)
             raise RuntimeError("the transaction fails")
 
-    with pytest.raises(RuntimeError):
-        await fails_after_the_move()
-    account.status = AccountStatus.ACTIVE  # what the rolled-back row still says
+    async with channel_of(runtime, owner.id) as channel:
+        with pytest.raises(RuntimeError):
+            await fails_after_the_move()
+        account.status = AccountStatus.ACTIVE  # what the rolled-back row still says
 
-    async with session_scope(runtime.session_factory) as session:
-        assert transition(session, runtime.events, account, AccountStatus.SYNCING)
-        assert not transition(session, runtime.events, account, AccountStatus.SYNCING)
-        await asyncio.sleep(0.2)
-        assert not listener.done()  # nothing before the commit
-    event = await listener
-    assert event == AccountStatusChanged(account_id=account.id, status="SYNCING")
+        async with session_scope(runtime.session_factory) as session:
+            assert transition(session, runtime.events, account, AccountStatus.SYNCING)
+            assert not transition(session, runtime.events, account, AccountStatus.SYNCING)
+            assert await next_event(channel, 0.3) is None  # nothing before the commit
+        event = await next_event(channel, 10)
+        assert event == AccountStatusChanged(account_id=account.id, status="SYNCING")
+        assert await next_event(channel, 0.3) is None  # once, and nothing for the rollback
 
 
 @pytest.mark.parametrize(
