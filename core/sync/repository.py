@@ -19,13 +19,23 @@ from core.models import Folder, MailAccount, Message
 _MESSAGES = cast(Table, Message.__table__)
 
 
-async def folders(session: AsyncSession, account_id: uuid.UUID) -> list[Folder]:
-    """Every folder of the account, selected ones in sync order (role, then name)."""
-    return list(
-        await session.scalars(
-            select(Folder).where(Folder.account_id == account_id).order_by(Folder.role, Folder.name)
-        )
+_STORED = (
+    select(func.count())
+    .where(Message.folder_id == Folder.id, Message.uid > 0)
+    .correlate(Folder)
+    .scalar_subquery()
+)
+
+
+async def folders(session: AsyncSession, account_id: uuid.UUID) -> list[tuple[Folder, int]]:
+    """Every folder of the account with its number of stored rows (counted for selected
+    ones only), selected ones in sync order (role, then name). One statement."""
+    rows = await session.execute(
+        select(Folder, case((Folder.selected, _STORED), else_=0))
+        .where(Folder.account_id == account_id)
+        .order_by(Folder.role, Folder.name)
     )
+    return [(folder, int(stored)) for folder, stored in rows]
 
 
 @dataclass(frozen=True)
@@ -43,27 +53,28 @@ class FolderCheckpoint:
     server_message_count: int | None
     last_full_flag_scan_at: datetime | None
     last_synced_at: datetime | None
+    window_start: datetime | None
+    window_end_uid: int | None
+    unsynced_count: int | None
+    stored_count: int = 0  # not a column: the rows stored when it was read
 
     @classmethod
-    def of(cls, folder: Folder) -> FolderCheckpoint:
-        return cls(**{f.name: getattr(folder, f.name) for f in dataclasses.fields(cls)})
+    def of(cls, folder: Folder, stored_count: int) -> FolderCheckpoint:
+        columns = {f.name: getattr(folder, f.name) for f in dataclasses.fields(cls)[:-1]}
+        return cls(**columns, stored_count=stored_count)
 
 
 async def selected_checkpoints(
     session: AsyncSession, account_id: uuid.UUID
 ) -> list[FolderCheckpoint]:
     """The checkpoints of the folders to sync, in sync order (role, then name)."""
-    rows = await session.scalars(
-        select(Folder)
-        .where(Folder.account_id == account_id, Folder.selected.is_(True))
-        .order_by(Folder.role, Folder.name)
-    )
-    return [FolderCheckpoint.of(folder) for folder in rows]
+    return [FolderCheckpoint.of(f, n) for f, n in await folders(session, account_id) if f.selected]
 
 
 _CHECKPOINT_COLUMNS = frozenset(f.name for f in dataclasses.fields(FolderCheckpoint)) - {
     "id",
     "name",
+    "stored_count",
 }
 
 
@@ -201,48 +212,50 @@ _REKEY_PARKED = (
 )
 
 
-async def rematch_parked(
-    session: AsyncSession, folder_id: uuid.UUID, fetched: dict[str, dict[str, Any]]
-) -> set[str]:
-    """Give parked rows with these Message-IDs their new UID and the flags the server has
-    now (``fetched``: Message-ID -> the new row's values); the Message-IDs matched. Two
-    statements whatever the number of rows."""
-    if not fetched:
-        return set()
-    parked = await session.execute(
-        select(Message.id, Message.message_id).where(
-            Message.folder_id == folder_id,
-            Message.uid < 0,
-            Message.message_id.in_(list(fetched)),
-        )
+@dataclass(frozen=True)
+class ParkedRow:
+    id: int
+    message_id: str | None
+    fingerprint: str | None
+
+
+async def parked_rows(session: AsyncSession, folder_id: uuid.UUID) -> list[ParkedRow]:
+    """The folder's rows waiting to be found again after a renumbering, oldest first."""
+    rows = await session.execute(
+        select(Message.id, Message.message_id, Message.fingerprint)
+        .where(Message.folder_id == folder_id, Message.uid < 0)
+        .order_by(Message.id)
     )
-    params: list[dict[str, Any]] = []
-    matched: set[str] = set()
-    for row_id, message_id in parked:
-        if message_id in matched or message_id is None:
-            continue  # one row per Message-ID; a duplicate parked copy is dropped later
-        row = fetched[message_id]
-        params.append(
-            {
-                "row_id": row_id,
-                "new_uid": row["uid"],
-                "row_modseq": row["modseq"],
-                "answered": row["is_answered"],
-                "read": row["is_read"],
-                "flagged": row["is_flagged"],
-            }
-        )
-        matched.add(message_id)
+    return [ParkedRow(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class Rekey:
+    """A parked row found again: its new UID and the flags the server has now."""
+
+    row_id: int
+    uid: int
+    modseq: int | None
+    is_read: bool
+    is_flagged: bool
+    is_answered: bool
+
+
+async def rekey_parked(session: AsyncSession, rekeys: Sequence[Rekey]) -> None:
+    """One statement for all of them (executemany)."""
+    params = [
+        {
+            "row_id": r.row_id,
+            "new_uid": r.uid,
+            "row_modseq": r.modseq,
+            "answered": r.is_answered,
+            "read": r.is_read,
+            "flagged": r.is_flagged,
+        }
+        for r in rekeys
+    ]
     if params:
         await session.execute(_REKEY_PARKED, params)
-    return matched
-
-
-async def has_parked(session: AsyncSession, folder_id: uuid.UUID) -> bool:
-    found = await session.scalar(
-        select(Message.id).where(Message.folder_id == folder_id, Message.uid < 0).limit(1)
-    )
-    return found is not None
 
 
 async def drop_parked(session: AsyncSession, folder_id: uuid.UUID) -> int:
@@ -252,7 +265,8 @@ async def drop_parked(session: AsyncSession, folder_id: uuid.UUID) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult
 
 
-async def refresh_folder_counts(session: AsyncSession, folder_id: uuid.UUID) -> None:
+async def refresh_folder_counts(session: AsyncSession, folder_id: uuid.UUID) -> int:
+    """Recompute the folder's message and unread counts; the number of stored rows."""
     counts = (
         await session.execute(
             select(
@@ -266,6 +280,7 @@ async def refresh_folder_counts(session: AsyncSession, folder_id: uuid.UUID) -> 
         .where(Folder.id == folder_id)
         .values(message_count=counts[0], unread_count=counts[1])
     )
+    return int(counts[0])
 
 
 async def due_account_ids(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:
@@ -282,15 +297,6 @@ async def due_account_ids(session: AsyncSession, now: datetime, limit: int) -> l
     return list(rows)
 
 
-async def oldest_parked_date(session: AsyncSession, folder_id: uuid.UUID) -> datetime | None:
-    """The oldest arrival (INTERNALDATE, what SEARCH SINCE compares) among parked rows."""
-    return await session.scalar(
-        select(func.min(func.coalesce(Message.internal_date, Message.date))).where(
-            Message.folder_id == folder_id, Message.uid < 0
-        )
-    )
-
-
 async def unselect_folder(session: AsyncSession, folder: Folder) -> None:
     """Stop syncing a folder: its mail leaves the inbox and its checkpoint starts over."""
     await session.execute(delete(Message).where(Message.folder_id == folder.id))
@@ -301,6 +307,9 @@ async def unselect_folder(session: AsyncSession, folder: Folder) -> None:
     folder.uidnext = None
     folder.server_message_count = None
     folder.backfill_before_uid = None
+    folder.window_start = None
+    folder.window_end_uid = None
+    folder.unsynced_count = 0
     folder.last_full_flag_scan_at = None
     folder.message_count = 0
     folder.unread_count = 0

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from core.mail import fingerprint
 from core.mail.mailbox import FetchedMessage
 from core.mail.parsing import ParsedMessage, thread_key_candidates
 
@@ -17,7 +18,6 @@ ThreadLookup = Callable[[Sequence[str]], Awaitable[dict[str, uuid.UUID]]]
 @dataclass
 class BuiltRows:
     rows: list[dict[str, Any]]
-    message_ids: dict[int, str]  # UID -> Message-ID, to re-key rows after a UIDVALIDITY change
     thread_keys: dict[str, uuid.UUID]  # every key this chunk used, to remember
 
 
@@ -50,16 +50,13 @@ async def build_rows(
     known = await lookup_threads(sorted(keys))
     threads = dict(known)
     rows: list[dict[str, Any]] = []
-    message_ids: dict[int, str] = {}
     for message, p in parsed:
         candidates = thread_key_candidates(p)
         thread_id = next((threads[k] for k in candidates if k in threads), None) or uuid.uuid4()
         for key in candidates:  # later messages of this chunk join the same conversation
             threads.setdefault(key, thread_id)
-        if p.message_id:
-            message_ids[message.uid] = p.message_id
         rows.append(_row(message, p, account_id, folder_id, thread_id))
-    return BuiltRows(rows, message_ids, {k: t for k, t in threads.items() if k not in known})
+    return BuiltRows(rows, {k: t for k, t in threads.items() if k not in known})
 
 
 def _address(name: str | None, address: str) -> dict[str, str | None]:
@@ -103,4 +100,5 @@ def _row(
         "body_text": p.body_text,
         "body_html": p.body_html,
         "size": message.size,
+        "fingerprint": fingerprint.of_message(message.raw, message.size),
     }

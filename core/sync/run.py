@@ -203,8 +203,8 @@ class AccountSyncRun:
         stored messages that left with deleted synced folders, and the folders to sync."""
         async with session_scope(self.runtime.session_factory) as session:
             folders = await repository.folders(session, self.account_id)
-            if {f.name for f in folders} == {m.name for m in mailboxes}:  # the common case
-                return 0, [FolderCheckpoint.of(f) for f in folders if f.selected]
+            if {f.name for f, _ in folders} == {m.name for m in mailboxes}:  # the common case
+                return 0, [FolderCheckpoint.of(f, stored) for f, stored in folders if f.selected]
             account = await accounts.get(session, self.account_id, lock=True)
             if account is None:
                 return 0, []

@@ -155,3 +155,24 @@ async def server_state(
             uid: ("\\Seen" in f, "\\Flagged" in f, "\\Answered" in f) for uid, f in flags.items()
         }
     return state
+
+
+Flags3 = tuple[bool, bool, bool]
+
+
+def state_differences(
+    stored: dict[str, dict[int, Flags3]], expected: dict[str, dict[int, Flags3]]
+) -> list[str]:
+    """Every way ``stored`` differs from ``expected`` ({folder: {uid: flags}}), in words."""
+    problems = []
+    for folder in sorted(set(stored) | set(expected)):
+        mine, theirs = stored.get(folder, {}), expected.get(folder, {})
+        if missing := sorted(set(theirs) - set(mine)):
+            problems.append(f"{folder}: missing uids {missing}")
+        if extra := sorted(set(mine) - set(theirs)):
+            problems.append(f"{folder}: extra uids {extra}")
+        wrong = {u: (mine[u], theirs[u]) for u in sorted(set(mine) & set(theirs))}
+        wrong = {u: pair for u, pair in wrong.items() if pair[0] != pair[1]}
+        if wrong:
+            problems.append(f"{folder}: flags (read, flagged, answered) stored vs server {wrong}")
+    return problems
