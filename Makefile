@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CODE := core api workers cli bench
 
-.PHONY: run test lint format schema lock bench clean
+.PHONY: run test lint format schema schema-baseline lock bench clean
 
 # (Re)install when the lock or the project metadata changes: exact pins from requirements.lock.
 $(STAMP): requirements.lock pyproject.toml
@@ -34,6 +34,12 @@ format: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/python -c "from api.graphql.schema import schema; print(schema.as_str())" > schema.graphql
 
+# At a release: the current schema becomes what clients are known to use (tests/test_schema.py
+# then fails on any break from it that is not declared there).
+schema-baseline: schema
+	{ sed -n '/^# /p;/^[^#]/q' tests/schema_baseline.graphql; cat schema.graphql; } > tests/schema_baseline.graphql.new
+	mv tests/schema_baseline.graphql.new tests/schema_baseline.graphql
+
 # Re-pin every dependency after editing pyproject.toml.
 lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet uv
@@ -48,7 +54,7 @@ BENCH ?= sync inbox
 bench: $(STAMP)
 ifneq ($(filter sync,$(BENCH)),)
 	@command -v mbsync >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y isync; }
-	@test -x /usr/sbin/dovecot || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dovecot-imapd; }
+	@test -x /usr/sbin/dovecot -a -x /usr/lib/dovecot/imap || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dovecot-imapd; }
 	$(BIN)/python -m bench.sync_bench $(BENCH_ARGS)
 endif
 ifneq ($(filter inbox,$(BENCH)),)
