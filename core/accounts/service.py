@@ -27,7 +27,7 @@ from core.events import ACCOUNT_STATUS_CHANGED
 from core.identity import repository as identity_repository
 from core.identity.viewer import Viewer
 from core.mail.imap import imap_session
-from core.mail.server import ServerLogin
+from core.mail.server import ServerLogin, SmtpRelay, SmtpServer
 from core.models import AccountStatus, MailAccount, Plan, Sharing, User
 from core.plans import account_limit
 from core.runtime import Runtime
@@ -79,25 +79,19 @@ class AccountService:
             else self.decrypt_secret(account.id, "imap", account.imap_password_encrypted),
         )
 
-    def smtp_login(self, account: MailAccount, password: str | None = None) -> ServerLogin | None:
-        """The SMTP login (None without SMTP): with ``password``, else the stored one."""
-        if (
-            account.smtp_host is None
-            or account.smtp_port is None
-            or account.smtp_security is None
-            or account.smtp_username is None
-            or account.smtp_password_encrypted is None
-        ):
+    def smtp_login(self, account: MailAccount, password: str | None = None) -> SmtpServer | None:
+        """The SMTP server (None without SMTP) with ``password``, else the stored one; None
+        when the stored one is missing. An account without an SMTP username uses a relay."""
+        host, port, security = account.smtp_host, account.smtp_port, account.smtp_security
+        if host is None or port is None or security is None:
             return None
-        return ServerLogin(
-            host=account.smtp_host,
-            port=account.smtp_port,
-            security=account.smtp_security,
-            username=account.smtp_username,
-            password=password
-            if password is not None
-            else self.decrypt_secret(account.id, "smtp", account.smtp_password_encrypted),
-        )
+        if account.smtp_username is None:
+            return SmtpRelay(host, port, security)
+        if password is None:
+            if account.smtp_password_encrypted is None:
+                return None
+            password = self.decrypt_secret(account.id, "smtp", account.smtp_password_encrypted)
+        return ServerLogin(host, port, security, account.smtp_username, password)
 
     def _reseal_if_old_key(self, account: MailAccount) -> None:
         """Re-encrypt a stored SMTP secret under the current key (key rotation)."""
@@ -210,9 +204,11 @@ class AccountService:
             smtp_host=smtp.host if smtp else None,
             smtp_port=smtp.port if smtp else None,
             smtp_security=smtp.security if smtp else None,
-            smtp_username=smtp.username if smtp else None,
+            smtp_username=smtp.username if isinstance(smtp, ServerLogin) else None,
             smtp_password_encrypted=(
-                self.encrypt_secret(account_id, "smtp", smtp.password) if smtp else None
+                self.encrypt_secret(account_id, "smtp", smtp.password)
+                if isinstance(smtp, ServerLogin)
+                else None
             ),
         )
 
@@ -251,10 +247,10 @@ class AccountService:
         account = await self.owned_for_change(viewer, account_id)
         if not imap_password:
             raise ServiceError(ErrorCode.INVALID_INPUT, "The password is empty.", "imapPassword")
-        if smtp_password is not None and account.smtp_host is None:
+        if smtp_password is not None and account.smtp_username is None:
             raise ServiceError(
                 ErrorCode.INVALID_INPUT,
-                "This account has no SMTP server to use that password with.",
+                "This account has no SMTP login to use that password with.",
                 "smtpPassword",
             )
         # Built from the new passwords: the stored ones may be unreadable (a retired key).

@@ -17,6 +17,19 @@ class ServerLogin:
 
 
 @dataclass(frozen=True)
+class SmtpRelay:
+    """An SMTP server that takes mail without a login (a relay that trusts the network)."""
+
+    host: str
+    port: int
+    security: ConnectionSecurity
+
+
+# Where an account sends from: a server to log in to, or a relay.
+SmtpServer = ServerLogin | SmtpRelay
+
+
+@dataclass(frozen=True)
 class MailConnectOptions:
     allow_private_hosts: bool
     timeout: float

@@ -30,7 +30,7 @@ from core.crypto import DecryptionError
 from core.db import session_scope
 from core.errors import ErrorCode, ServiceError
 from core.mail.imap import imap_session
-from core.mail.server import ServerLogin
+from core.mail.server import ServerLogin, SmtpServer
 from core.mail.smtp import smtp_session
 from core.models import AccountStatus, MailAccount, OutgoingMessage, SendStatus, SentCopy
 from core.runtime import Runtime
@@ -74,7 +74,7 @@ class PermanentFailure(Exception):
 
 @dataclass(frozen=True)
 class Attempt:
-    login: ServerLogin
+    login: SmtpServer
     sender: str
     recipients: list[str]
     mime: bytes

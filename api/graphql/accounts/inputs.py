@@ -9,7 +9,11 @@ from core.accounts.inputs import NewAccount, ServerFields
 @strawberry.input
 class ServerInput:
     host: str
-    password: str
+    password: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Required for IMAP. SMTP without username and password: a relay that "
+        "takes mail without a login.",
+    )
     port: int | None = strawberry.field(
         default=strawberry.UNSET,
         description="Default by security: IMAP 993/143, SMTP 465/587.",
@@ -22,7 +26,7 @@ class ServerInput:
     def to_domain(self) -> ServerFields:
         return ServerFields(
             host=self.host,
-            password=self.password,
+            password=self.password or None,
             port=None if self.port is strawberry.UNSET else self.port,
             security=self.security or ConnectionSecurity.SSL,
             username=self.username or None,
