@@ -104,7 +104,7 @@ class AccountService:
             return  # unreadable now: sending will ask for the SMTP password again
         account.smtp_password_encrypted = self.encrypt_secret(account.id, "smtp", secret)
 
-    async def _count_credential_check(self, viewer: Viewer) -> None:
+    async def count_credential_check(self, viewer: Viewer) -> None:
         allowed = await self.runtime.rate_limiter.allow(
             f"credential-check:{viewer.user_id}",
             limit=self.runtime.settings.credential_checks_per_minute,
@@ -163,7 +163,7 @@ class AccountService:
         # Release the pooled connection while we talk to the mail server (up to the mail
         # timeout): nothing has been written yet, and the checks are repeated under a lock.
         await self.session.rollback()
-        await self._count_credential_check(viewer)
+        await self.count_credential_check(viewer)
         mailboxes = await verify_logins(valid.imap, valid.smtp, self.runtime.mail_options)
 
         user = await identity_repository.lock_user(self.session, viewer.user_id)
@@ -254,7 +254,7 @@ class AccountService:
         smtp = self.smtp_login(account, smtp_password) if smtp_password else None
         account_key = account.id
         await self.session.rollback()  # as in add(): no connection held during the check
-        await self._count_credential_check(viewer)
+        await self.count_credential_check(viewer)
         try:
             async with imap_session(imap, self.runtime.mail_options):
                 pass
@@ -272,6 +272,12 @@ class AccountService:
             account.smtp_password_encrypted = self.encrypt_secret(account.id, "smtp", smtp_password)
         else:
             self._reseal_if_old_key(account)
+        self.resume_after_proven_login(account)
+        await self.session.flush()
+        return account
+
+    def resume_after_proven_login(self, account: MailAccount) -> None:
+        """A login was just proven: clear the error; an AUTH_FAILED or ERROR account resumes."""
         account.last_error = None
         account.consecutive_failures = 0
         if account.status in (AccountStatus.AUTH_FAILED, AccountStatus.ERROR):
@@ -281,8 +287,6 @@ class AccountService:
                 account.initial_sync_pending = True
                 account.next_sync_at = datetime.now(UTC)
                 self.enqueue_sync_after_commit(account.id)
-        await self.session.flush()
-        return account
 
     async def refresh_folders(self, account: MailAccount) -> repository.FolderRefresh:
         """List the server's folders again (one IMAP login) and store the difference."""

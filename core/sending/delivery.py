@@ -150,7 +150,9 @@ class OutgoingDelivery:
                 self._fail(
                     session,
                     outgoing,
-                    "The stored SMTP login cannot be used; reconnect the account.",
+                    "The account has no SMTP server any more."
+                    if not account.has_smtp
+                    else "The stored SMTP login cannot be used; reconnect the account.",
                 )
                 return None
             outgoing.attempts += 1

@@ -4,6 +4,7 @@ import strawberry
 
 from api.graphql.enums import ConnectionSecurity, Sharing
 from core.accounts.inputs import NewAccount, ServerFields
+from core.accounts.servers import ServerChanges
 
 
 @strawberry.input
@@ -63,6 +64,26 @@ class UpdateMailAccountInput:
         description="New folders are backfilled within the past-sync window; dropped "
         "folders stop syncing and their mail leaves the inbox.",
     )
+    imap: ServerInput | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="New IMAP settings, password included; the login is proven and the "
+        "folders listed again before anything is stored.",
+    )
+    smtp: ServerInput | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Adds SMTP or replaces it (password included, or neither username nor "
+        "password for a relay); the login is proven before it is stored.",
+    )
+    remove_smtp: bool = strawberry.field(
+        default=False, description="The account stops sending; its sent history stays."
+    )
+
+    def server_changes(self) -> ServerChanges:
+        return ServerChanges(
+            imap=self.imap.to_domain() if self.imap else None,
+            smtp=self.smtp.to_domain() if self.smtp else None,
+            remove_smtp=self.remove_smtp,
+        )
 
 
 @strawberry.input

@@ -21,6 +21,7 @@ from api.graphql.context import Info
 from api.graphql.errors import IsAuthenticated, UserError
 from api.graphql.identity.types import User
 from core import models
+from core.accounts.servers import change_servers
 from core.accounts.service import AccountChanges, AccountService
 from core.errors import ServiceError
 from core.ids import parse_uuid
@@ -39,7 +40,10 @@ class AccountMutations:
             info, lambda session: AccountService(session, runtime).add(viewer, input.to_domain())
         )
 
-    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Name, sharing, folders and servers; new logins are proven first.",
+    )
     async def update_mail_account(
         self, info: Info, input: UpdateMailAccountInput
     ) -> MailAccountPayload:
@@ -50,12 +54,14 @@ class AccountMutations:
             sharing=input.sharing or None,
         )
         labels = None if input.labels in (None, strawberry.UNSET) else list(input.labels)
+        servers = input.server_changes()
         runtime = info.context.runtime
 
         async def update(session: AsyncSession) -> models.MailAccount:
-            account = await AccountService(session, runtime).update(
-                viewer, parse_uuid(input.account_id), changes
-            )
+            service, account_id = AccountService(session, runtime), parse_uuid(input.account_id)
+            if servers:  # first: it proves logins with no transaction open, then locks again
+                await change_servers(service, viewer, account_id, servers)
+            account = await service.update(viewer, account_id, changes)
             if labels is not None:
                 await SyncService(session, runtime).change_labels(account, labels)
             return account

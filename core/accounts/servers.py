@@ -1,0 +1,124 @@
+"""Changing an account's servers: new IMAP settings, SMTP added, replaced or removed.
+
+Each new setting is read as ``addMailAccount`` reads it, password included: a stored
+password is never sent to settings it was not given for. The logins are proven before
+anything is stored, with no database connection held while the servers answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from core.accounts import repository
+from core.accounts.inputs import ServerFields, validate_imap, validate_smtp
+from core.accounts.service import AccountService
+from core.accounts.verification import verify_logins, verify_smtp
+from core.errors import ErrorCode, ServiceError
+from core.identity.viewer import Viewer
+from core.mail.imap import Mailbox
+from core.mail.server import ServerLogin, SmtpServer
+from core.models import AccountStatus, MailAccount
+
+
+@dataclass(frozen=True)
+class ServerChanges:
+    imap: ServerFields | None = None
+    smtp: ServerFields | None = None
+    remove_smtp: bool = False
+
+    def __bool__(self) -> bool:
+        return self.imap is not None or self.smtp is not None or self.remove_smtp
+
+
+def _validated(
+    changes: ServerChanges, address: str
+) -> tuple[ServerLogin | None, SmtpServer | None]:
+    if changes.smtp is not None and changes.remove_smtp:
+        raise ServiceError(
+            ErrorCode.INVALID_INPUT, "Give new SMTP settings or removeSmtp, not both.", "smtp"
+        )
+    imap = smtp = None
+    if changes.imap is not None:
+        try:
+            imap = validate_imap(changes.imap, address)
+        except ServiceError as exc:
+            raise exc.at("imap") from None
+    if changes.smtp is not None:
+        try:
+            smtp = validate_smtp(changes.smtp, address)
+        except ServiceError as exc:
+            raise exc.at("smtp") from None
+    return imap, smtp
+
+
+async def change_servers(
+    service: AccountService,
+    viewer: Viewer,
+    account_id: uuid.UUID | None,
+    changes: ServerChanges,
+) -> MailAccount:
+    """Prove the new logins, then store them (the owner's account only). A new IMAP login
+    lists the folders again and lets an AUTH_FAILED or ERROR account resume."""
+    account = await service.owned_for_change(viewer, account_id)
+    imap, smtp = _validated(changes, account.email_address)
+    mailboxes: list[Mailbox] | None = None
+    if imap is not None or smtp is not None:
+        account_key = account.id
+        await service.session.rollback()  # no pooled connection while the servers answer
+        await service.count_credential_check(viewer)
+        options = service.runtime.mail_options
+        if imap is not None:
+            mailboxes = await verify_logins(imap, smtp, options)
+        elif smtp is not None:
+            await verify_smtp(smtp, options)
+        account = await service.owned_for_change(viewer, account_key)
+
+    if imap is not None and mailboxes is not None:
+        await _store_imap(service, account, imap, mailboxes)
+    if smtp is not None:
+        _store_smtp(service, account, smtp)
+    elif changes.remove_smtp:
+        _clear_smtp(account)
+    await service.session.flush()
+    return account
+
+
+async def _store_imap(
+    service: AccountService, account: MailAccount, imap: ServerLogin, mailboxes: list[Mailbox]
+) -> None:
+    account.imap_host = imap.host
+    account.imap_port = imap.port
+    account.imap_security = imap.security
+    account.imap_username = imap.username
+    account.imap_password_encrypted = service.encrypt_secret(account.id, "imap", imap.password)
+    # Folders the new server lacks go, with their mail; a folder that stays but whose
+    # UIDVALIDITY differs is re-keyed by Message-ID at the next sync, as on any server.
+    await repository.refresh_folders(service.session, account, mailboxes)
+    was_running = account.status in (AccountStatus.SYNCING, AccountStatus.ACTIVE)
+    service.resume_after_proven_login(account)
+    if was_running:
+        account.next_sync_at = datetime.now(UTC)
+        service.enqueue_sync_after_commit(account.id)
+
+
+def _store_smtp(service: AccountService, account: MailAccount, smtp: SmtpServer) -> None:
+    account.smtp_host = smtp.host
+    account.smtp_port = smtp.port
+    account.smtp_security = smtp.security
+    if isinstance(smtp, ServerLogin):
+        account.smtp_username = smtp.username
+        account.smtp_password_encrypted = service.encrypt_secret(account.id, "smtp", smtp.password)
+    else:  # a relay without a login
+        account.smtp_username = None
+        account.smtp_password_encrypted = None
+
+
+def _clear_smtp(account: MailAccount) -> None:
+    """The account no longer sends; its outgoing history stays."""
+    account.smtp_host = None
+    account.smtp_port = None
+    account.smtp_security = None
+    account.smtp_username = None
+    account.smtp_password_encrypted = None
