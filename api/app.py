@@ -11,8 +11,9 @@ from redis.exceptions import ResponseError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
+from api.graphiql import ASSETS_PATH, graphiql_assets
 from api.graphql.schema import build_schema
 from api.view import MailsyncGraphQL
 from core.db import ping
@@ -74,12 +75,12 @@ def create_app(settings: Settings) -> Starlette:
     graphql = MailsyncGraphQL(
         build_schema(field_suggestions=settings.graphiql), graphiql=settings.graphiql
     )
-    return Starlette(
-        routes=[
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
-        ],
-        lifespan=lifespan,
-    )
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+    ]
+    if settings.graphiql:
+        routes.append(Mount(ASSETS_PATH, graphiql_assets()))
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -10,6 +10,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema import BaseSchema
 from strawberry.types.unset import UnsetType
 
+from api.graphiql import graphiql_page
 from api.graphql.context import Context
 from core.identity.service import authenticate
 from core.identity.viewer import Viewer
@@ -62,3 +63,7 @@ class MailsyncGraphQL(GraphQL[Context, None]):
             raise ConnectionRejectionError({"message": "invalid or missing bearer token"})
         context.viewer = viewer
         return UnsetType()  # the default: acknowledge with no payload
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """Our GraphiQL page: every asset from this server (see api/graphiql)."""
+        return graphiql_page()
