@@ -15,8 +15,12 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# make run PORT=8001 IMAP_PORT=1144 SMTP_PORT=1588: the API's and the demo servers' ports.
+PORT ?= 8000
+IMAP_PORT ?= 1143
+SMTP_PORT ?= 1587
 run: $(STAMP)
-	$(BIN)/mailsync dev
+	$(BIN)/mailsync dev --port $(PORT) --imap-port $(IMAP_PORT) --smtp-port $(SMTP_PORT)
 
 test: $(STAMP)
 	$(BIN)/pytest
