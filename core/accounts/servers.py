@@ -53,33 +53,51 @@ def _validated(
     return imap, smtp
 
 
-async def change_servers(
+@dataclass(frozen=True)
+class ProvenServers:
+    """New settings whose logins were just proven, ready to store."""
+
+    imap: ServerLogin | None = None
+    mailboxes: list[Mailbox] | None = None  # the new IMAP server's folders
+    smtp: SmtpServer | None = None
+    remove_smtp: bool = False
+
+
+async def prove_servers(
     service: AccountService,
     viewer: Viewer,
     account_id: uuid.UUID | None,
     changes: ServerChanges,
-) -> MailAccount:
-    """Prove the new logins, then store them (the owner's account only). A new IMAP login
-    lists the folders again and lets an AUTH_FAILED or ERROR account resume."""
+) -> ProvenServers:
+    """Validate the new settings and prove their logins (the owner's account only). When a
+    login is to be proven this ends the session's transaction first, so that no connection
+    or lock is held while the servers answer: call it before anything is written."""
     account = await service.owned_for_change(viewer, account_id)
     imap, smtp = _validated(changes, account.email_address)
-    mailboxes: list[Mailbox] | None = None
-    if imap is not None or smtp is not None:
-        account_key = account.id
-        await service.session.rollback()  # no pooled connection while the servers answer
-        await service.count_credential_check(viewer)
-        options = service.runtime.mail_options
-        if imap is not None:
-            mailboxes = await verify_logins(imap, smtp, options)
-        elif smtp is not None:
-            await verify_smtp(smtp, options)
-        account = await service.owned_for_change(viewer, account_key)
+    if imap is None and smtp is None:
+        return ProvenServers(remove_smtp=changes.remove_smtp)
+    await service.session.rollback()
+    await service.count_credential_check(viewer)
+    options = service.runtime.mail_options
+    mailboxes = None
+    if imap is not None:
+        mailboxes = await verify_logins(imap, smtp, options)
+    elif smtp is not None:
+        await verify_smtp(smtp, options)
+    return ProvenServers(imap, mailboxes, smtp, changes.remove_smtp)
 
-    if imap is not None and mailboxes is not None:
-        await _store_imap(service, account, imap, mailboxes)
-    if smtp is not None:
-        _store_smtp(service, account, smtp)
-    elif changes.remove_smtp:
+
+async def store_servers(
+    service: AccountService, viewer: Viewer, account_id: uuid.UUID | None, proven: ProvenServers
+) -> MailAccount:
+    """Lock the account again and store what ``prove_servers`` proved. New IMAP settings
+    bring the folder list the proof made and let an AUTH_FAILED or ERROR account resume."""
+    account = await service.owned_for_change(viewer, account_id)
+    if proven.imap is not None and proven.mailboxes is not None:
+        await _store_imap(service, account, proven.imap, proven.mailboxes)
+    if proven.smtp is not None:
+        _store_smtp(service, account, proven.smtp)
+    elif proven.remove_smtp:
         _clear_smtp(account)
     await service.session.flush()
     return account

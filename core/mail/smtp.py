@@ -130,7 +130,10 @@ async def smtp_session(
     try:
         async with asyncio.timeout(options.timeout):
             address = await resolve_mail_host(
-                login.host, login.port, allow_private=options.allow_private_hosts
+                login.host,
+                login.port,
+                allow_private=options.allow_private_hosts,
+                ports=options.ports,
             )
             try:
                 sock = await _connected_socket(address, login.port)

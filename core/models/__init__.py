@@ -16,6 +16,7 @@ from core.models.enums import (
     Sharing,
 )
 from core.models.folder import Folder
+from core.models.instance import InstanceSecret
 from core.models.message import Message
 from core.models.outgoing import OutgoingMessage
 from core.models.thread import ThreadKey
@@ -29,6 +30,7 @@ __all__ = [
     "ConnectionSecurity",
     "Folder",
     "FolderRole",
+    "InstanceSecret",
     "MailAccount",
     "Message",
     "OutgoingMessage",

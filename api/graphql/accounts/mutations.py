@@ -21,7 +21,7 @@ from api.graphql.context import Info
 from api.graphql.errors import IsAuthenticated, UserError
 from api.graphql.identity.types import User
 from core import models
-from core.accounts.servers import change_servers
+from core.accounts.servers import prove_servers, store_servers
 from core.accounts.service import AccountChanges, AccountService
 from core.errors import ServiceError
 from core.ids import parse_uuid
@@ -58,12 +58,19 @@ class AccountMutations:
         runtime = info.context.runtime
 
         async def update(session: AsyncSession) -> models.MailAccount:
-            service, account_id = AccountService(session, runtime), parse_uuid(input.account_id)
-            if servers:  # first: it proves logins with no transaction open, then locks again
-                await change_servers(service, viewer, account_id, servers)
+            sync, service = SyncService(session, runtime), AccountService(session, runtime)
+            account_id = parse_uuid(input.account_id)
+            # What talks to a server ends the transaction first, so it all comes before any
+            # write: the new logins, then (unless new IMAP settings just listed the folders)
+            # the folder list for labels we do not know.
+            proven = await prove_servers(service, viewer, account_id, servers) if servers else None
+            if proven is None or proven.imap is None:
+                await sync.learn_labels(viewer, account_id, labels)
+            if proven is not None:
+                await store_servers(service, viewer, account_id, proven)
             account = await service.update(viewer, account_id, changes)
             if labels is not None:
-                await SyncService(session, runtime).change_labels(account, labels)
+                await sync.change_labels(account, labels)
             return account
 
         return await account_payload(info, update)
