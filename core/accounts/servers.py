@@ -11,15 +11,18 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from core.accounts import repository
+from core.accounts import credentials
+from core.accounts.folders import apply_server_folders
 from core.accounts.inputs import ServerFields, validate_imap, validate_smtp
 from core.accounts.service import AccountService
+from core.accounts.status import ACTIVE, SYNCING
 from core.accounts.verification import verify_logins, verify_smtp
 from core.errors import ErrorCode, ServiceError
 from core.identity.viewer import Viewer
+from core.jobs import enqueue_sync_after_commit
 from core.mail.imap import Mailbox
 from core.mail.server import ServerLogin, SmtpServer
-from core.models import AccountStatus, MailAccount
+from core.models import MailAccount
 
 
 @dataclass(frozen=True)
@@ -110,15 +113,18 @@ async def _store_imap(
     account.imap_port = imap.port
     account.imap_security = imap.security
     account.imap_username = imap.username
-    account.imap_password_encrypted = service.encrypt_secret(account.id, "imap", imap.password)
+    key_ring = service.runtime.key_ring
+    account.imap_password_encrypted = credentials.seal(
+        key_ring, account.id, credentials.IMAP, imap.password
+    )
     # Folders the new server lacks go, with their mail; a folder that stays but whose
     # UIDVALIDITY differs is re-keyed by Message-ID at the next sync, as on any server.
-    await repository.refresh_folders(service.session, account, mailboxes)
-    was_running = account.status in (AccountStatus.SYNCING, AccountStatus.ACTIVE)
+    await apply_server_folders(service.session, account, mailboxes)
+    was_running = account.status in (SYNCING, ACTIVE)
     service.resume_after_proven_login(account)
     if was_running:
         account.next_sync_at = datetime.now(UTC)
-        service.enqueue_sync_after_commit(account.id)
+        enqueue_sync_after_commit(service.session, service.runtime.jobs, account.id)
 
 
 def _store_smtp(service: AccountService, account: MailAccount, smtp: SmtpServer) -> None:
@@ -127,7 +133,9 @@ def _store_smtp(service: AccountService, account: MailAccount, smtp: SmtpServer)
     account.smtp_security = smtp.security
     if isinstance(smtp, ServerLogin):
         account.smtp_username = smtp.username
-        account.smtp_password_encrypted = service.encrypt_secret(account.id, "smtp", smtp.password)
+        account.smtp_password_encrypted = credentials.seal(
+            service.runtime.key_ring, account.id, credentials.SMTP, smtp.password
+        )
     else:  # a relay without a login
         account.smtp_username = None
         account.smtp_password_encrypted = None

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from core.accounts.service import AccountService
+from core.accounts import credentials
 from core.mail.server import ServerLogin
 from core.models import AccountStatus, Folder, MailAccount, Message, SendStatus
 from core.runtime import Runtime
@@ -109,10 +109,8 @@ async def test_moving_imap_to_another_server_syncs_the_new_mailbox(
         }
         assert {f["name"] for f in changed["folders"]} >= {"INBOX", "Sent", "Drafts", "Junk"}
         assert (changed["status"], changed["lastError"]) == ("ACTIVE", None)
-        async with runtime.session_factory() as session:
-            row = await session.get(MailAccount, uuid.UUID(account_id))
-            assert row is not None
-            stored = AccountService(session, runtime).imap_login(row)
+        row = await _row(runtime, account_id)
+        stored = credentials.imap_login(runtime.key_ring, row)
         assert stored == ServerLogin(
             dovecot.host, dovecot.port, row.imap_security, box.username, box.password
         )

@@ -43,7 +43,7 @@ from tests.support.graphql import GraphQLClient
 from tests.support.mail_corpus import corpus
 from tests.support.mailservers import ImapServer
 from tests.support.sync import Mailbox, connect_and_start, private_mailbox, stored_state
-from workers.arq_worker import schedule_due_syncs
+from workers.sync_job import schedule_due_syncs
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 2026
