@@ -77,6 +77,8 @@ async def prove_servers(
     or lock is held while the servers answer: call it before anything is written."""
     account = await service.owned_for_change(viewer, account_id)
     imap, smtp = _validated(changes, account.email_address)
+    if imap is not None:
+        await service.check_login_unused(viewer.user_id, imap, other_than=account.id)
     if imap is None and smtp is None:
         return ProvenServers(remove_smtp=changes.remove_smtp)
     await service.session.rollback()
@@ -96,6 +98,8 @@ async def store_servers(
     """Lock the account again and store what ``prove_servers`` proved. New IMAP settings
     bring the folder list the proof made and let an AUTH_FAILED or ERROR account resume."""
     account = await service.owned_for_change(viewer, account_id)
+    if proven.imap is not None:  # again, under the lock: an add may have raced the proof
+        await service.check_login_unused(viewer.user_id, proven.imap, other_than=account.id)
     if proven.imap is not None and proven.mailboxes is not None:
         await _store_imap(service, account, proven.imap, proven.mailboxes)
     if proven.smtp is not None:

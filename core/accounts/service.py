@@ -71,7 +71,26 @@ class AccountService:
                 "Too many login checks in the last minute; wait a minute and try again.",
             )
 
-    async def _check_room_for(self, owner_id: uuid.UUID, plan: Plan, address: str) -> None:
+    async def check_login_unused(
+        self, owner_id: uuid.UUID, imap: ServerLogin, other_than: uuid.UUID | None = None
+    ) -> None:
+        """DUPLICATE_ACCOUNT when another of the owner's accounts logs in to the same
+        mailbox (server and username), whatever address it was connected as: it would be
+        synced twice."""
+        existing = await repository.owned_with_login(
+            self.session, owner_id, imap.host, imap.username, other_than=other_than
+        )
+        if existing is not None:
+            raise ServiceError(
+                ErrorCode.DUPLICATE_ACCOUNT,
+                f"{imap.username} on {imap.host} is already connected, as "
+                f"{existing.email_address}.",
+                "imap.username",
+            )
+
+    async def _check_room_for(
+        self, owner_id: uuid.UUID, plan: Plan, address: str, imap: ServerLogin
+    ) -> None:
         if plan is Plan.ESSENTIAL:
             raise ServiceError(
                 ErrorCode.SYNC_NOT_IN_PLAN,
@@ -83,6 +102,7 @@ class AccountService:
                 f"You have already connected {address}.",
                 "emailAddress",
             )
+        await self.check_login_unused(owner_id, imap)
         limit = account_limit(plan)
         if await repository.count_owned(self.session, owner_id) >= limit:
             raise ServiceError(
@@ -96,7 +116,7 @@ class AccountService:
     async def add(self, viewer: Viewer, data: NewAccount) -> MailAccount:
         """Verify the logins, then store the account (READY) and its folders."""
         valid = validate_new_account(data)
-        await self._check_room_for(viewer.user_id, viewer.plan, valid.email_address)
+        await self._check_room_for(viewer.user_id, viewer.plan, valid.email_address, valid.imap)
         # Release the pooled connection while we talk to the mail server (up to the mail
         # timeout): nothing has been written yet, and the checks are repeated under a lock.
         await self.session.rollback()
@@ -105,7 +125,7 @@ class AccountService:
 
         user = await identity_repository.lock_user(self.session, viewer.user_id)
         plan = await identity_repository.get_company_plan(self.session, viewer.company_id)
-        await self._check_room_for(viewer.user_id, plan, valid.email_address)
+        await self._check_room_for(viewer.user_id, plan, valid.email_address, valid.imap)
         is_first = await repository.count_owned(self.session, viewer.user_id) == 0
         account = self._new_account_row(viewer.user_id, valid)
         self.session.add(account)
