@@ -83,6 +83,8 @@ class Message(Base):
     is_read: Mapped[bool] = mapped_column(Boolean, server_default="false")
     is_flagged: Mapped[bool] = mapped_column(Boolean, server_default="false")
     is_answered: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    # \Deleted on the server but not expunged yet: kept (it may be undeleted), not shown.
+    is_deleted: Mapped[bool] = mapped_column(Boolean, server_default="false")
     has_attachments: Mapped[bool] = mapped_column(Boolean, server_default="false")
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
     body_text: Mapped[str | None] = mapped_column(Text)

@@ -21,11 +21,12 @@ from core.db import SessionFactory, session_scope
 from core.mail.mailbox import FlagsItem, HeaderItem, MailboxOps, MailboxState, QuickResync, uid_set
 from core.models import PastSync
 from core.sync import repository
+from core.sync.flags import flag_columns
 from core.sync.parse_pool import INLINE, MessageParser
 from core.sync.pipeline import MessagePipeline, chunks
 from core.sync.rekey import match_parked
 from core.sync.repository import FolderCheckpoint
-from core.sync.rows import flag_columns, internal_date
+from core.sync.rows import internal_date
 
 Progress = Callable[[str, int, int], Awaitable[None]]
 
@@ -296,7 +297,7 @@ class FolderSync:
             for item in flag_items:
                 wanted = flag_columns(item.flags)
                 if item.uid in stored and stored[item.uid] != wanted:
-                    changes.append((item.uid, *wanted, item.modseq))
+                    changes.append((item.uid, wanted, item.modseq))
             await repository.update_flags(session, self.folder.id, changes)
         self.counts.updated += len(changes)
 

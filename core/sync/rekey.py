@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from core.mail import fingerprint
 from core.mail.mailbox import HeaderItem
 from core.mail.parsing import header_message_id
+from core.sync.flags import flag_columns
 from core.sync.repository import ParkedRow, Rekey
-from core.sync.rows import flag_columns
 
 
 @dataclass(frozen=True)
@@ -63,5 +63,4 @@ def match_parked(parked: Sequence[ParkedRow], items: Iterable[HeaderItem]) -> Ma
 
 
 def _rekey(row_id: int, item: HeaderItem) -> Rekey:
-    read, flagged, answered = flag_columns(item.flags)
-    return Rekey(row_id, item.uid, item.modseq, read, flagged, answered)
+    return Rekey(row_id, item.uid, item.modseq, flag_columns(item.flags))

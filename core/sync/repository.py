@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts.status import RUNNING
 from core.models import Folder, MailAccount, Message
+from core.sync.flags import Flags
 
 _MESSAGES = cast(Table, Message.__table__)
 
@@ -98,13 +99,17 @@ async def stored_uids(session: AsyncSession, folder_id: uuid.UUID) -> set[int]:
 
 async def stored_flags(
     session: AsyncSession, folder_id: uuid.UUID, uids: Sequence[int]
-) -> dict[int, tuple[bool, bool, bool]]:
+) -> dict[int, Flags]:
     rows = await session.execute(
-        select(Message.uid, Message.is_read, Message.is_flagged, Message.is_answered).where(
-            Message.folder_id == folder_id, Message.uid.in_(uids)
-        )
+        select(
+            Message.uid,
+            Message.is_read,
+            Message.is_flagged,
+            Message.is_answered,
+            Message.is_deleted,
+        ).where(Message.folder_id == folder_id, Message.uid.in_(uids))
     )
-    return {uid: (read, flagged, answered) for uid, read, flagged, answered in rows}
+    return {uid: Flags(*flags) for uid, *flags in rows}
 
 
 _UPDATE_FLAGS = (
@@ -120,6 +125,7 @@ _UPDATE_FLAGS = (
             (_MESSAGES.c.flagged_pending, _MESSAGES.c.is_flagged), else_=bindparam("flagged")
         ),
         is_answered=bindparam("answered"),
+        is_deleted=bindparam("deleted"),
         modseq=bindparam("row_modseq"),
     )
 )
@@ -128,19 +134,20 @@ _UPDATE_FLAGS = (
 async def update_flags(
     session: AsyncSession,
     folder_id: uuid.UUID,
-    changes: Iterable[tuple[int, bool, bool, bool, int | None]],
+    changes: Iterable[tuple[int, Flags, int | None]],
 ) -> None:
     """One statement for all the changes (a flag scan may change thousands of rows)."""
     params = [
         {
             "folder": folder_id,
             "row_uid": uid,
-            "read": read,
-            "flagged": flagged,
-            "answered": answered,
+            "read": flags.read,
+            "flagged": flags.flagged,
+            "answered": flags.answered,
+            "deleted": flags.deleted,
             "row_modseq": modseq,
         }
-        for uid, read, flagged, answered, modseq in changes
+        for uid, flags, modseq in changes
     ]
     if params:
         await session.execute(_UPDATE_FLAGS, params)
@@ -203,6 +210,7 @@ _REKEY_PARKED = (
         uid=bindparam("new_uid"),
         modseq=bindparam("row_modseq"),
         is_answered=bindparam("answered"),
+        is_deleted=bindparam("deleted"),
         # A mark made here and not yet written back stays (it is pushed next run).
         is_read=case((_MESSAGES.c.read_pending, _MESSAGES.c.is_read), else_=bindparam("read")),
         is_flagged=case(
@@ -236,9 +244,7 @@ class Rekey:
     row_id: int
     uid: int
     modseq: int | None
-    is_read: bool
-    is_flagged: bool
-    is_answered: bool
+    flags: Flags
 
 
 async def rekey_parked(session: AsyncSession, rekeys: Sequence[Rekey]) -> None:
@@ -248,9 +254,10 @@ async def rekey_parked(session: AsyncSession, rekeys: Sequence[Rekey]) -> None:
             "row_id": r.row_id,
             "new_uid": r.uid,
             "row_modseq": r.modseq,
-            "answered": r.is_answered,
-            "read": r.is_read,
-            "flagged": r.is_flagged,
+            "answered": r.flags.answered,
+            "deleted": r.flags.deleted,
+            "read": r.flags.read,
+            "flagged": r.flags.flagged,
         }
         for r in rekeys
     ]
@@ -267,18 +274,20 @@ async def drop_parked(session: AsyncSession, folder_id: uuid.UUID) -> int:
 
 async def refresh_folder_counts(session: AsyncSession, folder_id: uuid.UUID) -> int:
     """Recompute the folder's message and unread counts; the number of stored rows."""
+    shown = Message.is_deleted.is_(False)  # marked \Deleted: hidden until expunged
     counts = (
         await session.execute(
             select(
                 func.count(),
-                func.count().filter(Message.is_read.is_(False)),
+                func.count().filter(shown),
+                func.count().filter(shown, Message.is_read.is_(False)),
             ).where(Message.folder_id == folder_id, Message.uid > 0)
         )
     ).one()
     await session.execute(
         update(Folder)
         .where(Folder.id == folder_id)
-        .values(message_count=counts[0], unread_count=counts[1])
+        .values(message_count=counts[1], unread_count=counts[2])
     )
     return int(counts[0])
 

@@ -11,6 +11,7 @@ from typing import Any
 from core.mail import fingerprint
 from core.mail.mailbox import FetchedMessage
 from core.mail.parsing import ParsedMessage, thread_key_candidates
+from core.sync.flags import flag_columns
 
 ThreadLookup = Callable[[Sequence[str]], Awaitable[dict[str, uuid.UUID]]]
 
@@ -28,12 +29,6 @@ def internal_date(value: str | None) -> datetime | None:
         return datetime.strptime(value.strip(), "%d-%b-%Y %H:%M:%S %z")
     except ValueError:
         return None
-
-
-def flag_columns(flags: frozenset[str]) -> tuple[bool, bool, bool]:
-    """(is_read, is_flagged, is_answered) from IMAP system flags (case-insensitive)."""
-    lowered = {f.lower() for f in flags}
-    return "\\seen" in lowered, "\\flagged" in lowered, "\\answered" in lowered
 
 
 async def build_rows(
@@ -71,7 +66,7 @@ def _row(
     thread_id: uuid.UUID,
 ) -> dict[str, Any]:
     received = internal_date(message.internal_date)
-    is_read, is_flagged, is_answered = flag_columns(message.flags)
+    flags = flag_columns(message.flags)
     return {
         "account_id": account_id,
         "folder_id": folder_id,
@@ -89,9 +84,10 @@ def _row(
         "date": p.date or received or datetime.now(UTC),
         "internal_date": received,
         "snippet": p.snippet,
-        "is_read": is_read,
-        "is_flagged": is_flagged,
-        "is_answered": is_answered,
+        "is_read": flags.read,
+        "is_flagged": flags.flagged,
+        "is_answered": flags.answered,
+        "is_deleted": flags.deleted,
         "has_attachments": p.has_attachments,
         "attachments": [
             {"filename": a.filename, "contentType": a.content_type, "size": a.size}
