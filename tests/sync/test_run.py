@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from core.models import Folder, MailAccount, Message
-from core.runtime import Runtime
+from core.db import session_scope
+from core.models import AccountStatus, Folder, MailAccount, Message
+from core.runtime import Runtime, open_runtime
+from core.settings import Settings
 from core.sync.run import sync_account
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
 from tests.support.mailservers import ImapServer
+from tests.support.silent_server import silent_tcp_server
 from tests.support.sync import EVERY_RUN, connect_and_start, private_mailbox, sync_once
 from tests.sync.test_sync_engine import make_message
 
@@ -67,3 +71,39 @@ async def test_a_run_of_one_folder_syncs_only_it_and_leaves_the_schedule(
             "INBOX": ["pushed"],
             "Sent": ["later"],
         }
+
+
+async def test_a_server_that_never_greets_fails_the_run_soon_and_says_so(
+    gql: GraphQLClient,
+    runtime: Runtime,
+    new_user: NewUser,
+    dovecot: ImapServer,
+    tmp_path: Path,
+    make_settings: Callable[..., Settings],
+) -> None:
+    """It accepts the TCP connection and stays silent: the run gives up after the short
+    greeting timeout, not the whole mail timeout, and lastError says what happened."""
+    owner = await new_user()
+    async with (
+        private_mailbox("dovecot", dovecot, tmp_path) as box,
+        silent_tcp_server() as (port, connections),
+        open_runtime(
+            make_settings(mail_timeout_seconds=10, mail_greeting_timeout_seconds=1)
+        ) as worker,
+    ):
+        account_id = await connect_and_start(gql.as_user(owner.token), box, labels=["INBOX"])
+        async with session_scope(runtime.session_factory) as session:
+            await session.execute(
+                update(MailAccount).where(MailAccount.id == account_id).values(imap_port=port)
+            )
+        started = time.monotonic()
+        assert await sync_account(worker, account_id, EVERY_RUN) is None
+        elapsed = time.monotonic() - started
+    assert connections, "the run never reached the silent server"
+    async with runtime.session_factory() as session:
+        account = await session.get(MailAccount, account_id)
+    assert account is not None and account.status is AccountStatus.ERROR
+    assert account.last_error == (
+        f"127.0.0.1:{port} accepted the connection but sent no IMAP greeting within 1 s."
+    )
+    assert elapsed < 5, f"the run took {elapsed:.1f} s"
