@@ -46,6 +46,45 @@ AUTH_FAILED_MESSAGE = "The mail server refused the stored login; reconnect the a
 
 
 @dataclass(frozen=True)
+class Failure:
+    """Why a run failed: ``code`` for logs and metrics (an ErrorCode, or the kind of
+    fault), ``message`` for the user (``lastError``, never a secret), ``auth`` when only
+    a new password helps (no retry)."""
+
+    code: str
+    message: str
+    auth: bool = False
+
+
+def failure_of(error: BaseException) -> Failure:
+    if isinstance(error, DecryptionError):
+        return Failure(
+            "CREDENTIALS_UNREADABLE",
+            "The stored password cannot be decrypted; reconnect the account.",
+            auth=True,
+        )
+    if isinstance(error, ServiceError):
+        if error.code is ErrorCode.INVALID_CREDENTIALS:
+            return Failure(error.code.value, AUTH_FAILED_MESSAGE, auth=True)
+        return Failure(error.code.value, error.message)
+    if isinstance(error, ImapCommandError):
+        return Failure("IMAP_COMMAND_REFUSED", f"The mail server answered an error: {error}.")
+    if isinstance(error, TimeoutError):
+        return Failure("TIMEOUT", "The mail server did not answer in time; retrying later.")
+    return Failure("CONNECTION_FAILED", "The connection to the mail server failed; retrying later.")
+
+
+_FAULTS = (
+    DecryptionError,
+    ServiceError,
+    ImapCommandError,
+    aioimaplib.AioImapException,
+    OSError,
+    TimeoutError,
+)
+
+
+@dataclass(frozen=True)
 class RunResult:
     account_id: uuid.UUID
     initial: bool
@@ -100,6 +139,7 @@ class AccountSyncRun:
         self.account_id = account_id
         self.tuning = tuning
         self.only = frozenset(folders) if folders is not None else None
+        self.folder: str | None = None  # the folder being synced, for the failure's log line
 
     async def _publish(self, owner_id: uuid.UUID, event: Event) -> None:
         await announce_now(self.runtime.events, owner_id, event)
@@ -128,10 +168,8 @@ class AccountSyncRun:
     async def _run_locked(self) -> RunResult | None:
         try:
             begun = await self._begin()
-        except DecryptionError:
-            await self._fail(
-                "The stored password cannot be decrypted; reconnect the account.", auth=True
-            )
+        except DecryptionError as error:
+            await self._fail(failure_of(error))
             return None
         if begun is None:
             return None
@@ -159,17 +197,14 @@ class AccountSyncRun:
                 for position, folder in enumerate(folders):
                     if position and not await self._still_wanted():
                         return None  # paused or removed meanwhile: stop between folders
+                    self.folder = folder.name
                     folder_counts = await FolderSync(
                         self.runtime.session_factory, ops, context, folder, self.tuning, progress
                     ).run()
                     counts.add(folder_counts)
-        except ServiceError as error:
-            auth = error.code is ErrorCode.INVALID_CREDENTIALS
-            await self._fail(AUTH_FAILED_MESSAGE if auth else error.message, auth=auth)
-            return None
-        except (ImapCommandError, aioimaplib.AioImapException, OSError, TimeoutError) as error:
-            log.warning("sync of account %s failed: %s", self.account_id, type(error).__name__)
-            await self._fail(self._fault_message(error), auth=False)
+                self.folder = None
+        except _FAULTS as error:
+            await self._fail(failure_of(error))
             return None
         finished = datetime.now(UTC)
         await self._succeed(initial)
@@ -187,14 +222,6 @@ class AccountSyncRun:
             ),
         )
         return result
-
-    @staticmethod
-    def _fault_message(error: BaseException) -> str:
-        if isinstance(error, ImapCommandError):
-            return f"The mail server answered an error: {error}."
-        if isinstance(error, TimeoutError):
-            return "The mail server did not answer in time; retrying later."
-        return "The connection to the mail server failed; retrying later."
 
     async def _refresh_folders(
         self, mailboxes: list[Mailbox]
@@ -238,7 +265,22 @@ class AccountSyncRun:
             if account.status is SYNCING:  # not if paused meanwhile
                 transition(session, self.runtime.events, account, ACTIVE)
 
-    async def _fail(self, message: str, *, auth: bool) -> None:
+    async def _fail(self, failure: Failure) -> None:
+        """Record the failure (lastError, backoff, status) and log one line about it."""
+        log.warning(
+            "sync failed: account=%s folder=%s code=%s message=%r",
+            self.account_id,
+            "-" if self.folder is None else repr(self.folder),
+            failure.code,
+            failure.message,
+            extra={
+                "account_id": str(self.account_id),
+                "folder": self.folder,
+                "error_code": failure.code,
+                "error_message": failure.message,
+            },
+        )
+        message, auth = failure.message, failure.auth
         now = datetime.now(UTC)
         base = timedelta(seconds=self.runtime.settings.sync_interval_seconds)
         async with session_scope(self.runtime.session_factory) as session:
