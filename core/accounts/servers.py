@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from core.accounts import credentials
 from core.accounts.folders import apply_server_folders
@@ -19,10 +18,10 @@ from core.accounts.status import ACTIVE, SYNCING
 from core.accounts.verification import verify_logins, verify_smtp
 from core.errors import ErrorCode, ServiceError
 from core.identity.viewer import Viewer
-from core.jobs import enqueue_sync_after_commit
 from core.mail.imap import Mailbox
 from core.mail.server import ServerLogin, SmtpServer
 from core.models import MailAccount
+from core.sync.requests import request_sync
 
 
 @dataclass(frozen=True)
@@ -127,8 +126,7 @@ async def _store_imap(
     was_running = account.status in (SYNCING, ACTIVE)
     service.resume_after_proven_login(account)
     if was_running:
-        account.next_sync_at = datetime.now(UTC)
-        enqueue_sync_after_commit(service.session, service.runtime.jobs, account.id)
+        request_sync(service.session, service.runtime.jobs, account)
 
 
 def _store_smtp(service: AccountService, account: MailAccount, smtp: SmtpServer) -> None:

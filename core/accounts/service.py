@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,12 +24,12 @@ from core.accounts.verification import verify_logins, verify_smtp
 from core.errors import ErrorCode, ServiceError
 from core.identity import repository as identity_repository
 from core.identity.viewer import Viewer
-from core.jobs import enqueue_sync_after_commit
 from core.mail.imap import imap_session
 from core.mail.server import ServerLogin
 from core.models import AccountStatus, MailAccount, Plan, Sharing, User
 from core.plans import account_limit
 from core.runtime import Runtime
+from core.sync.requests import request_sync
 
 CREDENTIAL_CHECK_WINDOW_SECONDS = 60.0
 
@@ -248,8 +247,7 @@ class AccountService:
             transition(self.session, self.runtime.events, account, status_after_resume(account))
             if account.status is AccountStatus.ACTIVE:
                 account.initial_sync_pending = True
-                account.next_sync_at = datetime.now(UTC)
-                enqueue_sync_after_commit(self.session, self.runtime.jobs, account.id)
+                request_sync(self.session, self.runtime.jobs, account)
 
     async def refresh_folders(self, viewer: Viewer, account_id: uuid.UUID) -> None:
         """List the server's folders again (one IMAP login, counted like any login check)

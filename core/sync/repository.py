@@ -306,6 +306,18 @@ async def due_account_ids(session: AsyncSession, now: datetime, limit: int) -> l
     return list(rows)
 
 
+async def mark_sync_requested(
+    session: AsyncSession, account_ids: Sequence[uuid.UUID], now: datetime
+) -> None:
+    if account_ids:
+        await session.execute(
+            update(MailAccount)
+            .where(MailAccount.id.in_(account_ids))
+            .values(next_sync_at=now, sync_requested_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
 async def unselect_folder(session: AsyncSession, folder: Folder) -> None:
     """Stop syncing a folder: its mail leaves the inbox and its checkpoint starts over."""
     await session.execute(delete(Message).where(Message.folder_id == folder.id))

@@ -28,7 +28,7 @@ from core.events import Event, SyncCompleted, SyncProgress
 from core.mail.imap import Mailbox, imap_session
 from core.mail.mailbox import ImapCommandError, MailboxOps
 from core.mail.server import ServerLogin
-from core.models import PastSync
+from core.models import MailAccount, PastSync
 from core.notifications import announce_now
 from core.runtime import Runtime
 from core.settings import Settings
@@ -91,6 +91,7 @@ class RunResult:
     counts: SyncCounts
     started_at: datetime
     finished_at: datetime
+    again: bool = False  # a sync was asked for during this run: queue one now
 
 
 def tuning_for(settings: Settings, parser: MessageParser = INLINE) -> SyncTuning:
@@ -140,6 +141,8 @@ class AccountSyncRun:
         self.tuning = tuning
         self.only = frozenset(folders) if folders is not None else None
         self.folder: str | None = None  # the folder being synced, for the failure's log line
+        self.requested_at: datetime | None = None  # sync_requested_at when the run began
+        self.again = False
 
     async def _publish(self, owner_id: uuid.UUID, event: Event) -> None:
         await announce_now(self.runtime.events, owner_id, event)
@@ -162,6 +165,7 @@ class AccountSyncRun:
             )
             login = credentials.imap_login(self.runtime.key_ring, account)
             initial = account.initial_sync_pending and self.only is None
+            self.requested_at = account.sync_requested_at
             transition(session, self.runtime.events, account, SYNCING)
         return context, login, initial
 
@@ -208,7 +212,7 @@ class AccountSyncRun:
             return None
         finished = datetime.now(UTC)
         await self._succeed(initial)
-        result = RunResult(self.account_id, initial, counts, started, finished)
+        result = RunResult(self.account_id, initial, counts, started, finished, self.again)
         await self._publish(
             context.owner_id,
             SyncCompleted(
@@ -260,10 +264,17 @@ class AccountSyncRun:
                 account.next_sync_at = now + interval
             if await repository.has_pending_flags(session, self.account_id):
                 account.next_sync_at = now  # marked during this run: write them back soon
+            self._again_if_asked(account, now)
             if initial:
                 account.initial_sync_pending = False
             if account.status is SYNCING:  # not if paused meanwhile
                 transition(session, self.runtime.events, account, ACTIVE)
+
+    def _again_if_asked(self, account: MailAccount, now: datetime) -> None:
+        """A sync asked for while this run was under way gets a run after it."""
+        if account.sync_requested_at != self.requested_at:
+            account.next_sync_at = now
+            self.again = True
 
     async def _fail(self, failure: Failure) -> None:
         """Record the failure (lastError, backoff, status) and log one line about it."""
@@ -292,5 +303,7 @@ class AccountSyncRun:
             account.next_sync_at = (
                 None if auth else now + backoff(account.consecutive_failures, base)
             )
+            if not auth:
+                self._again_if_asked(account, now)
             if account.status in RUNNING:  # not if paused meanwhile
                 transition(session, self.runtime.events, account, AUTH_FAILED if auth else ERROR)
