@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts import credentials, repository
-from core.accounts.folders import apply_server_folders
+from core.accounts.folders import StoredFolder, apply_server_folders, folder_statuses
 from core.accounts.inputs import (
     NewAccount,
     ValidAccount,
@@ -25,6 +25,7 @@ from core.errors import ErrorCode, ServiceError
 from core.identity import repository as identity_repository
 from core.identity.viewer import Viewer
 from core.mail.imap import imap_session
+from core.mail.mailbox import MailboxOps
 from core.mail.server import ServerLogin
 from core.models import AccountStatus, MailAccount, Plan, Sharing, User
 from core.plans import account_limit
@@ -258,12 +259,16 @@ class AccountService:
         if account is None:
             raise _not_found()
         login = credentials.imap_login(self.runtime.key_ring, account)
+        known = [
+            StoredFolder.of(f) for f in await repository.folders_of(self.session, [account.id])
+        ]
         await self.session.rollback()
         await self.count_credential_check(viewer)
         async with imap_session(login, self.runtime.mail_options) as imap:
             mailboxes = await imap.list_mailboxes()
+            statuses = await folder_statuses(MailboxOps(imap), known, mailboxes)
         locked = await self.owned_for_change(viewer, account_id)
-        await apply_server_folders(self.session, locked, mailboxes)
+        await apply_server_folders(self.session, locked, mailboxes, statuses)
 
     async def remove(self, viewer: Viewer, account_id: uuid.UUID | None) -> uuid.UUID:
         """Delete the account and its synced mail; the default is not reassigned."""

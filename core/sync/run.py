@@ -19,7 +19,7 @@ import aioimaplib
 
 from core.accounts import credentials
 from core.accounts import repository as accounts
-from core.accounts.folders import apply_server_folders
+from core.accounts.folders import StoredFolder, apply_server_folders, folder_statuses
 from core.accounts.status import ACTIVE, AUTH_FAILED, ERROR, RUNNING, SYNCING, transition
 from core.crypto import DecryptionError
 from core.db import session_scope
@@ -193,7 +193,9 @@ class AccountSyncRun:
             async with imap_session(login, self.runtime.mail_options) as connection:
                 ops = MailboxOps(connection)
                 await ops.enable_extensions()
-                removed, folders = await self._refresh_folders(await connection.list_mailboxes())
+                removed, folders = await self._refresh_folders(
+                    ops, await connection.list_mailboxes()
+                )
                 counts.removed += removed
                 if self.only is not None:
                     folders = [f for f in folders if f.name in self.only]
@@ -228,19 +230,25 @@ class AccountSyncRun:
         return result
 
     async def _refresh_folders(
-        self, mailboxes: list[Mailbox]
+        self, ops: MailboxOps, mailboxes: list[Mailbox]
     ) -> tuple[int, list[FolderCheckpoint]]:
-        """Apply folders created or deleted on the server since the last run; the number of
-        stored messages that left with deleted synced folders, and the folders to sync."""
-        async with session_scope(self.runtime.session_factory) as session:
+        """Apply folders created, renamed or deleted on the server since the last run; the
+        number of stored messages that left with deleted synced folders, and the folders to
+        sync. The server is asked about possible renames before the account is locked."""
+        async with self.runtime.session_factory() as session:
             folders = await repository.folders(session, self.account_id)
-            if {f.name for f, _ in folders} == {m.name for m in mailboxes}:  # the common case
-                return 0, [FolderCheckpoint.of(f, stored) for f, stored in folders if f.selected]
+        if {f.name for f, _ in folders} == {m.name for m in mailboxes}:  # the common case
+            return 0, [FolderCheckpoint.of(f, stored) for f, stored in folders if f.selected]
+        known = [StoredFolder.of(f) for f, _ in folders]
+        statuses = await folder_statuses(ops, known, mailboxes)
+        async with session_scope(self.runtime.session_factory) as session:
             account = await accounts.get(session, self.account_id, lock=True)
             if account is None:
                 return 0, []
-            refresh = await apply_server_folders(session, account, mailboxes)
+            refresh = await apply_server_folders(session, account, mailboxes, statuses)
             selected = await repository.selected_checkpoints(session, self.account_id)
+        if refresh.renamed:
+            log.info("account %s: synced folders renamed on the server", self.account_id)
         if refresh.dropped_selected:
             log.info("account %s: synced folders gone from the server", self.account_id)
         return refresh.dropped_messages, selected

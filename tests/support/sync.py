@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import uuid
 from collections.abc import AsyncIterator
@@ -9,7 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
@@ -42,6 +43,17 @@ class Mailbox:
             "username": self.username,
             "password": self.password,
         }
+
+
+class _Proxy(Protocol):
+    host: str
+    port: int
+
+
+def seen_through(box: Mailbox, proxy: _Proxy) -> Mailbox:
+    """The mailbox as a client reaches it through ``proxy`` (the admin stays direct)."""
+    server = dataclasses.replace(box.server, host=proxy.host, port=proxy.port)
+    return Mailbox(server, box.username, box.password, box.admin)
 
 
 @asynccontextmanager

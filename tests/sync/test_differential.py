@@ -21,7 +21,6 @@ every step, and ``pytest tests/sync/test_differential.py -k "condstore-111"`` re
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import imaplib
 import random
 import re
@@ -49,6 +48,7 @@ from tests.support.sync import (
     Mailbox,
     connect_and_start,
     private_mailbox,
+    seen_through,
     server_state,
     state_differences,
     stored_state,
@@ -535,8 +535,7 @@ async def sync_route(box: Mailbox, path: str) -> AsyncIterator[tuple[Mailbox, Qu
         yield box, None
         return
     async with QuirksProxy(box.server.host, box.server.port, quirks) as proxy:
-        server = dataclasses.replace(box.server, host=proxy.host, port=proxy.port)
-        yield Mailbox(server, box.username, box.password, box.admin), proxy
+        yield seen_through(box, proxy), proxy
 
 
 def _quirks_were_in_force(path: str, proxy: QuirksProxy | None) -> bool:

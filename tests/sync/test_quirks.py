@@ -3,7 +3,6 @@ and the self-check that heals a store that drifted from the server, whatever the
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +24,7 @@ from tests.support.sync import (
     Mailbox,
     connect_and_start,
     private_mailbox,
+    seen_through,
     server_state,
     state_differences,
     stored_state,
@@ -40,8 +40,7 @@ FOLDERS = ["INBOX", "Projects", "Sent"]
 async def behind_quirks(box: Mailbox, quirks: Quirks) -> AsyncIterator[tuple[Mailbox, QuirksProxy]]:
     """The mailbox as the account sees it through a proxy with ``quirks``."""
     async with QuirksProxy(box.server.host, box.server.port, quirks) as proxy:
-        server = dataclasses.replace(box.server, host=proxy.host, port=proxy.port)
-        yield Mailbox(server, box.username, box.password, box.admin), proxy
+        yield seen_through(box, proxy), proxy
 
 
 def mail(prefix: str, count: int) -> list[tuple[bytes, datetime]]:

@@ -4,7 +4,6 @@ copies share, so nothing old is announced as new and every message keeps its id.
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -21,9 +20,9 @@ from tests.support.imap_admin import ImapAdmin
 from tests.support.imap_quirks import Quirks, QuirksProxy
 from tests.support.mailservers import ImapServer
 from tests.support.sync import (
-    Mailbox,
     connect_and_start,
     private_mailbox,
+    seen_through,
     server_state,
     state_differences,
     stored_state,
@@ -111,9 +110,8 @@ async def test_a_server_that_renews_uidvalidity_on_every_append_reports_only_new
         private_mailbox("dovecot", dovecot, tmp_path) as box,
         QuirksProxy(box.server.host, box.server.port, Quirks(bump_uidvalidity=True)) as proxy,
     ):
-        server = dataclasses.replace(box.server, host=proxy.host, port=proxy.port)
-        seen = Mailbox(server, box.username, box.password, box.admin)
-        through = ImapAdmin(server, box.username, box.password)
+        seen = seen_through(box, proxy)
+        through = ImapAdmin(seen.server, box.username, box.password)
         mail = awkward_mail()
         await through.append_many("INBOX", [(raw, WHEN) for raw in mail[:4]])
         account_id = await connect_and_start(gql.as_user(owner.token), seen, labels=["INBOX"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 import uuid
@@ -24,7 +23,13 @@ from tests.support.graphql import GraphQLClient
 from tests.support.imap_quirks import QuirksProxy
 from tests.support.mailservers import ImapServer
 from tests.support.silent_server import silent_tcp_server
-from tests.support.sync import EVERY_RUN, Mailbox, connect_and_start, private_mailbox, sync_once
+from tests.support.sync import (
+    EVERY_RUN,
+    connect_and_start,
+    private_mailbox,
+    seen_through,
+    sync_once,
+)
 from tests.sync.test_sync_engine import make_message
 
 NewUser = Callable[..., Awaitable[TestUser]]
@@ -134,8 +139,7 @@ async def test_each_failed_run_logs_one_line_with_its_account_folder_and_code(
         private_mailbox("dovecot", dovecot, tmp_path) as box,
         QuirksProxy(box.server.host, box.server.port) as proxy,
     ):
-        server = dataclasses.replace(box.server, host=proxy.host, port=proxy.port)
-        seen = Mailbox(server, box.username, box.password, box.admin)
+        seen = seen_through(box, proxy)
         await box.admin.create("Projects")
         account_id = await connect_and_start(
             gql.as_user(owner.token), seen, labels=["INBOX", "Projects"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,10 +28,10 @@ from tests.support.imap_quirks import QuirksProxy
 from tests.support.mailservers import ImapServer
 from tests.support.sync import (
     EVERY_RUN,
-    Mailbox,
     burst_worker,
     connect_and_start,
     private_mailbox,
+    seen_through,
     sync_once,
 )
 from tests.support.websocket import receives_nothing, subscribe, websocket
@@ -269,13 +268,7 @@ async def test_sync_now_during_a_running_sync_gets_a_run_after_it(
         private_mailbox("dovecot", dovecot, tmp_path) as box,
         QuirksProxy(box.server.host, box.server.port) as proxy,
     ):
-        seen = Mailbox(
-            dataclasses.replace(box.server, host=proxy.host, port=proxy.port),
-            box.username,
-            box.password,
-            box.admin,
-        )
-        account_id = await connect_and_start(client, seen, labels=["INBOX"])
+        account_id = await connect_and_start(client, seen_through(box, proxy), labels=["INBOX"])
         await sync_once(runtime, account_id)  # synced: the next run is an interval away
         mark = len(proxy.commands)
 
