@@ -26,9 +26,10 @@ from core.errors import ErrorCode, ServiceError
 from core.events import ACCOUNT_STATUS_CHANGED
 from core.identity import repository as identity_repository
 from core.identity.viewer import Viewer
-from core.mail.imap import imap_session
+from core.mail.imap import Mailbox, imap_session
 from core.mail.server import ServerLogin
 from core.models import AccountStatus, MailAccount, Plan, Sharing, User
+from core.oauth.logins import oauth_imap_login, oauth_smtp_login
 from core.plans import account_limit
 from core.runtime import Runtime
 
@@ -68,7 +69,12 @@ class AccountService:
         return self.runtime.key_ring.decrypt(sealed, self._secret_aad(account_id, field))
 
     def imap_login(self, account: MailAccount, password: str | None = None) -> ServerLogin:
-        """The IMAP login: with ``password``, else the stored one decrypted."""
+        """The IMAP login: with ``password``, else the stored one decrypted (OAuth2
+        accounts: XOAUTH2 with their access token, refreshed when the login is made)."""
+        if password is None and account.uses_oauth:
+            return oauth_imap_login(self.runtime, account)
+        if password is None and account.imap_password_encrypted is None:
+            raise DecryptionError("no stored password")
         return ServerLogin(
             host=account.imap_host,
             port=account.imap_port,
@@ -76,11 +82,13 @@ class AccountService:
             username=account.imap_username,
             password=password
             if password is not None
-            else self.decrypt_secret(account.id, "imap", account.imap_password_encrypted),
+            else self.decrypt_secret(account.id, "imap", account.imap_password_encrypted or b""),
         )
 
     def smtp_login(self, account: MailAccount, password: str | None = None) -> ServerLogin | None:
         """The SMTP login (None without SMTP): with ``password``, else the stored one."""
+        if password is None and account.uses_oauth:
+            return oauth_smtp_login(self.runtime, account)
         if (
             account.smtp_host is None
             or account.smtp_port is None
@@ -110,7 +118,7 @@ class AccountService:
             return  # unreadable now: sending will ask for the SMTP password again
         account.smtp_password_encrypted = self.encrypt_secret(account.id, "smtp", secret)
 
-    async def _count_credential_check(self, viewer: Viewer) -> None:
+    async def count_credential_check(self, viewer: Viewer) -> None:
         allowed = await self.runtime.rate_limiter.allow(
             f"credential-check:{viewer.user_id}",
             limit=self.runtime.settings.credential_checks_per_minute,
@@ -144,13 +152,16 @@ class AccountService:
 
         after_commit(self.session, publish)
 
-    async def _check_room_for(self, owner_id: uuid.UUID, plan: Plan, address: str) -> None:
+    async def check_room_for(self, owner_id: uuid.UUID, plan: Plan, address: str | None) -> None:
+        """The plan's checks for one more account (``address`` None: not known yet)."""
         if plan is Plan.ESSENTIAL:
             raise ServiceError(
                 ErrorCode.SYNC_NOT_IN_PLAN,
                 "Your company's plan (ESSENTIAL) does not include email sync.",
             )
-        if await repository.owner_has_address(self.session, owner_id, address):
+        if address is not None and await repository.owner_has_address(
+            self.session, owner_id, address
+        ):
             raise ServiceError(
                 ErrorCode.DUPLICATE_ACCOUNT,
                 f"You have already connected {address}.",
@@ -169,18 +180,25 @@ class AccountService:
     async def add(self, viewer: Viewer, data: NewAccount) -> MailAccount:
         """Verify the logins, then store the account (READY) and its folders."""
         valid = validate_new_account(data)
-        await self._check_room_for(viewer.user_id, viewer.plan, valid.email_address)
+        await self.check_room_for(viewer.user_id, viewer.plan, valid.email_address)
         # Release the pooled connection while we talk to the mail server (up to the mail
         # timeout): nothing has been written yet, and the checks are repeated under a lock.
         await self.session.rollback()
-        await self._count_credential_check(viewer)
+        await self.count_credential_check(viewer)
         mailboxes = await verify_logins(valid.imap, valid.smtp, self.runtime.mail_options)
+        return await self.store_new_account(
+            viewer, self._new_account_row(viewer.user_id, valid), mailboxes
+        )
 
+    async def store_new_account(
+        self, viewer: Viewer, account: MailAccount, mailboxes: list[Mailbox]
+    ) -> MailAccount:
+        """Store a verified account (READY) and its folders, after the plan's checks under a
+        lock on the user (so parallel adds cannot pass the limit)."""
         user = await identity_repository.lock_user(self.session, viewer.user_id)
         plan = await identity_repository.get_company_plan(self.session, viewer.company_id)
-        await self._check_room_for(viewer.user_id, plan, valid.email_address)
+        await self.check_room_for(viewer.user_id, plan, account.email_address)
         is_first = await repository.count_owned(self.session, viewer.user_id) == 0
-        account = self._new_account_row(viewer.user_id, valid)
         self.session.add(account)
         await self.session.flush()
         await repository.add_folders(self.session, account.id, mailboxes)
@@ -262,7 +280,7 @@ class AccountService:
         smtp = self.smtp_login(account, smtp_password) if smtp_password else None
         account_key = account.id
         await self.session.rollback()  # as in add(): no connection held during the check
-        await self._count_credential_check(viewer)
+        await self.count_credential_check(viewer)
         try:
             async with imap_session(imap, self.runtime.mail_options):
                 pass
@@ -280,6 +298,12 @@ class AccountService:
             account.smtp_password_encrypted = self.encrypt_secret(account.id, "smtp", smtp_password)
         else:
             self._reseal_if_old_key(account)
+        self.resume_after_reconnect(account)
+        await self.session.flush()
+        return account
+
+    def resume_after_reconnect(self, account: MailAccount) -> None:
+        """The login works again: an AUTH_FAILED or ERROR account resumes (and syncs)."""
         account.last_error = None
         account.consecutive_failures = 0
         if account.status in (AccountStatus.AUTH_FAILED, AccountStatus.ERROR):
@@ -289,8 +313,6 @@ class AccountService:
                 account.initial_sync_pending = True
                 account.next_sync_at = datetime.now(UTC)
                 self.enqueue_sync_after_commit(account.id)
-        await self.session.flush()
-        return account
 
     async def refresh_folders(self, account: MailAccount) -> repository.FolderRefresh:
         """List the server's folders again (one IMAP login) and store the difference."""

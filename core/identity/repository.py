@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.identity.viewer import Viewer
@@ -39,18 +39,34 @@ async def add_token(session: AsyncSession, user_id: uuid.UUID, token_hash: bytes
     await session.flush()
 
 
-async def find_viewer(session: AsyncSession, token_hash: bytes) -> Viewer | None:
-    row = (
-        await session.execute(
-            select(User.id, User.company_id, User.role, Company.plan)
-            .join(ApiToken, ApiToken.user_id == User.id)
-            .join(Company, Company.id == User.company_id)
-            .where(ApiToken.token_hash == token_hash)
-        )
-    ).one_or_none()
+def _viewer_columns() -> Select[uuid.UUID, uuid.UUID, Role, Plan]:
+    return select(User.id, User.company_id, User.role, Company.plan).join(
+        Company, Company.id == User.company_id
+    )
+
+
+async def _one_viewer(
+    session: AsyncSession, statement: Select[uuid.UUID, uuid.UUID, Role, Plan]
+) -> Viewer | None:
+    row = (await session.execute(statement)).one_or_none()
     if row is None:
         return None
     return Viewer(user_id=row[0], company_id=row[1], role=row[2], plan=row[3])
+
+
+async def find_viewer(session: AsyncSession, token_hash: bytes) -> Viewer | None:
+    return await _one_viewer(
+        session,
+        _viewer_columns()
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == token_hash),
+    )
+
+
+async def viewer_of_user(session: AsyncSession, user_id: uuid.UUID) -> Viewer | None:
+    """The user as a viewer now (role and plan as they are), e.g. when a browser comes
+    back from an OAuth2 sign-in that the user started."""
+    return await _one_viewer(session, _viewer_columns().where(User.id == user_id))
 
 
 async def get_users(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> list[User]:

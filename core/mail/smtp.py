@@ -36,6 +36,8 @@ async def smtp_session(
     """An SMTP connection that has logged in; the errors are ServiceErrors."""
     host = login.host
     client: aiosmtplib.SMTP | None = None
+    # Before connecting: getting a token may mean a refresh at the provider.
+    token = await login.access_token() if login.uses_xoauth2 else None
     try:
         async with asyncio.timeout(options.timeout):
             address = await resolve_mail_host(
@@ -51,12 +53,20 @@ async def smtp_session(
                 timeout=options.timeout,
             )
             await client.connect()
-            await client.login(login.username, login.password)
+            if token is not None:
+                await _xoauth2(client, login, token)
+            else:
+                await client.login(login.username, login.password)
     except ServiceError:
         await _quit(client)
         raise
     except aiosmtplib.SMTPAuthenticationError:
         await _quit(client)
+        if login.uses_xoauth2:
+            raise ServiceError(
+                ErrorCode.INVALID_CREDENTIALS,
+                f"{host} refused the SMTP sign-in for {login.username}; reconnect the account.",
+            ) from None
         raise ServiceError(
             ErrorCode.INVALID_CREDENTIALS,
             f"{host} refused the SMTP login for {login.username}.",
@@ -95,6 +105,21 @@ async def smtp_session(
         yield client
     finally:
         await _quit(client)
+
+
+async def _xoauth2(client: aiosmtplib.SMTP, login: ServerLogin, token: str) -> None:
+    """AUTH XOAUTH2; a refused token is retried once with a newer one, if any."""
+    if "xoauth2" not in client.server_auth_methods:
+        raise ServiceError(
+            ErrorCode.INVALID_CREDENTIALS, f"{login.host} does not offer XOAUTH2 sign-in."
+        )
+    try:
+        await client.auth_xoauth2(login.username, token)
+    except aiosmtplib.SMTPAuthenticationError:
+        newer = await login.token_after_refusal(token)
+        if newer is None or newer == token:
+            raise
+        await client.auth_xoauth2(login.username, newer)
 
 
 async def _quit(client: aiosmtplib.SMTP | None) -> None:

@@ -5,8 +5,10 @@ from core.models.base import Base
 from core.models.company import Company
 from core.models.enums import (
     AccountStatus,
+    AuthMethod,
     ConnectionSecurity,
     FolderRole,
+    OAuthProvider,
     PastSync,
     PauseReason,
     Plan,
@@ -17,6 +19,7 @@ from core.models.enums import (
 )
 from core.models.folder import Folder
 from core.models.message import Message
+from core.models.oauth import OAuthGrant
 from core.models.outgoing import OutgoingMessage
 from core.models.thread import ThreadKey
 from core.models.user import ApiToken, User
@@ -24,6 +27,7 @@ from core.models.user import ApiToken, User
 __all__ = [
     "AccountStatus",
     "ApiToken",
+    "AuthMethod",
     "Base",
     "Company",
     "ConnectionSecurity",
@@ -31,6 +35,8 @@ __all__ = [
     "FolderRole",
     "MailAccount",
     "Message",
+    "OAuthGrant",
+    "OAuthProvider",
     "OutgoingMessage",
     "PastSync",
     "PauseReason",

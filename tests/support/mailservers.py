@@ -289,10 +289,12 @@ def _dovecot_config(
     key_file: Path,
     port: int,
     ssl_port: int,
+    oauth2_conf: Path | None = None,
 ) -> str:
     as_root = os.getuid() == 0
     p = _conf_path
     home_root = p(users.home_root)
+    mechanisms = "plain login" + (" xoauth2 oauthbearer" if oauth2_conf else "")
     lines = [
         "# Written by tests/support/mailservers.py: a throwaway Dovecot for tests.",
         f"base_dir = {p(base_dir)}",
@@ -303,7 +305,7 @@ def _dovecot_config(
         f"listen = {LOOPBACK}",
         "",
         "disable_plaintext_auth = no",
-        "auth_mechanisms = plain login",
+        f"auth_mechanisms = {mechanisms}",
         "auth_failure_delay = 0",
         "auth_verbose = yes",
         "# Authenticates nobody; it only sets nodelay, which survives the real passdb's",
@@ -315,6 +317,18 @@ def _dovecot_config(
         "passdb {",
         "  driver = passwd-file",
         f"  args = scheme=PLAIN {p(users.users_dir)}/%u",
+    ]
+    if oauth2_conf is not None:
+        # Passwords are checked against the passwd-file, tokens only by the oauth2 passdb.
+        lines += [
+            "  mechanisms = plain login",
+            "}",
+            "passdb {",
+            "  driver = oauth2",
+            "  mechanisms = xoauth2 oauthbearer",
+            f"  args = {p(oauth2_conf)}",
+        ]
+    lines += [
         "}",
         "userdb {",
         "  driver = static",
@@ -393,8 +407,36 @@ def _dovecot_config(
     return "\n".join(lines) + "\n"
 
 
-def start_dovecot(workdir: Path) -> ImapServer:
-    """Start a private Dovecot on free loopback ports, with state under ``workdir``."""
+def _write_oauth2_conf(root: Path, introspection_url: str) -> Path:
+    """The oauth2 passdb's settings: every token is POSTed (``token=...``) to the
+    provider's RFC 7662 introspection endpoint; the token must be active and belong to the
+    user named in the XOAUTH2/OAUTHBEARER request."""
+    if any(c.isspace() for c in introspection_url):
+        raise ValueError("the introspection URL must not contain white space")
+    path = root / "dovecot-oauth2.conf.ext"
+    path.write_text(
+        "\n".join(
+            [
+                "introspection_mode = post",
+                f"introspection_url = {introspection_url}",
+                "username_attribute = username",
+                "active_attribute = active",
+                "active_value = true",
+                "timeout_msecs = 5000",
+                "",
+            ]
+        )
+    )
+    path.chmod(0o600)  # it holds the resource-server credentials
+    return path
+
+
+def start_dovecot(workdir: Path, *, oauth2_introspection_url: str | None = None) -> ImapServer:
+    """Start a private Dovecot on free loopback ports, with state under ``workdir``.
+
+    With ``oauth2_introspection_url`` (``http://user:password@host:port/path``) it also
+    offers XOAUTH2 and OAUTHBEARER, validated by the ``oauth2`` passdb against that URL.
+    """
     if not os.access(DOVECOT_BINARY, os.X_OK):
         raise DovecotUnavailable(
             f"{DOVECOT_BINARY} is missing; install it with `apt-get install dovecot-imapd`"
@@ -413,6 +455,9 @@ def start_dovecot(workdir: Path) -> ImapServer:
     if os.getuid() == 0:
         os.chown(users.home_root, mail_uid, mail_gid)
     ca_file, cert_file, key_file = _write_tls_files(root / "tls")
+    oauth2_conf = (
+        _write_oauth2_conf(root, oauth2_introspection_url) if oauth2_introspection_url else None
+    )
     users.add(DOVECOT_USER, DOVECOT_PASSWORD, replace=True)  # the workdir may be reused
 
     cleanup: list[Path] = []
@@ -441,6 +486,7 @@ def start_dovecot(workdir: Path) -> ImapServer:
                     key_file=key_file,
                     port=port,
                     ssl_port=ssl_port,
+                    oauth2_conf=oauth2_conf,
                 )
             )
             log_path.unlink(missing_ok=True)
