@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from api.graphql.schema import build_schema
+from api.oauth_callback import oauth_callback
 from api.view import MailsyncGraphQL
 from core.db import ping
 from core.runtime import Runtime, open_runtime
@@ -78,6 +79,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/oauth/callback", oauth_callback),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
         ],

@@ -24,6 +24,7 @@ from core.mail.imap import Mailbox, imap_session
 from core.mail.mailbox import ImapCommandError, MailboxOps
 from core.mail.server import ServerLogin
 from core.models import AccountStatus, Folder, PastSync
+from core.oauth.tokens import SignInExpired
 from core.runtime import Runtime
 from core.sync import repository
 from core.sync.flag_push import push_local_flags
@@ -128,7 +129,9 @@ class AccountSyncRun:
                     counts.add(folder_counts)
         except ServiceError as error:
             auth = error.code is ErrorCode.INVALID_CREDENTIALS
-            await self._fail(AUTH_FAILED_MESSAGE if auth else error.message, auth=auth)
+            # An expired OAuth2 sign-in says so (and to sign in again); a password doesn't.
+            generic = auth and not isinstance(error, SignInExpired)
+            await self._fail(AUTH_FAILED_MESSAGE if generic else error.message, auth=auth)
             return None
         except (ImapCommandError, aioimaplib.AioImapException, OSError, TimeoutError) as error:
             log.warning("sync of account %s failed: %s", self.account_id, type(error).__name__)

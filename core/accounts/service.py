@@ -267,6 +267,13 @@ class AccountService:
     ) -> MailAccount:
         """Store new passwords after proving them; an AUTH_FAILED or ERROR account resumes."""
         account = await self.owned_for_change(viewer, account_id)
+        if account.uses_oauth:
+            raise ServiceError(
+                ErrorCode.INVALID_INPUT,
+                "This account signs in with OAuth2, not a password: reconnect it with "
+                "startOAuthConnection(accountId).",
+                "accountId",
+            )
         if not imap_password:
             raise ServiceError(ErrorCode.INVALID_INPUT, "The password is empty.", "imapPassword")
         if smtp_password is not None and account.smtp_host is None:

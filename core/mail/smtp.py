@@ -109,6 +109,8 @@ async def smtp_session(
 
 async def _xoauth2(client: aiosmtplib.SMTP, login: ServerLogin, token: str) -> None:
     """AUTH XOAUTH2; a refused token is retried once with a newer one, if any."""
+    if client.last_ehlo_response is None:
+        await client.ehlo()  # the AUTH mechanisms come with the EHLO answer
     if "xoauth2" not in client.server_auth_methods:
         raise ServiceError(
             ErrorCode.INVALID_CREDENTIALS, f"{login.host} does not offer XOAUTH2 sign-in."

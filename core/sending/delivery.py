@@ -33,6 +33,7 @@ from core.mail.imap import imap_session
 from core.mail.server import ServerLogin
 from core.mail.smtp import smtp_session
 from core.models import AccountStatus, MailAccount, OutgoingMessage, SendStatus, SentCopy
+from core.oauth.tokens import SignInExpired
 from core.runtime import Runtime
 from core.sending import repository
 from core.sending.compose import envelope_recipients, needs_smtputf8
@@ -206,6 +207,8 @@ class OutgoingDelivery:
                 await client.data(attempt.mime)
                 return {a: _reply_text(*r) for a, r in refused.items()}
         except ServiceError as error:
+            if isinstance(error, SignInExpired):
+                raise PermanentFailure(error.message) from None
             if error.code is ErrorCode.INVALID_CREDENTIALS:
                 raise PermanentFailure(
                     "The SMTP server refused the stored login; reconnect the account."

@@ -21,8 +21,9 @@ against its introspection endpoint, so a token only works while the provider say
   with the resource-server credentials, as Dovecot sends them from its URL), ``POST
   /revoke`` (RFC 7009: revokes the token's whole grant) and the discovery document.
 * From the test: :meth:`add_user`, :meth:`revoke_user` (the user removes the app's access
-  in their account settings), counters (:meth:`refreshes`), and :meth:`issued_secrets`,
-  every access, refresh and ID token handed out, to look for them where none may be.
+  in their account settings), ``fail_token_endpoint`` (an outage: 503), counters
+  (:meth:`refreshes`), and :meth:`issued_secrets`, every access, refresh and ID token
+  handed out, to look for them where none may be.
 
 It runs uvicorn in a thread with its own event loop, so Dovecot's auth process and the
 SMTP server's thread can call it while a test's own loop waits on them.
@@ -135,6 +136,7 @@ class IdentityProvider:
         self.access_token_seconds = 4.0
         self.rotate_refresh_tokens = True
         self.token_delay = 0.0
+        self.fail_token_endpoint = False  # answer 503 (an outage)
         self._lock = threading.Lock()
         self._users: dict[str, OAuthUser] = {}
         self._signed_in: str | None = None
@@ -148,6 +150,14 @@ class IdentityProvider:
         self._pkce_failures = 0
 
     # -- what tests call ------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Undo a test's knobs (delays, outages, refusals); users and grants stay."""
+        with self._lock:
+            self.token_delay = 0.0
+            self.fail_token_endpoint = False
+            self._deny = 0
+            self._signed_in = None
 
     @property
     def issuer(self) -> str:
@@ -350,6 +360,8 @@ class IdentityProvider:
         form = await _form(request)
         if self.token_delay:
             await asyncio.sleep(self.token_delay)
+        if self.fail_token_endpoint:
+            return Response("temporarily unavailable", status_code=503)
         if not self._client_ok(request, form):
             return _error("invalid_client", 401)
         grant_type = form.get("grant_type")
@@ -403,13 +415,10 @@ class IdentityProvider:
         info = self.introspect(token.strip()) if scheme.lower() == "bearer" else {}
         if not info.get("active"):
             return JSONResponse({"error": "invalid_token"}, 401)
+        with self._lock:
+            user = self._users[info["email"]]
         return JSONResponse(
-            {
-                "sub": info["sub"],
-                "email": info["email"],
-                "email_verified": True,
-                "name": info["email"].split("@")[0],
-            }
+            {"sub": user.subject, "email": user.email, "email_verified": True, "name": user.name}
         )
 
     async def introspection(self, request: Request) -> Response:
