@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ class Runtime:
     events: EventBus
     rate_limiter: RateLimiter
     jobs: JobQueue
+    redis_client_name: str
 
     @property
     def mail_options(self) -> MailConnectOptions:
@@ -41,18 +44,23 @@ class Runtime:
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
-    redis = ArqRedis.from_url(settings.redis_url, decode_responses=False)
+    # Named, so that `CLIENT LIST` tells which process holds which Redis connections.
+    client_name = f"mailsync-{os.getpid()}-{secrets.token_hex(4)}"
+    redis = ArqRedis.from_url(settings.redis_url, decode_responses=False, client_name=client_name)
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        session_factory=create_session_factory(engine),
+        redis=redis,
+        key_ring=settings.key_ring,
+        events=EventBus(redis),
+        rate_limiter=RateLimiter(redis),
+        jobs=JobQueue(redis),
+        redis_client_name=client_name,
+    )
     try:
-        yield Runtime(
-            settings=settings,
-            engine=engine,
-            session_factory=create_session_factory(engine),
-            redis=redis,
-            key_ring=settings.key_ring,
-            events=EventBus(redis),
-            rate_limiter=RateLimiter(redis),
-            jobs=JobQueue(redis),
-        )
+        yield runtime
     finally:
+        await runtime.events.close()
         await redis.aclose()
         await engine.dispose()

@@ -19,7 +19,7 @@ from core.accounts.service import AccountService
 from core.crypto import DecryptionError
 from core.db import session_scope
 from core.errors import ErrorCode, ServiceError
-from core.events import SYNC_COMPLETED, SYNC_PROGRESS
+from core.events import Event, SyncCompleted, SyncProgress
 from core.mail.imap import Mailbox, imap_session
 from core.mail.mailbox import ImapCommandError, MailboxOps
 from core.mail.server import ServerLogin
@@ -59,13 +59,11 @@ class AccountSyncRun:
         self.account_id = account_id
         self.tuning = tuning
 
-    async def _publish(self, owner_id: uuid.UUID, kind: str, **payload: object) -> None:
+    async def _publish(self, owner_id: uuid.UUID, event: Event) -> None:
         try:
-            await self.runtime.events.publish(
-                owner_id, kind, {"account_id": str(self.account_id), **payload}
-            )
+            await self.runtime.events.publish(owner_id, event)
         except Exception:  # a lost notification must not fail the sync
-            log.warning("could not publish %s for account %s", kind, self.account_id)
+            log.warning("could not publish %s for account %s", event.kind, self.account_id)
 
     async def run(self) -> RunResult | None:
         """Sync the account if it is due to sync; None when there was nothing to do."""
@@ -110,7 +108,10 @@ class AccountSyncRun:
 
         async def progress(folder: str, fetched: int, total: int) -> None:
             await self._publish(
-                context.owner_id, SYNC_PROGRESS, folder=folder, fetched=fetched, total=total
+                context.owner_id,
+                SyncProgress(
+                    account_id=self.account_id, folder=folder, fetched=fetched, total=total
+                ),
             )
 
         try:
@@ -142,13 +143,15 @@ class AccountSyncRun:
         result = RunResult(self.account_id, initial, counts, started, finished)
         await self._publish(
             context.owner_id,
-            SYNC_COMPLETED,
-            initial=initial,
-            new_messages=counts.new,
-            updated_messages=counts.updated,
-            removed_messages=counts.removed,
-            started_at=started.isoformat(),
-            finished_at=finished.isoformat(),
+            SyncCompleted(
+                account_id=self.account_id,
+                initial=initial,
+                new_messages=counts.new,
+                updated_messages=counts.updated,
+                removed_messages=counts.removed,
+                started_at=started,
+                finished_at=finished,
+            ),
         )
         return result
 

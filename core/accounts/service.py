@@ -23,7 +23,7 @@ from core.accounts.verification import verify_logins, verify_smtp
 from core.crypto import DecryptionError
 from core.db import after_commit
 from core.errors import ErrorCode, ServiceError
-from core.events import ACCOUNT_STATUS_CHANGED
+from core.events import AccountStatusChanged
 from core.identity import repository as identity_repository
 from core.identity.viewer import Viewer
 from core.mail.imap import Mailbox, imap_session
@@ -140,15 +140,11 @@ class AccountService:
 
     def announce_status(self, account: MailAccount) -> None:
         """Tell the owner's subscription clients, once the transaction has committed."""
-        events, owner_id, account_id = self.runtime.events, account.owner_id, account.id
-        status = account.status.value
+        events, owner_id = self.runtime.events, account.owner_id
+        event = AccountStatusChanged(account_id=account.id, status=account.status.value)
 
         async def publish() -> None:
-            await events.publish(
-                owner_id,
-                ACCOUNT_STATUS_CHANGED,
-                {"account_id": str(account_id), "status": status},
-            )
+            await events.publish(owner_id, event)
 
         after_commit(self.session, publish)
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.accounts import repository as account_repository
 from core.db import after_commit
 from core.errors import ErrorCode, ServiceError
-from core.events import OUTGOING_MESSAGE_CHANGED
+from core.events import OutgoingMessageChanged
 from core.identity import repository as identity_repository
 from core.identity.viewer import Viewer
 from core.ids import parse_message_id
@@ -213,9 +213,9 @@ class SendService:
 def announce_change(session: AsyncSession, runtime: Runtime, outgoing: OutgoingMessage) -> None:
     """Tell the owner's subscription clients, once the transaction has committed."""
     events, owner_id = runtime.events, outgoing.owner_id
-    payload = {"outgoing_id": str(outgoing.id), "status": outgoing.status.value}
+    event = OutgoingMessageChanged(outgoing_id=outgoing.id, status=outgoing.status.value)
 
     async def publish() -> None:
-        await events.publish(owner_id, OUTGOING_MESSAGE_CHANGED, payload)
+        await events.publish(owner_id, event)
 
     after_commit(session, publish)

@@ -48,14 +48,28 @@ async def subscribe(
     query: str,
     variables: dict[str, Any] | None = None,
 ) -> None:
-    """Acknowledged, subscribed, and listening on the user's Redis channel."""
+    """Acknowledged, subscribed: listening in the app's event hub, whose connection is
+    subscribed to the user's Redis channel."""
     assert (await init(ws, {"authorization": f"Bearer {user.token}"}))["type"] == "connection_ack"
+    await start(ws, runtime, user, subscription_id, query, variables)
+
+
+async def start(
+    ws: AsyncWebSocketSession,
+    runtime: Runtime,
+    user: TestUser,
+    subscription_id: str,
+    query: str,
+    variables: dict[str, Any] | None = None,
+) -> None:
+    """One more subscription on an acknowledged socket, listening once this returns."""
+    before = runtime.events.hub.local_listeners(user.id)
     payload: dict[str, Any] = {"query": query, "variables": variables or {}}
     await ws.send_json({"id": subscription_id, "type": "subscribe", "payload": payload})
     channel = user_channel(user.id)
-    for _ in range(200):
-        [(_, listeners)] = await runtime.redis.pubsub_numsub(channel)
-        if listeners >= 1:
+    for _ in range(500):
+        [(_, subscribed)] = await runtime.redis.pubsub_numsub(channel)
+        if subscribed >= 1 and runtime.events.hub.local_listeners(user.id) > before:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"the subscription never listened on {channel}")

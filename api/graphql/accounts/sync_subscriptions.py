@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncGenerator
 from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
 import strawberry
 
@@ -14,7 +14,8 @@ from api.graphql.auth import viewer_of
 from api.graphql.context import Info
 from api.graphql.errors import IsAuthenticated
 from core.accounts import repository
-from core.events import SYNC_COMPLETED, SYNC_PROGRESS
+from core.events import SyncCompleted as SyncCompletedEvent
+from core.events import SyncProgress as SyncProgressEvent
 from core.ids import parse_uuid
 
 
@@ -39,21 +40,23 @@ class SyncProgress:
     total: int
 
 
+E = TypeVar("E", SyncCompletedEvent, SyncProgressEvent)
+
+
 async def _own_events(
-    info: Info, kind: str, account_id: strawberry.ID | None
-) -> AsyncGenerator[tuple[MailAccount, dict[str, Any]], None]:
+    info: Info, kind: type[E], account_id: strawberry.ID | None
+) -> AsyncGenerator[tuple[MailAccount, E], None]:
     """Events of ``kind`` about the viewer's own accounts (one of them, or all)."""
     viewer = viewer_of(info)
-    wanted = parse_uuid(account_id) if account_id else None  # null/omitted: every account
+    wanted: uuid.UUID | None = parse_uuid(account_id) if account_id else None  # null: all
     async for event in info.context.runtime.events.listen(viewer.user_id):
-        if event.get("kind") != kind:
+        if not isinstance(event, kind):
             continue
-        event_account = uuid.UUID(event["account_id"])
-        if wanted is not None and event_account != wanted:
+        if wanted is not None and event.account_id != wanted:
             continue
         info.context.reset_loaders()
         async with info.context.read_session() as session:
-            row = await repository.get_readable(session, viewer, event_account)
+            row = await repository.get_readable(session, viewer, event.account_id)
         if row is not None and row.owner_id == viewer.user_id:
             yield MailAccount.from_row(row), event
 
@@ -67,15 +70,15 @@ class SyncSubscriptions:
     async def sync_completed(
         self, info: Info, account_id: strawberry.ID | None = strawberry.UNSET
     ) -> AsyncGenerator[SyncCompleted, None]:
-        async for account, event in _own_events(info, SYNC_COMPLETED, account_id):
+        async for account, event in _own_events(info, SyncCompletedEvent, account_id):
             yield SyncCompleted(
                 account=account,
-                initial=bool(event["initial"]),
-                new_messages=int(event["new_messages"]),
-                updated_messages=int(event["updated_messages"]),
-                removed_messages=int(event["removed_messages"]),
-                started_at=datetime.fromisoformat(event["started_at"]),
-                finished_at=datetime.fromisoformat(event["finished_at"]),
+                initial=event.initial,
+                new_messages=event.new_messages,
+                updated_messages=event.updated_messages,
+                removed_messages=event.removed_messages,
+                started_at=event.started_at,
+                finished_at=event.finished_at,
             )
 
     @strawberry.subscription(
@@ -84,10 +87,7 @@ class SyncSubscriptions:
     async def sync_progress(
         self, info: Info, account_id: strawberry.ID | None = strawberry.UNSET
     ) -> AsyncGenerator[SyncProgress, None]:
-        async for account, event in _own_events(info, SYNC_PROGRESS, account_id):
+        async for account, event in _own_events(info, SyncProgressEvent, account_id):
             yield SyncProgress(
-                account=account,
-                folder=str(event["folder"]),
-                fetched=int(event["fetched"]),
-                total=int(event["total"]),
+                account=account, folder=event.folder, fetched=event.fetched, total=event.total
             )

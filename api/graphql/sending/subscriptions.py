@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncGenerator
 
 import strawberry
@@ -9,7 +8,7 @@ from api.graphql.auth import viewer_of
 from api.graphql.context import Info
 from api.graphql.errors import IsAuthenticated
 from api.graphql.sending.types import OutgoingMessage
-from core.events import OUTGOING_MESSAGE_CHANGED
+from core.events import OutgoingMessageChanged
 from core.sending import repository
 
 
@@ -22,12 +21,10 @@ class SendingSubscriptions:
     async def outgoing_message_changed(self, info: Info) -> AsyncGenerator[OutgoingMessage, None]:
         viewer = viewer_of(info)
         async for event in info.context.runtime.events.listen(viewer.user_id):
-            if event.get("kind") != OUTGOING_MESSAGE_CHANGED:
+            if not isinstance(event, OutgoingMessageChanged):
                 continue
             info.context.reset_loaders()
             async with info.context.read_session() as session:
-                row = await repository.get_owned(
-                    session, viewer.user_id, uuid.UUID(event["outgoing_id"])
-                )
+                row = await repository.get_owned(session, viewer.user_id, event.outgoing_id)
             if row is not None:
                 yield OutgoingMessage.from_row(row)
