@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from core.crypto import DecryptionError
 from core.db import advisory_lock, after_commit, session_scope
 from core.errors import ErrorCode, ServiceError
-from core.events import ACCOUNT_STATUS_CHANGED
+from core.events import AccountStatusChanged
 from core.models import AccountStatus, OAuthGrant
 from core.models.enums import OAuthProvider
 from core.oauth import repository
@@ -193,13 +193,10 @@ class GrantTokens:
             if account.status not in _LIVE:
                 return
             account.status = AccountStatus.AUTH_FAILED
-            events, owner_id, account_id = self.runtime.events, account.owner_id, account.id
+            events, owner_id = self.runtime.events, account.owner_id
+            event = AccountStatusChanged(account_id=account.id, status=account.status.value)
 
             async def publish() -> None:
-                await events.publish(
-                    owner_id,
-                    ACCOUNT_STATUS_CHANGED,
-                    {"account_id": str(account_id), "status": AccountStatus.AUTH_FAILED.value},
-                )
+                await events.publish(owner_id, event)
 
             after_commit(session, publish)
