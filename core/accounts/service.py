@@ -30,6 +30,7 @@ from core.mail.imap import Mailbox, imap_session
 from core.mail.server import ServerLogin
 from core.models import AccountStatus, MailAccount, Plan, Sharing, User
 from core.oauth.logins import oauth_imap_login, oauth_smtp_login
+from core.oauth.tokens import revoke_grant_after_commit
 from core.plans import account_limit
 from core.runtime import Runtime
 
@@ -328,6 +329,7 @@ class AccountService:
         await identity_repository.lock_user(self.session, viewer.user_id)
         account = await self.owned_for_change(viewer, account_id)
         removed_id = account.id
+        await revoke_grant_after_commit(self.session, self.runtime, account)
         await repository.delete_account(self.session, account)
         await self.session.flush()
         # One account fewer may bring the user back within the plan's limit.

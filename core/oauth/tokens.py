@@ -21,14 +21,22 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from core.crypto import DecryptionError
 from core.db import advisory_lock, after_commit, session_scope
 from core.errors import ErrorCode, ServiceError
 from core.events import AccountStatusChanged
-from core.models import AccountStatus, OAuthGrant
+from core.models import AccountStatus, MailAccount, OAuthGrant
 from core.models.enums import OAuthProvider
 from core.oauth import repository
-from core.oauth.client import ProviderRefused, ProviderUnreachable, TokenSet, refresh_tokens
+from core.oauth.client import (
+    ProviderRefused,
+    ProviderUnreachable,
+    TokenSet,
+    refresh_tokens,
+    revoke,
+)
 from core.oauth.providers import provider_config, provider_name
 from core.runtime import Runtime
 from core.sync import repository as sync_repository
@@ -200,3 +208,33 @@ class GrantTokens:
                 await events.publish(owner_id, event)
 
             after_commit(session, publish)
+
+
+async def revoke_grant_after_commit(
+    session: AsyncSession, runtime: Runtime, account: MailAccount
+) -> None:
+    """Once the account's removal has committed, ask the provider to end its grant (where
+    the provider has a revocation endpoint: Google, a generic one; Microsoft has none).
+    Best effort: the tokens are gone from here either way."""
+    if not account.uses_oauth:
+        return
+    grant = await repository.get_grant(session, account.id)
+    if grant is None:
+        return
+    try:
+        refresh_token = unseal(runtime, account.id, "oauth_refresh", grant.refresh_token_encrypted)
+    except DecryptionError:
+        return
+    provider, account_id, settings = (
+        OAuthProvider(account.auth_method.value),
+        account.id,
+        runtime.settings,
+    )
+
+    async def revoke_grant() -> None:
+        try:
+            await revoke(provider_config(settings, provider), settings, refresh_token)
+        except (ServiceError, ProviderRefused, ProviderUnreachable):
+            log.warning("could not revoke the OAuth2 grant of removed account %s", account_id)
+
+    after_commit(session, revoke_grant)

@@ -15,7 +15,7 @@ from core.oauth.tokens import GrantTokens
 from core.runtime import open_runtime
 from core.sending.delivery import OutgoingDelivery
 from tests.sending.helpers import outgoing_row, parse, send
-from tests.support.accounts import RECONNECT_ACCOUNT, account_row, error_codes
+from tests.support.accounts import RECONNECT_ACCOUNT, REMOVE_ACCOUNT, account_row, error_codes
 from tests.support.factories import TestUser
 from tests.support.oauth import ACCOUNT, OAuthWorld, query_of
 from tests.support.sync import EVERY_RUN, START, burst_worker, stored_state
@@ -200,3 +200,37 @@ async def test_starting_a_reconnect_needs_an_own_account_of_that_provider(
     assert error_codes(foreign) == ["NOT_FOUND"]
     unknown = await oauth.start(oauth.client(ann.token), account_id=str(uuid.uuid4()))
     assert error_codes(unknown) == ["NOT_FOUND"]
+
+
+async def test_removing_an_account_revokes_its_grant_at_the_provider(
+    oauth: OAuthWorld, new_user: NewUser
+) -> None:
+    user = await new_user()
+    client = oauth.client(user.token)
+    mailbox = oauth.new_mailbox("bye")
+    account_id = await oauth.connect(client, mailbox)
+    assert oauth.provider.live_grants(mailbox.username) == 1
+
+    removed = await client.execute(REMOVE_ACCOUNT, {"id": account_id})
+    assert removed["removeMailAccount"]["removedAccountId"] == account_id
+    assert oauth.provider.live_grants(mailbox.username) == 0
+    assert await account_row(oauth.runtime, account_id) is None
+
+
+async def test_a_token_refused_before_its_time_is_refreshed_and_tried_again(
+    oauth: OAuthWorld, new_user: NewUser
+) -> None:
+    """The provider ended the access token early (the grant lives on): the IMAP server
+    refuses it, the sync refreshes once and logs in with the new one."""
+    user = await new_user()
+    oauth.provider.access_token_seconds = 600  # nothing is due by the clock (reset after)
+    _, mailbox, account_id = await _connected_and_started(oauth, user)
+    await burst_worker(oauth.settings)  # the first sync, with the sign-in's token
+    refreshes = oauth.provider.refreshes(mailbox.username)
+    oauth.provider.expire_access_tokens(mailbox.username)
+    await mailbox.admin.append("INBOX", _mail("After the early expiry"))
+
+    result = await AccountSyncRun(oauth.runtime, uuid.UUID(account_id), EVERY_RUN).run()
+    assert result is not None and result.counts.new == 1
+    assert oauth.provider.refreshes(mailbox.username) == refreshes + 1
+    assert (await account_row(oauth.runtime, account_id)).status is AccountStatus.ACTIVE

@@ -6,7 +6,13 @@
   and ``127.0.0.1`` from a throwaway trustme CA), passwd-file users, Maildir storage and
   the special-use mailboxes Sent, Drafts, Trash, Junk and Archive, auto-created and
   subscribed.  CONDSTORE and QRESYNC are built into Dovecot (no plugin needed); they show
-  up in the post-login CAPABILITY.
+  up in the post-login CAPABILITY.  With ``oauth2_introspection_url`` it also offers
+  XOAUTH2 and OAUTHBEARER through its ``oauth2`` passdb (``introspection_mode = post``:
+  the token is POSTed to the provider, whose answer must be ``"active": true`` with a
+  ``username`` equal to the login name; ``active_attribute``/``active_value`` check the
+  former, ``username_attribute`` the latter).  The passwd-file passdb is then limited to
+  PLAIN and LOGIN, so a token is never tried as a password; a refused token is answered
+  ``+ <base64 JSON error>``, and ``NO`` once the client sends its empty line.
 * :func:`start_pymap` runs pymap's in-memory ``dict`` backend with its demo data
   (``demouser`` / ``demopass``), plain IMAP only.
 

@@ -55,6 +55,7 @@ from tests.support.app import free_port
 
 LOOPBACK = "127.0.0.1"
 CODE_SECONDS = 60.0
+DEFAULT_ACCESS_TOKEN_SECONDS = 4.0  # short: tests that wait a few seconds need a refresh
 # What Dovecot and the SMTP server authenticate with at the introspection endpoint.
 RESOURCE_SERVER = ("mail-servers", "introspect-secret")
 
@@ -133,7 +134,7 @@ class IdentityProvider:
         self.client_secret = client_secret
         self.base_url = ""
         self.redirect_uris: set[str] = set()
-        self.access_token_seconds = 4.0
+        self.access_token_seconds = DEFAULT_ACCESS_TOKEN_SECONDS
         self.rotate_refresh_tokens = True
         self.token_delay = 0.0
         self.fail_token_endpoint = False  # answer 503 (an outage)
@@ -156,6 +157,7 @@ class IdentityProvider:
         with self._lock:
             self.token_delay = 0.0
             self.fail_token_endpoint = False
+            self.access_token_seconds = DEFAULT_ACCESS_TOKEN_SECONDS
             self._deny = 0
             self._signed_in = None
 
