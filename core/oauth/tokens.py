@@ -51,10 +51,11 @@ _LIVE = (AccountStatus.READY, AccountStatus.SYNCING, AccountStatus.ACTIVE, Accou
 class SignInExpired(ServiceError):
     """The provider no longer honours the grant: only signing in again helps."""
 
-    def __init__(self, provider_name: str) -> None:
+    def __init__(self, provider_name: str, message: str | None = None) -> None:
         super().__init__(
             ErrorCode.INVALID_CREDENTIALS,
-            f"{provider_name} no longer accepts this account's sign-in (access was revoked "
+            message
+            or f"{provider_name} no longer accepts this account's sign-in (access was revoked "
             "or has expired); reconnect the account by signing in again.",
         )
 
@@ -125,10 +126,11 @@ class GrantTokens:
                 self.runtime, self.account_id, "oauth_refresh", grant.refresh_token_encrypted
             )
         except DecryptionError:
-            await self._mark_signed_out(
-                "The stored sign-in cannot be decrypted; reconnect the account."
+            error = SignInExpired(
+                name, "The stored sign-in cannot be decrypted; reconnect the account."
             )
-            raise SignInExpired(name) from None
+            await self._mark_signed_out(error.message)
+            raise error from None
         return _Stored(access, grant.access_token_expires_at, refresh)
 
     def _provider_name(self) -> str:

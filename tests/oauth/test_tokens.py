@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
 
+from core.crypto import KeyRing, generate_key
 from core.models import AccountStatus, SendStatus
 from core.models.enums import OAuthProvider
 from core.oauth.tokens import GrantTokens
@@ -234,3 +235,31 @@ async def test_a_token_refused_before_its_time_is_refreshed_and_tried_again(
     assert result is not None and result.counts.new == 1
     assert oauth.provider.refreshes(mailbox.username) == refreshes + 1
     assert (await account_row(oauth.runtime, account_id)).status is AccountStatus.ACTIVE
+
+
+async def test_a_refresh_reseals_both_tokens_with_the_newest_key(
+    oauth: OAuthWorld, new_user: NewUser
+) -> None:
+    """Key rotation: after a new key is put first, the next refresh stores both tokens
+    under it, also a refresh token the provider did not rotate (as Google does)."""
+    oauth.provider.rotate_refresh_tokens = False
+    user = await new_user()
+    mailbox = oauth.new_mailbox("keys")
+    account_id = await oauth.connect(oauth.client(user.token), mailbox)
+    refresh_token = await oauth.stored_refresh_token(account_id)
+    new_key = generate_key()
+    rotated = oauth.settings.model_copy(
+        update={"secret_keys": (new_key, *oauth.settings.secret_keys)}
+    )
+    await oauth.wait_until_refresh_due(account_id)
+
+    async with open_runtime(rotated) as runtime:
+        token = await GrantTokens(runtime, uuid.UUID(account_id), OAuthProvider.GENERIC).current()
+
+    assert oauth.provider.refreshes(mailbox.username) == 1
+    grant = await oauth.grant(account_id)
+    only_new = KeyRing.from_settings((new_key,))
+    aad = f"mail_account:{account_id}:"
+    assert grant.access_token_encrypted is not None
+    assert only_new.decrypt(grant.access_token_encrypted, aad + "oauth_access") == token
+    assert only_new.decrypt(grant.refresh_token_encrypted, aad + "oauth_refresh") == refresh_token

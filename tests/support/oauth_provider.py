@@ -158,6 +158,7 @@ class IdentityProvider:
             self.token_delay = 0.0
             self.fail_token_endpoint = False
             self.access_token_seconds = DEFAULT_ACCESS_TOKEN_SECONDS
+            self.rotate_refresh_tokens = True
             self._deny = 0
             self._signed_in = None
 
