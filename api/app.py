@@ -9,10 +9,13 @@ from contextlib import asynccontextmanager
 
 from redis.exceptions import ResponseError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
+from api.body_limit import BodySizeLimit
+from api.graphql.limits import GraphQLLimits
 from api.graphql.schema import build_schema
 from api.oauth_callback import oauth_callback
 from api.view import MailsyncGraphQL
@@ -72,8 +75,16 @@ def create_app(settings: Settings) -> Starlette:
             gc.freeze()
             yield
 
+    limits = GraphQLLimits(
+        max_query_chars=settings.max_query_chars,
+        max_cost=settings.query_cost_limit,
+        production=not settings.graphiql,
+    )
     graphql = MailsyncGraphQL(
-        build_schema(field_suggestions=settings.graphiql), graphiql=settings.graphiql
+        build_schema(limits, execution_seconds=settings.graphql_timeout_seconds),
+        graphiql=settings.graphiql,
+        subscriptions_per_socket=settings.subscriptions_per_socket,
+        websockets_per_user=settings.websockets_per_user,
     )
     return Starlette(
         routes=[
@@ -83,5 +94,6 @@ def create_app(settings: Settings) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
         ],
+        middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)],
         lifespan=lifespan,
     )

@@ -111,7 +111,7 @@ def database_url(server: str, name: str) -> str:
 
 
 async def sql(url: str, statement: str, *args: Any) -> list[Any]:
-    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg
 
     connection = await asyncpg.connect(asyncpg_dsn(url))
     try:

@@ -335,7 +335,7 @@ def load_part(url: str, tasks: list[FolderTask], seed: int, now: datetime) -> in
 
 
 async def _load_part(url: str, tasks: list[FolderTask], seed: int, now: datetime) -> int:
-    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg
 
     text, people = Text(seed), contacts(seed)
     connection = await asyncpg.connect(asyncpg_dsn(url))
@@ -602,6 +602,7 @@ class Fixture:
     scope_messages: int
     size_mb: float
     foreign_indexes: list[str]  # on messages, not from the models (someone's experiment?)
+    message_key: bytes  # the installation's key of the API's message ids
     rare_word: str = ""
     rare_count: int = 0
     common_count: int = 0
@@ -651,7 +652,9 @@ async def fixture(url: str, seed: int) -> Fixture:
     indexes = await sql(
         url, "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'messages'::regclass"
     )
+    key = await sql(url, "SELECT value FROM instance_secrets WHERE name = 'message_ids'")
     found = Fixture(
+        message_key=bytes(key[0][0]),
         token=token,
         user_id=user_id,
         company_id=company_id,
@@ -723,7 +726,7 @@ class Scenario:
     graphql_ms: list[float] = field(default_factory=list)
     sql_ms: list[float] = field(default_factory=list)  # prepared, as the app runs it
     custom_ms: list[float] = field(default_factory=list)  # the database's plan_cache_mode
-    ids: list[int] = field(default_factory=list)  # what the API returned
+    ids: list[str] = field(default_factory=list)  # what the API returned
 
 
 def _free_port() -> int:
@@ -819,7 +822,7 @@ def measure_http(api: Api, scenarios: list[Scenario], requests: int, budget: flo
             scenario.graphql_ms.append(elapsed)
         if scenario.kind == "baseline":
             continue
-        scenario.ids = [int(e["node"]["id"]) for e in data["inbox"]["edges"]]
+        scenario.ids = [str(e["node"]["id"]) for e in data["inbox"]["edges"]]
         if not scenario.ids:
             raise BenchError(f"{scenario.name}: the API returned no messages")
 
@@ -903,7 +906,7 @@ class FloorQuery:
         )
 
 
-async def floor_query(viewer: Any, scenario: Scenario) -> FloorQuery:
+async def floor_query(viewer: Any, scenario: Scenario, ids: Any) -> FloorQuery:
     from core.inbox.cursor import decode_cursor
     from core.inbox.repository import PageFilter, page_statement, scope_of
     from core.inbox.search import to_tsquery_text
@@ -919,7 +922,7 @@ async def floor_query(viewer: Any, scenario: Scenario) -> FloorQuery:
     )
     search = scenario.filter.get("search")
     page_filter = PageFilter(tsquery=to_tsquery_text(search) if search else None)
-    after = decode_cursor(scenario.after) if scenario.after else None
+    after = decode_cursor(scenario.after, ids) if scenario.after else None
     return FloorQuery(
         viewer,
         compile_statement(recorder.statement),
@@ -930,13 +933,13 @@ async def floor_query(viewer: Any, scenario: Scenario) -> FloorQuery:
 
 
 async def _sql_floor(
-    connection: Any, viewer: Any, scenario: Scenario, requests: int, budget: float
-) -> tuple[list[float], list[int]]:
+    connection: Any, viewer: Any, scenario: Scenario, requests: int, budget: float, ids: Any
+) -> tuple[list[float], list[str]]:
     """(ms per iteration, the page's ids): the scope query and the page query through
     asyncpg's statement cache, which prepares each SQL text once per connection and keeps
     it, as SQLAlchemy's asyncpg dialect does. Scenarios with the same SQL text (the two
     searches) share one prepared statement and its plan cache, as they do in the app."""
-    query = await floor_query(viewer, scenario)
+    query = await floor_query(viewer, scenario, ids)
 
     async def once() -> list[Any]:
         rows = await connection.fetch(query.scope.text, *query.scope.arguments())
@@ -949,7 +952,7 @@ async def _sql_floor(
         start = time.perf_counter()
         rows = await once()
         times.append((time.perf_counter() - start) * 1000)
-    return times, [r["id"] for r in rows[:PAGE_SIZE]]
+    return times, [ids.encode(r["id"]) for r in rows[:PAGE_SIZE]]
 
 
 async def measure_sql(
@@ -963,6 +966,7 @@ async def measure_sql(
 
     from core.db import SERVER_SETTINGS
     from core.identity.viewer import Viewer
+    from core.ids import MessageIds
     from core.models import Plan, Role
 
     viewer = Viewer(fx.user_id, fx.company_id, Role.ADMIN, Plan.ENTERPRISE)
@@ -973,7 +977,9 @@ async def measure_sql(
             for scenario in scenarios:
                 if scenario.kind == "baseline":
                     continue
-                times, got = await _sql_floor(connection, viewer, scenario, requests, budget)
+                times, got = await _sql_floor(
+                    connection, viewer, scenario, requests, budget, MessageIds(fx.message_key)
+                )
                 if mode == "default":
                     scenario.sql_ms = times
                 else:
@@ -1006,10 +1012,11 @@ async def explain(url: str, fx: Fixture, scenario: Scenario, generic: bool) -> l
     import asyncpg
 
     from core.identity.viewer import Viewer
+    from core.ids import MessageIds
     from core.models import Plan, Role
 
     viewer = Viewer(fx.user_id, fx.company_id, Role.ADMIN, Plan.ENTERPRISE)
-    query = await floor_query(viewer, scenario)
+    query = await floor_query(viewer, scenario, MessageIds(fx.message_key))
     connection = await asyncpg.connect(asyncpg_dsn(url))
     try:
         rows = await connection.fetch(query.scope.text, *query.scope.arguments())

@@ -1212,6 +1212,7 @@ def run(args: argparse.Namespace) -> int:
             "MAILSYNC_REDIS_URL": redis_url,
             "MAILSYNC_SECRET_KEYS": secret_keys,
             "MAILSYNC_ALLOW_PRIVATE_HOSTS": "true",
+            "MAILSYNC_MAIL_PORTS": "any",  # Dovecot listens on a free port
         }
         child_env = {**os.environ, **settings_env}
         settings = load_settings(
@@ -1220,6 +1221,7 @@ def run(args: argparse.Namespace) -> int:
             redis_url=redis_url,
             secret_keys=secret_keys,
             allow_private_hosts=True,
+            mail_ports="any",
         )
         try:
             _measure(report, args, workdir, dovecot, settings, child_env, database_url)

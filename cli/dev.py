@@ -94,6 +94,7 @@ def worker_process(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
         "MAILSYNC_REDIS_URL": settings.redis_url,
         "MAILSYNC_SECRET_KEYS": ",".join(settings.secret_keys),
         "MAILSYNC_ALLOW_PRIVATE_HOSTS": "true",
+        "MAILSYNC_MAIL_PORTS": "any",
     }
     process = subprocess.Popen(  # a fixed argv, no shell
         [sys.executable, "-m", "cli.main", "worker"], env=env
@@ -185,6 +186,7 @@ def run_dev(*, host: str, port: int, imap_port: int) -> int:
             redis_url=redis_url,
             secret_keys=_secret_keys(data_dir),
             allow_private_hosts=True,  # the demo IMAP server is on loopback
+            mail_ports="any",
         )
         upgrade(settings.database_url)
         token = _demo_token(settings.database_url, data_dir / "demo-token")

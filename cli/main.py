@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
 from core.crypto import generate_key
 from core.errors import ServiceError
@@ -39,12 +40,41 @@ def _cmd_create_user(args: argparse.Namespace) -> int:
             name=args.name,
             plan=Plan(args.plan) if args.plan else None,
             admin=args.admin,
+            token_expires_in=_days(args.token_expires_days),
         )
     )
     what = "new company" if created.company_created else "company"
     print(f"{what}: {created.company.name} ({created.company.plan.value})")
     print(f"user: {created.user.email} ({created.user.role.value})")
     print(created.token)  # the last line: only the token
+    return 0
+
+
+def _days(days: float | None) -> timedelta | None:
+    return timedelta(days=days) if days is not None else None
+
+
+def _cmd_issue_token(args: argparse.Namespace) -> int:
+    from cli.admin import issue_token
+
+    settings = load_settings(DatabaseSettings)
+    print(asyncio.run(issue_token(settings.database_url, args.email, _days(args.expires_days))))
+    return 0
+
+
+def _cmd_revoke_token(args: argparse.Namespace) -> int:
+    """Revoke one token (read from stdin with ``-``) or every token of ``--email``."""
+    from cli.admin import revoke
+
+    token = sys.stdin.readline().strip() if args.token == "-" else args.token
+    if bool(token) == bool(args.email):
+        print("mailsync: give a token or --email, not both", file=sys.stderr)
+        return 2
+    revoked = asyncio.run(revoke(load_settings(DatabaseSettings), token=token, email=args.email))
+    if revoked == 0:
+        print("mailsync: no such token", file=sys.stderr)
+        return 1
+    print(f"revoked {revoked} token{'' if revoked == 1 else 's'}")
     return 0
 
 
@@ -106,7 +136,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--name", help="display name (default: the part before @)")
     sub.add_argument("--plan", choices=plans, help="plan of a new company (default ADVANCED)")
     sub.add_argument("--admin", action="store_true", help="make the user a company admin")
+    sub.add_argument(
+        "--token-expires-days", type=float, help="the token stops working after this many days"
+    )
     sub.set_defaults(run=_cmd_create_user)
+
+    sub = commands.add_parser("issue-token", help="a new API token for a user (printed)")
+    sub.add_argument("--email", required=True)
+    sub.add_argument("--expires-days", type=float, help="stops working after this many days")
+    sub.set_defaults(run=_cmd_issue_token)
+
+    sub = commands.add_parser(
+        "revoke-token",
+        help="revoke an API token (open websockets using it close within seconds)",
+    )
+    sub.add_argument("token", nargs="?", help="the token, or - to read it from stdin")
+    sub.add_argument("--email", help="revoke every token of this user instead")
+    sub.set_defaults(run=_cmd_revoke_token)
 
     sub = commands.add_parser(
         "set-plan",

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from datetime import datetime
 from typing import Any, ClassVar, get_type_hints
 
@@ -142,6 +142,21 @@ def decode_event(data: bytes | str) -> Event | None:
     return event
 
 
+class Listener:
+    """One listener's queue in the hub; :meth:`close` it when done."""
+
+    def __init__(self, hub: EventHub, channel: str) -> None:
+        self._hub = hub
+        self.channel = channel
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(LISTENER_QUEUE)
+
+    async def get(self) -> Event:
+        return await self.queue.get()
+
+    def close(self) -> None:
+        self._hub._remove(self)
+
+
 class EventHub:
     """One pub/sub connection for the whole process, fanned out to local listeners.
 
@@ -152,35 +167,52 @@ class EventHub:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._listeners: dict[str, set[asyncio.Queue[Event]]] = {}
+        self._listeners: dict[str, set[Listener]] = {}
         self._pubsub: Any = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._changes: set[asyncio.Task[None]] = set()  # (un)subscribes under way
 
     def local_listeners(self, user_id: uuid.UUID) -> int:
         return len(self._listeners.get(user_channel(user_id), ()))
 
-    async def listen(self, user_id: uuid.UUID) -> AsyncIterator[Event]:
-        """Every event for ``user_id`` from now on, until the caller stops iterating."""
-        channel = user_channel(user_id)
-        queue: asyncio.Queue[Event] = asyncio.Queue(LISTENER_QUEUE)
-        first = channel not in self._listeners
-        self._listeners.setdefault(channel, set()).add(queue)
+    def register(self, user_id: uuid.UUID) -> Listener:
+        """A listener for ``user_id``'s events, registered at once (the channel is
+        subscribed in the background when it is the user's first listener here)."""
+        listener = Listener(self, user_channel(user_id))
+        first = listener.channel not in self._listeners
+        self._listeners.setdefault(listener.channel, set()).add(listener)
         self._ensure_running()
         if first:
-            await self._subscribe(channel)
+            self._change(self._subscribe(listener.channel))
+        return listener
+
+    async def listen(self, user_id: uuid.UUID) -> AsyncIterator[Event]:
+        """Every event for ``user_id`` from now on, until the caller stops iterating."""
+        listener = self.register(user_id)
         try:
             while True:
-                yield await queue.get()
+                yield await listener.get()
         finally:
-            listeners = self._listeners.get(channel)
-            if listeners is not None:
-                listeners.discard(queue)
-                if not listeners:
-                    del self._listeners[channel]
-                    await self._unsubscribe(channel)
+            listener.close()
+
+    def _remove(self, listener: Listener) -> None:
+        listeners = self._listeners.get(listener.channel)
+        if listeners is None or listener not in listeners:
+            return
+        listeners.discard(listener)
+        if not listeners:
+            del self._listeners[listener.channel]
+            self._change(self._unsubscribe(listener.channel))
+
+    def _change(self, change: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(change)
+        self._changes.add(task)
+        task.add_done_callback(self._changes.discard)
 
     async def close(self) -> None:
+        for change in list(self._changes):
+            change.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -218,7 +250,8 @@ class EventHub:
         self._wake.set()
 
     def _dispatch(self, channel: str, event: Event) -> None:
-        for queue in self._listeners.get(channel, ()):
+        for listener in self._listeners.get(channel, ()):
+            queue = listener.queue
             if queue.full():  # a stalled client loses its oldest events, never the process
                 queue.get_nowait()
             queue.put_nowait(event)

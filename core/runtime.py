@@ -9,13 +9,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.crypto import KeyRing
 from core.db import SessionFactory, create_engine, create_session_factory
 from core.events import EventBus
+from core.ids import MESSAGE_ID_KEY, MessageIds
 from core.jobs import JobQueue
 from core.mail.server import MailConnectOptions
+from core.models import InstanceSecret
 from core.ratelimit import RateLimiter
 from core.settings import Settings
 
@@ -31,6 +34,7 @@ class Runtime:
     rate_limiter: RateLimiter
     jobs: JobQueue
     redis_client_name: str
+    message_ids: MessageIds
 
     @property
     def mail_options(self) -> MailConnectOptions:
@@ -38,12 +42,27 @@ class Runtime:
             allow_private_hosts=self.settings.allow_private_hosts,
             timeout=self.settings.mail_timeout_seconds,
             tls_ca_file=self.settings.tls_ca_file,
+            ports=self.settings.allowed_mail_ports,
         )
+
+
+async def _instance_secret(engine: AsyncEngine, name: str) -> bytes:
+    async with engine.connect() as connection:
+        value = await connection.scalar(
+            select(InstanceSecret.value).where(InstanceSecret.name == name)
+        )
+    if value is None:
+        raise LookupError(f"instance secret {name!r} is missing: run `mailsync migrate`")
+    return bytes(value)
 
 
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout_seconds,
+    )
     # Named, so that `CLIENT LIST` tells which process holds which Redis connections.
     client_name = f"mailsync-{os.getpid()}-{secrets.token_hex(4)}"
     redis = ArqRedis.from_url(settings.redis_url, decode_responses=False, client_name=client_name)
@@ -57,6 +76,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         rate_limiter=RateLimiter(redis),
         jobs=JobQueue(redis),
         redis_client_name=client_name,
+        message_ids=MessageIds(await _instance_secret(engine, MESSAGE_ID_KEY)),
     )
     try:
         yield runtime

@@ -60,6 +60,20 @@ class Settings(DatabaseSettings, OAuthSettings):
     # before the next attempt starts at send_retry_seconds and doubles each time.
     send_max_attempts: int = Field(default=5, ge=1, le=20)
     send_retry_seconds: float = Field(default=30.0, gt=0)
+    # What one API request may ask for (README, "Security"): checked before any work.
+    max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
+    max_query_chars: int = Field(default=20_000, ge=100)
+    query_cost_limit: int = Field(default=40_000, ge=100)
+    graphql_timeout_seconds: float = Field(default=60.0, gt=0)
+    # Per API process: websockets one user may hold open, and subscriptions on each.
+    websockets_per_user: int = Field(default=10, ge=1)
+    subscriptions_per_socket: int = Field(default=20, ge=1)
+    # How often an open websocket checks that its token is still valid.
+    websocket_auth_recheck_seconds: float = Field(default=30.0, gt=0)
+    # The ports mail servers may be on ("any": every port, for development).
+    mail_ports: str = "25,465,587,143,993,2525"
+    # Seconds a request waits for a free database connection before UNAVAILABLE.
+    db_pool_timeout_seconds: float = Field(default=2.0, gt=0)
 
     @field_validator("redis_url")
     @classmethod
@@ -76,6 +90,22 @@ class Settings(DatabaseSettings, OAuthSettings):
         if isinstance(value, list | tuple):
             parse_keys(tuple(str(v) for v in value))  # raises ValueError with the reason
         return value
+
+    @field_validator("mail_ports")
+    @classmethod
+    def _check_mail_ports(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value != "any":
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            if not parts or not all(p.isdigit() and 1 <= int(p) <= 65535 for p in parts):
+                raise ValueError('must be "any" or comma-separated ports (1-65535)')
+        return value
+
+    @property
+    def allowed_mail_ports(self) -> frozenset[int] | None:
+        if self.mail_ports == "any":
+            return None
+        return frozenset(int(p) for p in self.mail_ports.split(",") if p.strip())
 
     @property
     def key_ring(self) -> KeyRing:

@@ -82,6 +82,7 @@ def make_settings(
             "allow_private_hosts": True,
             "tls_ca_file": dovecot.ca_file,
             "mail_timeout_seconds": 5.0,
+            "mail_ports": "any",  # the test servers listen on free ports
         }
         values.update(overrides)
         return load_settings(Settings, **values)

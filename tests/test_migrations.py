@@ -79,7 +79,11 @@ def test_downgrade_to_base_then_upgrade_to_head(database_server: str) -> None:
         config = alembic_config(url)
         at_head = _snapshot(url)
         assert at_head["revision"] == [(_head(),)]
-        assert {table for (table,) in at_head["tables"]} == {*TABLES, "alembic_version"}
+        assert {table for (table,) in at_head["tables"]} == {
+            *TABLES,
+            "alembic_version",
+            "instance_secrets",
+        }
 
         command.downgrade(config, "base")
         at_base = _snapshot(url)

@@ -30,6 +30,7 @@ class Context:
     response: Response | WebSocket | None
     viewer: Viewer | None
     connection_params: dict[str, Any] | None = None
+    token: str | None = field(default=None, repr=False)  # the bearer token, to re-check it
     _loaders: Loaders | None = field(default=None, repr=False)
 
     @property

@@ -6,20 +6,13 @@ when the file and the code differ.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    MaskErrors,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
+from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
@@ -30,10 +23,11 @@ from api.graphql.accounts.queries import AccountQueries
 from api.graphql.accounts.subscriptions import AccountSubscriptions
 from api.graphql.accounts.sync_mutations import SyncMutations
 from api.graphql.accounts.sync_subscriptions import SyncSubscriptions
-from api.graphql.errors import is_expected_error
+from api.graphql.errors import TIMEOUT, PublicErrors, is_expected_error
 from api.graphql.identity.queries import IdentityQueries
 from api.graphql.inbox.mutations import InboxMutations
 from api.graphql.inbox.queries import InboxQueries
+from api.graphql.limits import DocumentCache, GraphQLLimits, OperationLimits, refusal
 from api.graphql.sending.mutations import SendingMutations
 from api.graphql.sending.queries import SendingQueries
 from api.graphql.sending.subscriptions import SendingSubscriptions
@@ -41,8 +35,6 @@ from api.graphql.usage.queries import UsageQueries
 
 MAX_DEPTH = 10
 MAX_ALIASES = 20
-MAX_TOKENS = 2000
-PARSED_DOCUMENTS = 256
 
 
 @strawberry.type
@@ -63,6 +55,9 @@ class Subscription(AccountSubscriptions, SyncSubscriptions, SendingSubscriptions
 
 
 class Schema(strawberry.Schema):
+    limits: GraphQLLimits
+    execution_seconds: float
+
     async def execute(
         self,
         query: str | None,
@@ -73,17 +68,23 @@ class Schema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
-        """Queries and mutations only: subscriptions are served over websockets."""
+        """Queries and mutations only (subscriptions are served over websockets), each
+        within ``execution_seconds``."""
         allowed = set(allowed_operation_types or (OperationType.QUERY, OperationType.MUTATION))
-        return await super().execute(
-            query,
-            variable_values,
-            context_value,
-            root_value,
-            operation_name,
-            allowed - {OperationType.SUBSCRIPTION},
-            operation_extensions,
-        )
+        try:
+            async with asyncio.timeout(self.execution_seconds):
+                return await super().execute(
+                    query,
+                    variable_values,
+                    context_value,
+                    root_value,
+                    operation_name,
+                    allowed - {OperationType.SUBSCRIPTION},
+                    operation_extensions,
+                )
+        except TimeoutError:
+            message = f"The request took longer than {self.execution_seconds:g} s and was stopped."
+            return ExecutionResult(data=None, errors=[refusal(TIMEOUT, message)])
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -94,29 +95,32 @@ class Schema(strawberry.Schema):
 
 
 # The depth and alias rules, built once: each limiter makes a new rule class, and the
-# validation cache is keyed on the rule classes, so per-request ones would never hit.
+# cached validation is only valid for the rules it ran with.
 _LIMIT_RULES = (
     *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
     *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
 )
 
 
-def build_schema(*, field_suggestions: bool = True) -> Schema:
-    return Schema(
+def build_schema(limits: GraphQLLimits | None = None, *, execution_seconds: float = 60.0) -> Schema:
+    limits = limits or GraphQLLimits()
+    # One cache per schema (per process): the SPA sends the same few documents again and
+    # again, parsed and validated once each (that was ~7 ms of an inbox page).
+    cache = DocumentCache(limits.cache_bytes)
+    schema = Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
+        config=StrawberryConfig(disable_field_suggestions=limits.production),
         extensions=[
-            # The SPA sends the same few documents again and again: parse and validate
-            # each once (this was ~7 ms of an inbox page).
-            lambda: ParserCache(maxsize=PARSED_DOCUMENTS),
-            lambda: ValidationCache(maxsize=PARSED_DOCUMENTS),
             lambda: AddValidationRules(list(_LIMIT_RULES)),
-            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            lambda: MaskErrors(should_mask_error=lambda error: not is_expected_error(error)),
+            lambda: OperationLimits(limits, cache),
+            PublicErrors,
         ],
     )
+    schema.limits = limits
+    schema.execution_seconds = execution_seconds
+    return schema
 
 
 schema = build_schema()

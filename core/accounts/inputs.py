@@ -70,7 +70,7 @@ def validate_display_name(name: str | None) -> str | None:
 
 def validate_host(host: str) -> str:
     host = host.strip().rstrip(".").lower()
-    if not host or len(host) > 253 or any(c.isspace() or c in "/\\@" for c in host):
+    if not host or len(host) > 253 or any(c.isspace() or c in "/\\@" or c < " " for c in host):
         raise ServiceError(ErrorCode.INVALID_INPUT, "The host name is not valid.", "host")
     try:
         host.encode("idna")

@@ -61,6 +61,14 @@ async def get_many_readable(
     )
 
 
+async def get_owned(
+    session: AsyncSession, owner_id: uuid.UUID, account_id: uuid.UUID
+) -> MailAccount | None:
+    return await session.scalar(
+        select(MailAccount).where(MailAccount.id == account_id, MailAccount.owner_id == owner_id)
+    )
+
+
 async def lock_owned(
     session: AsyncSession, owner_id: uuid.UUID, account_id: uuid.UUID
 ) -> MailAccount | None:

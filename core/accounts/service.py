@@ -120,6 +120,7 @@ class AccountService:
         account.smtp_password_encrypted = self.encrypt_secret(account.id, "smtp", secret)
 
     async def count_credential_check(self, viewer: Viewer) -> None:
+        """Every path that logs in to a user's mail server on their request counts here."""
         allowed = await self.runtime.rate_limiter.allow(
             f"credential-check:{viewer.user_id}",
             limit=self.runtime.settings.credential_checks_per_minute,
@@ -318,11 +319,21 @@ class AccountService:
                 account.next_sync_at = datetime.now(UTC)
                 self.enqueue_sync_after_commit(account.id)
 
-    async def refresh_folders(self, account: MailAccount) -> repository.FolderRefresh:
-        """List the server's folders again (one IMAP login) and store the difference."""
-        async with imap_session(self.imap_login(account), self.runtime.mail_options) as imap:
+    async def refresh_folders(self, viewer: Viewer, account_id: uuid.UUID) -> None:
+        """List the server's folders again (one IMAP login, counted like any login check)
+        and store the difference. The session's transaction is ended first: nothing may be
+        written in it before this call, and no lock or connection is held while the mail
+        server answers (a slow server would otherwise hold them for the mail timeout)."""
+        account = await repository.get_owned(self.session, viewer.user_id, account_id)
+        if account is None:
+            raise _not_found()
+        login = self.imap_login(account)
+        await self.session.rollback()
+        await self.count_credential_check(viewer)
+        async with imap_session(login, self.runtime.mail_options) as imap:
             mailboxes = await imap.list_mailboxes()
-        return await repository.refresh_folders(self.session, account, mailboxes)
+        locked = await self.owned_for_change(viewer, account_id)
+        await repository.refresh_folders(self.session, locked, mailboxes)
 
     async def remove(self, viewer: Viewer, account_id: uuid.UUID | None) -> uuid.UUID:
         """Delete the account and its synced mail; the default is not reassigned."""

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.identity.viewer import Viewer
@@ -34,39 +35,82 @@ async def create_user(
     return user
 
 
-async def add_token(session: AsyncSession, user_id: uuid.UUID, token_hash: bytes) -> None:
-    session.add(ApiToken(id=uuid.uuid4(), user_id=user_id, token_hash=token_hash))
+async def add_token(
+    session: AsyncSession, user_id: uuid.UUID, token_hash: bytes, expires_at: datetime | None
+) -> ApiToken:
+    token = ApiToken(id=uuid.uuid4(), user_id=user_id, token_hash=token_hash, expires_at=expires_at)
+    session.add(token)
     await session.flush()
+    return token
 
 
-def _viewer_columns() -> Select[uuid.UUID, uuid.UUID, Role, Plan]:
-    return select(User.id, User.company_id, User.role, Company.plan).join(
-        Company, Company.id == User.company_id
-    )
+async def find_viewer(
+    session: AsyncSession, token_hash: bytes, now: datetime
+) -> tuple[Viewer, datetime | None] | None:
+    """The viewer of an unexpired token, and when the token was last recorded as used."""
+    row = (
+        await session.execute(
+            select(
+                User.id,
+                User.company_id,
+                User.role,
+                Company.plan,
+                ApiToken.id,
+                ApiToken.last_used_at,
+            )
+            .join(ApiToken, ApiToken.user_id == User.id)
+            .join(Company, Company.id == User.company_id)
+            .where(
+                ApiToken.token_hash == token_hash,
+                or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    viewer = Viewer(user_id=row[0], company_id=row[1], role=row[2], plan=row[3], token_id=row[4])
+    return viewer, row[5]
 
 
-async def _one_viewer(
-    session: AsyncSession, statement: Select[uuid.UUID, uuid.UUID, Role, Plan]
-) -> Viewer | None:
-    row = (await session.execute(statement)).one_or_none()
+async def viewer_of_user(session: AsyncSession, user_id: uuid.UUID) -> Viewer | None:
+    """The user as a viewer now (role and plan as they are), e.g. when a browser comes
+    back from an OAuth2 sign-in that the user started (no API token: ``token_id`` None)."""
+    row = (
+        await session.execute(
+            select(User.id, User.company_id, User.role, Company.plan)
+            .join(Company, Company.id == User.company_id)
+            .where(User.id == user_id)
+        )
+    ).one_or_none()
     if row is None:
         return None
     return Viewer(user_id=row[0], company_id=row[1], role=row[2], plan=row[3])
 
 
-async def find_viewer(session: AsyncSession, token_hash: bytes) -> Viewer | None:
-    return await _one_viewer(
-        session,
-        _viewer_columns()
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == token_hash),
+async def touch_token(
+    session: AsyncSession, token_id: uuid.UUID, now: datetime, unless_since: datetime
+) -> None:
+    """Record a use, unless one was recorded since ``unless_since`` (one write, no race)."""
+    await session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.id == token_id,
+            or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < unless_since),
+        )
+        .values(last_used_at=now)
     )
 
 
-async def viewer_of_user(session: AsyncSession, user_id: uuid.UUID) -> Viewer | None:
-    """The user as a viewer now (role and plan as they are), e.g. when a browser comes
-    back from an OAuth2 sign-in that the user started."""
-    return await _one_viewer(session, _viewer_columns().where(User.id == user_id))
+async def delete_token(session: AsyncSession, token_hash: bytes) -> uuid.UUID | None:
+    """Revoke one token; its user, or None when no such token exists."""
+    return await session.scalar(
+        delete(ApiToken).where(ApiToken.token_hash == token_hash).returning(ApiToken.user_id)
+    )
+
+
+async def delete_tokens_of(session: AsyncSession, user_id: uuid.UUID) -> int:
+    result = await session.execute(delete(ApiToken).where(ApiToken.user_id == user_id))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult
 
 
 async def get_users(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> list[User]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import SessionFactory, session_scope
 from core.errors import ErrorCode, ServiceError
 from core.identity import repository
 from core.identity.tokens import hash_token, new_token
@@ -30,6 +33,7 @@ async def create_user(
     name: str | None = None,
     plan: Plan | None = None,
     admin: bool = False,
+    token_expires_in: timedelta | None = None,
 ) -> CreatedUser:
     """Create the company if needed (plan default ADVANCED), the user, and an API token.
 
@@ -56,17 +60,64 @@ async def create_user(
         )
     role = Role.ADMIN if admin else Role.REGULAR
     user = await repository.create_user(session, company, email, name or email.split("@")[0], role)
-    token = await issue_token(session, user)
+    token = await issue_token(session, user, token_expires_in)
     return CreatedUser(company, user, token, created)
 
 
-async def issue_token(session: AsyncSession, user: User) -> str:
+# A token's last use is recorded at most this often: a write per request would cost more
+# than the request.
+TOUCH_EVERY = timedelta(minutes=5)
+MAX_TOKEN_LENGTH = 200
+
+
+async def issue_token(
+    session: AsyncSession, user: User, expires_in: timedelta | None = None
+) -> str:
     token = new_token()
-    await repository.add_token(session, user.id, hash_token(token))
+    expires_at = datetime.now(UTC) + expires_in if expires_in is not None else None
+    await repository.add_token(session, user.id, hash_token(token), expires_at)
     return token
 
 
 async def authenticate(session: AsyncSession, token: str) -> Viewer | None:
-    if not token:
+    """The viewer of a known, unexpired token; None for anything else."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
-    return await repository.find_viewer(session, hash_token(token))
+    found = await repository.find_viewer(session, hash_token(token), datetime.now(UTC))
+    return found[0] if found is not None else None
+
+
+async def authenticate_request(sessions: SessionFactory, token: str) -> Viewer | None:
+    """As :func:`authenticate`, recording the token's use (throttled to TOUCH_EVERY)."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    now = datetime.now(UTC)
+    async with sessions() as session:
+        found = await repository.find_viewer(session, hash_token(token), now)
+    if found is None:
+        return None
+    viewer, last_used = found
+    if viewer.token_id is not None and (last_used is None or now - last_used >= TOUCH_EVERY):
+        async with session_scope(sessions) as session:
+            await repository.touch_token(session, viewer.token_id, now, now - TOUCH_EVERY)
+    return viewer
+
+
+@dataclass(frozen=True)
+class Revoked:
+    user_id: uuid.UUID
+    tokens: int
+
+
+async def revoke_token(session: AsyncSession, token: str) -> Revoked | None:
+    """Revoke one API token (None: no such token)."""
+    user_id = await repository.delete_token(session, hash_token(token.strip()))
+    return Revoked(user_id, 1) if user_id is not None else None
+
+
+async def revoke_tokens_of(session: AsyncSession, email: str) -> Revoked:
+    """Revoke every API token of the user with ``email``."""
+    user = await repository.get_user_by_email(session, email.strip())
+    if user is None:
+        raise ServiceError(ErrorCode.NOT_FOUND, f"No user {email}.", "email")
+    return Revoked(user.id, await repository.delete_tokens_of(session, user.id))

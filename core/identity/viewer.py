@@ -14,6 +14,7 @@ class Viewer:
     company_id: uuid.UUID
     role: Role
     plan: Plan
+    token_id: uuid.UUID | None = None  # the API token the request came with
 
     @property
     def is_admin(self) -> bool:

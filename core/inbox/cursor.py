@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from core.errors import ErrorCode, ServiceError
+from core.ids import UNKNOWN_MESSAGE_ID, MessageIds
 
-_VERSION = "m1"
+_VERSION = "m2"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -19,13 +20,14 @@ class Cursor:
     id: int
 
 
-def encode_cursor(date: datetime, message_id: int) -> str:
+def encode_cursor(date: datetime, api_id: str) -> str:
+    """``api_id``: the message's opaque API id (the row key never leaves the service)."""
     micros = (date - _EPOCH) // timedelta(microseconds=1)
-    raw = f"{_VERSION}:{micros}:{message_id}".encode()
+    raw = f"{_VERSION}:{micros}:{api_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(text: str) -> Cursor:
+def decode_cursor(text: str, ids: MessageIds) -> Cursor:
     """The cursor's position; INVALID_INPUT for anything this service did not hand out."""
     invalid = ServiceError(
         ErrorCode.INVALID_INPUT,
@@ -40,9 +42,9 @@ def decode_cursor(text: str) -> Cursor:
         if version != _VERSION:
             raise invalid
         date = _EPOCH + timedelta(microseconds=int(micros))
-        position = Cursor(date, int(message_id))
+        position = Cursor(date, ids.decode(message_id))
     except (ValueError, UnicodeError, binascii.Error, OverflowError):
         raise invalid from None
-    if position.id <= 0 or position.id >= 2**63:
+    if position.id == UNKNOWN_MESSAGE_ID:
         raise invalid
     return position

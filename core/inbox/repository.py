@@ -293,10 +293,16 @@ async def bodies(
     return {r.id: (r.body_text, r.body_html) for r in rows}
 
 
+# A conversation lists its newest messages up to this many (a mailing-list thread may
+# hold thousands; the API's query cost counts on this bound).
+MAX_THREAD_MESSAGES = 100
+
+
 async def threads(
     session: AsyncSession, viewer: Viewer, thread_ids: Sequence[uuid.UUID]
 ) -> list[MessageRow]:
-    """Every readable message of these conversations, oldest first, each Message-ID once."""
+    """The readable messages of these conversations, oldest first, each Message-ID once;
+    per conversation the newest MAX_THREAD_MESSAGES."""
     ranked = (
         select(
             *LIST_COLUMNS,
@@ -319,10 +325,23 @@ async def threads(
         .where(Message.thread_id.in_(thread_ids), readable_by(viewer))
         .subquery()
     )
-    result = await session.execute(
-        select(*(ranked.c[c.key] for c in LIST_COLUMNS))
+    newest = (
+        select(
+            *(ranked.c[c.key] for c in LIST_COLUMNS),
+            func.row_number()
+            .over(
+                partition_by=ranked.c.thread_id,
+                order_by=(ranked.c.date.desc(), ranked.c.id.desc()),
+            )
+            .label("recency"),
+        )
         .where(ranked.c.copy == 1)
-        .order_by(ranked.c.date, ranked.c.id)
+        .subquery()
+    )
+    result = await session.execute(
+        select(*(newest.c[c.key] for c in LIST_COLUMNS))
+        .where(newest.c.recency <= MAX_THREAD_MESSAGES)
+        .order_by(newest.c.date, newest.c.id)
     )
     return _rows(result)
 

@@ -4,10 +4,16 @@ What survives: formatting tags, tables, links (http, https, mailto) and images (
 https, and cid: references to inline parts, which the client resolves). What does not:
 script and style elements, event handler attributes, style attributes (CSS expressions,
 url() tracking), forms, iframes, SVG/MathML, and any other URL scheme (javascript:,
-data:, vbscript:). Links open with rel="noopener noreferrer nofollow".
+data:, vbscript:), and relative or protocol-relative URLs (``/x``, ``//host/x``), which
+would resolve against the API's own origin. Links open with rel="noopener noreferrer
+nofollow". Remote images (http, https) are blocked unless the reader asks for them: a
+tracking pixel tells its sender when and where the mail was read.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Callable
 
 import nh3
 
@@ -22,7 +28,29 @@ for _tag in ("table", "td", "th", "tr", "div", "p", "span", "img"):
 _ATTRIBUTES.setdefault("img", set()).update({"src", "alt", "title"})
 
 
-def sanitize_html(html: str | None) -> str | None:
+_URL_ATTRIBUTES = frozenset({"href", "src", "cite", "longdesc", "action", "background"})
+_ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+_REMOTE = ("http:", "https:")
+
+
+def _url_filter(allow_remote_images: bool) -> Callable[[str, str, str], str | None]:
+    def keep(tag: str, attribute: str, value: str) -> str | None:
+        if attribute not in _URL_ATTRIBUTES:
+            return value
+        url = value.strip()
+        if not _ABSOLUTE.match(url):
+            return None  # relative, protocol-relative (//host) or a bare fragment
+        if tag == "img" and not allow_remote_images and url.lower().startswith(_REMOTE):
+            return None
+        return value
+
+    return keep
+
+
+_FILTERS = {allow: _url_filter(allow) for allow in (False, True)}
+
+
+def sanitize_html(html: str | None, *, allow_remote_images: bool = False) -> str | None:
     if html is None:
         return None
     return nh3.clean(
@@ -32,4 +60,5 @@ def sanitize_html(html: str | None) -> str | None:
         url_schemes=set(_URL_SCHEMES),
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
+        attribute_filter=_FILTERS[allow_remote_images],
     )

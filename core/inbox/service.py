@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.accounts.service import AccountService
 from core.errors import ErrorCode, ServiceError
 from core.identity.viewer import Viewer
+from core.ids import MessageIds
 from core.inbox import repository
 from core.inbox.cursor import Cursor, decode_cursor
 from core.inbox.repository import MessageRow, PageFilter, Scope
@@ -66,13 +67,18 @@ def _page_filter(query: InboxQuery) -> PageFilter:
 
 
 async def inbox_page(
-    session: AsyncSession, viewer: Viewer, query: InboxQuery, first: int, after: str | None
+    session: AsyncSession,
+    viewer: Viewer,
+    query: InboxQuery,
+    first: int,
+    after: str | None,
+    ids: MessageIds,
 ) -> InboxPage:
     """Newest first; ``first`` is capped at MAX_PAGE_SIZE. Two statements."""
     if first < 0:
         raise ServiceError(ErrorCode.INVALID_INPUT, "`first` cannot be negative.", "first")
     limit = min(first, MAX_PAGE_SIZE)
-    cursor: Cursor | None = decode_cursor(after) if after is not None else None
+    cursor: Cursor | None = decode_cursor(after, ids) if after is not None else None
     page_filter = _page_filter(query)
     scope = await repository.scope_of(session, viewer, query.folder_role, query.account_ids)
     rows = await repository.page(session, scope, page_filter, cursor, limit + 1)
@@ -99,19 +105,20 @@ async def mark_messages(
     session: AsyncSession,
     runtime: Runtime,
     viewer: Viewer,
-    message_ids: Sequence[int],
+    api_ids: Sequence[str],
     change: FlagChange,
 ) -> list[MessageRow]:
     """Set read/flagged on the owner's messages now; the account's next sync run (queued
     here) writes them to the server with UID STORE. All or nothing."""
     if change.read is None and change.flagged is None:
         raise ServiceError(ErrorCode.INVALID_INPUT, "Give `read`, `flagged` or both.", "read")
-    if not message_ids:
+    if not api_ids:
         raise ServiceError(ErrorCode.INVALID_INPUT, "Give at least one message id.", "ids")
-    if len(message_ids) > MAX_MARK:
+    if len(api_ids) > MAX_MARK:  # before any id is looked at
         raise ServiceError(
             ErrorCode.INVALID_INPUT, f"Mark at most {MAX_MARK} messages at a time.", "ids"
         )
+    message_ids = [runtime.message_ids.decode(i) for i in api_ids]
     found = await repository.markable(session, viewer, message_ids)
     for position, message_id in enumerate(message_ids):
         target = found.get(message_id)

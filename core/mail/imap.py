@@ -202,7 +202,7 @@ async def _connect_and_login(login: ServerLogin, options: MailConnectOptions) ->
     try:
         async with asyncio.timeout(options.timeout):
             address = await resolve_mail_host(
-                host, login.port, allow_private=options.allow_private_hosts
+                host, login.port, allow_private=options.allow_private_hosts, ports=options.ports
             )
             client = _DirectIMAP4(host, address, login.port, options.timeout, implicit_tls)
             await client.wait_hello_from_server()

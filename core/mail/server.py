@@ -4,7 +4,12 @@ import enum
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from core.errors import ErrorCode, ServiceError
 from core.models.enums import ConnectionSecurity
+
+# IMAP quoted strings and SMTP AUTH lines end at CR/LF: one inside a user name or password
+# would end the command and start another of the user's choosing.
+_LINE_BREAKING = frozenset("\r\n\x00")
 
 
 class LoginMethod(enum.StrEnum):
@@ -30,6 +35,9 @@ class ServerLogin:
 
     ``password`` is the password, or for XOAUTH2 a fixed access token when ``tokens`` is
     None (a token just received, e.g. while connecting an account).
+
+    Whatever its source (what a user typed, or a row), a login with CR, LF or NUL in its
+    host, user name or password is never built: INVALID_INPUT for that field.
     """
 
     host: str
@@ -45,10 +53,30 @@ class ServerLogin:
         return self.method is LoginMethod.XOAUTH2
 
     async def access_token(self) -> str:
-        return await self.tokens.current() if self.tokens is not None else self.password
+        token = await self.tokens.current() if self.tokens is not None else self.password
+        return _usable_token(token)
 
     async def token_after_refusal(self, refused: str) -> str | None:
-        return await self.tokens.after_refusal(refused) if self.tokens is not None else None
+        token = await self.tokens.after_refusal(refused) if self.tokens is not None else None
+        return _usable_token(token) if token is not None else None
+
+    def __post_init__(self) -> None:
+        for name in ("host", "username", "password"):
+            if _LINE_BREAKING.intersection(getattr(self, name)):
+                raise ServiceError(
+                    ErrorCode.INVALID_INPUT,
+                    f"The {name} may not contain line breaks or NUL characters.",
+                    name,
+                )
+
+
+def _usable_token(token: str) -> str:
+    """A bearer token goes into the XOAUTH2 string between \\x01 separators, as ASCII."""
+    if not token or not token.isascii() or any(c < " " or c == "\x7f" for c in token):
+        raise ServiceError(
+            ErrorCode.INVALID_CREDENTIALS, "The sign-in provider sent an unusable access token."
+        )
+    return token
 
 
 @dataclass(frozen=True)
@@ -56,3 +84,4 @@ class MailConnectOptions:
     allow_private_hosts: bool
     timeout: float
     tls_ca_file: str | None
+    ports: frozenset[int] | None = None  # the ports a mail server may be on (None: any)

@@ -41,7 +41,7 @@ async def smtp_session(
     try:
         async with asyncio.timeout(options.timeout):
             address = await resolve_mail_host(
-                host, login.port, allow_private=options.allow_private_hosts
+                host, login.port, allow_private=options.allow_private_hosts, ports=options.ports
             )
             sock = await _connected_socket(address, login.port)
             client = aiosmtplib.SMTP(

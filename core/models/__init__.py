@@ -18,6 +18,7 @@ from core.models.enums import (
     Sharing,
 )
 from core.models.folder import Folder
+from core.models.instance import InstanceSecret
 from core.models.message import Message
 from core.models.oauth import OAuthGrant
 from core.models.outgoing import OutgoingMessage
@@ -33,6 +34,7 @@ __all__ = [
     "ConnectionSecurity",
     "Folder",
     "FolderRole",
+    "InstanceSecret",
     "MailAccount",
     "Message",
     "OAuthGrant",

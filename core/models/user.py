@@ -42,4 +42,6 @@ class ApiToken(Base):
     )
     token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
     created_at: Mapped[datetime] = created_at()
+    # Written at most every few minutes (core.identity.service.TOUCH_EVERY).
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -17,12 +17,12 @@ from core.errors import ErrorCode, ServiceError
 from core.events import OutgoingMessageChanged
 from core.identity import repository as identity_repository
 from core.identity.viewer import Viewer
-from core.ids import parse_message_id
 from core.models import AccountStatus, MailAccount, Message, OutgoingMessage, SendStatus
 from core.runtime import Runtime
 from core.sending import repository
 from core.sending.compose import (
     Draft,
+    HeaderInjectionError,
     Headers,
     ValidDraft,
     build_mime,
@@ -114,7 +114,9 @@ class SendService:
         """The message replied to; NOT_FOUND unless the viewer may read it."""
         if message_id is None:
             return None
-        parent = await repository.get_message(self.session, parse_message_id(message_id))
+        parent = await repository.get_message(
+            self.session, self.runtime.message_ids.decode(message_id)
+        )
         if parent is not None:
             account = await account_repository.get_readable(self.session, viewer, parent.account_id)
             if account is not None:
@@ -169,7 +171,14 @@ class SendService:
             in_reply_to=in_reply_to,
             references=references,
         )
-        mime = build_mime(draft, headers)
+        try:
+            mime = build_mime(draft, headers)
+        except HeaderInjectionError:
+            raise ServiceError(
+                ErrorCode.INVALID_INPUT,
+                "A header of this message would hold a line break; check the subject.",
+                "subject",
+            ) from None
         await self._count_send(account)  # last: a refused send must not use up the quota
         outgoing = OutgoingMessage(
             id=uuid.uuid4(),

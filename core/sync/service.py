@@ -60,17 +60,29 @@ class SyncService:
             account.status = status
             self.accounts.announce_status(account)
 
+    async def learn_labels(
+        self, viewer: Viewer, account_id: uuid.UUID | None, labels: list[str] | None
+    ) -> None:
+        """A label we do not know may be a folder made since we listed the server's: ask
+        the server once. Call it first in the unit of work (it ends the transaction before
+        talking to the server, so nothing is locked meanwhile); the use case that follows
+        then finds the folder, or answers UNKNOWN_LABEL."""
+        if labels is None or account_id is None:
+            return
+        account = await account_repository.get_owned(self.session, viewer.user_id, account_id)
+        if account is None:
+            return  # the use case answers NOT_FOUND or FORBIDDEN
+        known = {
+            _folder_key(f.name)
+            for f in await account_repository.folders_of(self.session, [account.id])
+        }
+        if all(_folder_key(label) in known for label in labels):
+            return
+        await self.accounts.refresh_folders(viewer, account.id)
+
     async def _select(self, account: MailAccount, labels: list[str] | None) -> list[str]:
         folders = await account_repository.folders_of(self.session, [account.id])
-        try:
-            chosen = choose_folders(folders, labels)
-        except ServiceError as error:
-            if error.code is not ErrorCode.UNKNOWN_LABEL:
-                raise
-            # The folder may be newer than our list: ask the server once before refusing.
-            await self.accounts.refresh_folders(account)
-            folders = await account_repository.folders_of(self.session, [account.id])
-            chosen = choose_folders(folders, labels)
+        chosen = choose_folders(folders, labels)
         for folder in folders:
             if folder in chosen:
                 folder.selected = True
@@ -87,6 +99,7 @@ class SyncService:
         labels: list[str] | None,
         past_sync: PastSync,
     ) -> MailAccount:
+        await self.learn_labels(viewer, account_id, labels)
         account = await self.accounts.owned_for_change(viewer, account_id)
         if account.status is not AccountStatus.READY:
             raise _not_ready(f"Sync can start only on a READY account (it is {account.status}).")

@@ -7,11 +7,13 @@ from typing import Any
 
 import pytest
 
-from api.graphql.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
+from api.graphql.limits import GraphQLLimits
+from api.graphql.schema import MAX_ALIASES, MAX_DEPTH
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
 
 NewUser = Callable[..., Awaitable[TestUser]]
+MAX_TOKENS = GraphQLLimits().max_tokens
 
 
 def deep_query(depth: int) -> str:

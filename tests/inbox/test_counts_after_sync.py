@@ -21,7 +21,7 @@ query($id: ID!) {
   mailAccount(id: $id) {
     messageCount lastSyncedAt folders { name selected messageCount unreadCount }
   }
-  syncUsage { user { id } accounts { id messageCount lastSyncedAt folders { name selected } } }
+  syncUsage { user { id } accounts { id messageCount lastSyncedAt labels } }
 }
 """
 
@@ -37,7 +37,7 @@ async def _view(client: GraphQLClient, account_id: str) -> dict[str, Any]:
         "account": data["mailAccount"]["messageCount"],
         "usage": usage["messageCount"],
         "usage synced": usage["lastSyncedAt"] == data["mailAccount"]["lastSyncedAt"] is not None,
-        "usage selected": sorted(f["name"] for f in usage["folders"] if f["selected"]),
+        "usage selected": sorted(usage["labels"]),
     }
 
 

@@ -16,6 +16,7 @@ from tests.support.inbox import (
     INBOX,
     INBOX_WITH_COUNT,
     MESSAGE,
+    api_id,
     seed_account,
     seed_messages,
 )
@@ -141,12 +142,12 @@ async def test_the_viewers_own_copy_wins_over_a_teammates_shared_one(
     client = gql.as_user(viewer.token)
 
     listed = (await client.execute(INBOX, {}))["inbox"]["edges"]
-    assert [e["node"]["id"] for e in listed] == [str(own_copy)]
-    thread = (await client.execute(MESSAGE, {"id": str(own_copy)}))["message"]["thread"]
-    assert [m["id"] for m in thread] == [str(own_copy)]
+    assert [e["node"]["id"] for e in listed] == [api_id(runtime, own_copy)]
+    thread = (await client.execute(MESSAGE, {"id": api_id(runtime, own_copy)}))["message"]["thread"]
+    assert [m["id"] for m in thread] == [api_id(runtime, own_copy)]
     # The teammate sees their own copy.
     listed = (await gql.as_user(teammate.token).execute(INBOX, {}))["inbox"]["edges"]
-    assert [e["node"]["id"] for e in listed] == [str(their_copy)]
+    assert [e["node"]["id"] for e in listed] == [api_id(runtime, their_copy)]
 
 
 async def test_total_count_page_size_cap_and_bad_arguments(

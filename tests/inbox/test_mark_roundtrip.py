@@ -160,7 +160,7 @@ async def test_a_sync_before_the_write_back_does_not_flip_marks_back(
         async with runtime.session_factory() as session:
             dirty = await session.scalar(
                 select(Message.read_pending & Message.flagged_pending).where(
-                    Message.id == int(ids["mark 0"])
+                    Message.id == runtime.message_ids.decode(ids["mark 0"])
                 )
             )
         assert dirty is True

@@ -8,7 +8,7 @@ from core.inbox.sanitize import sanitize_html
 from core.runtime import Runtime
 from tests.support.accounts import NewUser
 from tests.support.graphql import GraphQLClient
-from tests.support.inbox import MARK, MESSAGE, seed_account, seed_messages
+from tests.support.inbox import MARK, MESSAGE, api_id, seed_account, seed_messages
 
 # (hostile input, a fragment that must not survive)
 HOSTILE = [
@@ -56,7 +56,7 @@ def test_sanitizer_keeps_what_mail_needs() -> None:
         '<a href="https://acme.example/offer">offer</a> <a href="mailto:sales@acme.example">'
         "mail us</a><ul><li>one</li></ul><blockquote>quoted</blockquote>"
     )
-    cleaned = sanitize_html(html)
+    cleaned = sanitize_html(html, allow_remote_images=True)
     assert cleaned is not None
     for kept in (
         'src="cid:logo@acme.example"',
@@ -70,6 +70,24 @@ def test_sanitizer_keeps_what_mail_needs() -> None:
     ):
         assert kept in cleaned
     assert sanitize_html(None) is None
+
+
+def test_remote_images_are_blocked_unless_asked_for() -> None:
+    """A tracking pixel tells its sender when and where the mail was read."""
+    html = '<img src="https://track.example/p.gif?u=42" alt="pixel"><img src="cid:logo@x">'
+    blocked = sanitize_html(html)
+    assert blocked == '<img alt="pixel"><img src="cid:logo@x">'
+    allowed = sanitize_html(html, allow_remote_images=True)
+    assert allowed is not None and 'src="https://track.example/p.gif?u=42"' in allowed
+
+
+@pytest.mark.parametrize(
+    "url", ["/account/delete", "//evil.example/x", "#top", "account", " //evil.example"]
+)
+def test_relative_and_protocol_relative_urls_are_dropped(url: str) -> None:
+    """They would resolve against the API's (or the SPA's) own origin."""
+    cleaned = sanitize_html(f'<a href="{url}">x</a><img src="{url}">', allow_remote_images=True)
+    assert cleaned == '<a rel="noopener noreferrer nofollow">x</a><img>'
 
 
 async def test_message_has_bodies_addresses_attachments_and_clean_html(
@@ -98,7 +116,9 @@ async def test_message_has_bodies_addresses_attachments_and_clean_html(
             }
         ],
     )
-    message = (await gql.as_user(user.token).execute(MESSAGE, {"id": str(message_id)}))["message"]
+    message = (await gql.as_user(user.token).execute(MESSAGE, {"id": api_id(runtime, message_id)}))[
+        "message"
+    ]
     assert message["subject"] == "Proposal"
     assert message["from"] == {"name": "Ann", "address": "ann@customer.example"}
     assert message["to"] == [{"name": "Me", "address": account.address}]
@@ -136,10 +156,10 @@ async def test_folder_counts_follow_marking(
         return data["messageCount"], folders
 
     assert await counts() == (5, {"INBOX": (5, 3), "Sent": (0, 0)})
-    marked = await client.execute(MARK, {"ids": [str(i) for i in ids], "read": True})
+    marked = await client.execute(MARK, {"ids": [api_id(runtime, i) for i in ids], "read": True})
     assert marked["markMessages"]["userErrors"] == []
     assert await counts() == (5, {"INBOX": (5, 0), "Sent": (0, 0)})
-    await client.execute(MARK, {"ids": [str(ids[0])], "read": False, "flagged": True})
+    await client.execute(MARK, {"ids": [api_id(runtime, ids[0])], "read": False, "flagged": True})
     assert await counts() == (5, {"INBOX": (5, 1), "Sent": (0, 0)})
 
 

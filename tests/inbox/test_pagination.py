@@ -41,7 +41,7 @@ async def test_walking_pages_while_mail_arrives_has_no_gaps_or_repeats(
                 runtime, account, [{"date": BASE_DATE + timedelta(hours=pages + 1)}]
             )
         seen += [
-            (e["node"]["date"], int(e["node"]["id"]))
+            (e["node"]["date"], runtime.message_ids.decode(e["node"]["id"]))
             for e in page["edges"]
             if e["node"]["subject"] == "old"
         ]

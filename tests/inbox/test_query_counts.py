@@ -32,7 +32,7 @@ query {
   syncUsage {
     user { id email }
     accountLimit
-    accounts { id emailAddress status lastSyncedAt messageCount folders { name selected } }
+    accounts { id emailAddress status lastSyncedAt messageCount labels }
   }
 }
 """
@@ -49,6 +49,7 @@ async def test_inbox_page_statements_do_not_grow_with_page_size(
         await seed_messages(runtime, account, [{} for _ in range(20)])
     client = gql.as_user(viewer.token)
 
+    await client.execute(PAGE, {"first": 1})  # the token's first use is recorded once
     counts = {}
     for first in (5, 50):
         with recorded_statements(runtime.engine) as statements:
@@ -79,5 +80,5 @@ async def test_sync_usage_statements_do_not_grow_with_the_company(
             if row["user"]["id"] != str(admin.id)
         )
         counts[size] = len(statements)
-    # auth, users, accounts, folders
+    # auth, users, accounts (the first request of each admin also records its token's use)
     assert counts[2] == counts[6] <= 5, counts

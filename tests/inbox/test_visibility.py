@@ -13,7 +13,7 @@ from core.runtime import Runtime
 from tests.support.accounts import UPDATE_ACCOUNT, NewUser
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
-from tests.support.inbox import INBOX, MARK, MESSAGE, seed_account, seed_messages
+from tests.support.inbox import INBOX, MARK, MESSAGE, api_id, seed_account, seed_messages
 
 THREAD = "0b5c3bd5-3a34-4a39-8f5e-7f5d6c0c3e21"
 # (can read, what marking answers)
@@ -50,7 +50,7 @@ async def test_visibility_matrix(
     )
     can_read, mark_error = RULES[(who, sharing)]
     client = gql.as_user(people[who].token)
-    visible = [str(message_id)] if can_read else []
+    visible = [api_id(runtime, message_id)] if can_read else []
 
     assert _ids(await client.execute(INBOX, {})) == visible
     by_account = await client.execute(INBOX, {"filter": {"accountIds": [str(account.id)]}})
@@ -60,23 +60,27 @@ async def test_visibility_matrix(
     by_search = await client.execute(INBOX, {"filter": {"search": "pipeline"}})
     assert _ids(by_search) == visible
 
-    message = (await client.execute(MESSAGE, {"id": str(message_id)}))["message"]
+    message = (await client.execute(MESSAGE, {"id": api_id(runtime, message_id)}))["message"]
     if can_read:
-        assert message["id"] == str(message_id)
-        assert [m["id"] for m in message["thread"]] == [str(message_id)]
+        assert message["id"] == api_id(runtime, message_id)
+        assert [m["id"] for m in message["thread"]] == [api_id(runtime, message_id)]
     else:
         assert message is None
 
-    marked = (await client.execute(MARK, {"ids": [str(message_id)], "read": True}))["markMessages"]
+    marked = (await client.execute(MARK, {"ids": [api_id(runtime, message_id)], "read": True}))[
+        "markMessages"
+    ]
     if mark_error is None:
         assert marked["userErrors"] == []
-        assert marked["messages"] == [{"id": str(message_id), "isRead": True, "isFlagged": False}]
+        assert marked["messages"] == [
+            {"id": api_id(runtime, message_id), "isRead": True, "isFlagged": False}
+        ]
     else:
         assert marked["messages"] == []
         assert [(e["code"], e["field"]) for e in marked["userErrors"]] == [(mark_error, "ids[0]")]
         # Nothing changed: the owner still sees it unread.
         owner = gql.as_user(people["owner"].token)
-        again = (await owner.execute(MESSAGE, {"id": str(message_id)}))["message"]
+        again = (await owner.execute(MESSAGE, {"id": api_id(runtime, message_id)}))["message"]
         assert again["isRead"] is False
 
 
@@ -98,7 +102,7 @@ async def test_turning_sharing_off_hides_the_mail_at_once(
     account = await seed_account(runtime, people["owner"], sharing=Sharing.SHARED)
     [message_id] = await seed_messages(runtime, account, [{"subject": "shared for now"}])
     teammate = gql.as_user(people["teammate"].token)
-    assert _ids(await teammate.execute(INBOX, {})) == [str(message_id)]
+    assert _ids(await teammate.execute(INBOX, {})) == [api_id(runtime, message_id)]
 
     owner = gql.as_user(people["owner"].token)
     updated = await owner.execute(
@@ -107,8 +111,8 @@ async def test_turning_sharing_off_hides_the_mail_at_once(
     assert updated["updateMailAccount"]["userErrors"] == []
 
     assert _ids(await teammate.execute(INBOX, {})) == []
-    assert (await teammate.execute(MESSAGE, {"id": str(message_id)}))["message"] is None
-    assert _ids(await owner.execute(INBOX, {})) == [str(message_id)]
+    assert (await teammate.execute(MESSAGE, {"id": api_id(runtime, message_id)}))["message"] is None
+    assert _ids(await owner.execute(INBOX, {})) == [api_id(runtime, message_id)]
 
 
 async def test_a_thread_shows_only_the_copies_the_viewer_may_read(
@@ -124,12 +128,14 @@ async def test_a_thread_shows_only_the_copies_the_viewer_may_read(
     [answer] = await seed_messages(runtime, private, [{"subject": "answer", "thread_id": THREAD}])
 
     owner = gql.as_user(people["owner"].token)
-    thread = (await owner.execute(MESSAGE, {"id": str(question)}))["message"]["thread"]
-    assert [m["id"] for m in thread] == [str(question), str(answer)]
+    thread = (await owner.execute(MESSAGE, {"id": api_id(runtime, question)}))["message"]["thread"]
+    assert [m["id"] for m in thread] == [api_id(runtime, question), api_id(runtime, answer)]
 
     teammate = gql.as_user(people["teammate"].token)
-    thread = (await teammate.execute(MESSAGE, {"id": str(question)}))["message"]["thread"]
-    assert [m["id"] for m in thread] == [str(question)]
+    thread = (await teammate.execute(MESSAGE, {"id": api_id(runtime, question)}))["message"][
+        "thread"
+    ]
+    assert [m["id"] for m in thread] == [api_id(runtime, question)]
 
     stranger = gql.as_user(people["stranger"].token)
-    assert (await stranger.execute(MESSAGE, {"id": str(question)}))["message"] is None
+    assert (await stranger.execute(MESSAGE, {"id": api_id(runtime, question)}))["message"] is None

@@ -28,6 +28,7 @@ from tests.support.accounts import REMOVE_ACCOUNT
 from tests.support.app import RunningApp
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
+from tests.support.inbox import api_id
 from tests.support.mailservers import ImapServer
 from tests.support.smtp_server import (
     SmtpServer,
@@ -265,7 +266,7 @@ async def test_a_reply_refers_to_the_message_and_joins_its_thread(
         assert parent is not None and parent.message_id is not None
 
         payload = await send(
-            client, subject="Re: Pricing question", inReplyToMessageId=str(parent.id)
+            client, subject="Re: Pricing question", inReplyToMessageId=api_id(runtime, parent.id)
         )
         assert payload["userErrors"] == []
         assert payload["outgoing"]["threadId"] == str(parent.thread_id)

@@ -24,7 +24,7 @@ from tests.support.accounts import SET_DEFAULT, UPDATE_ACCOUNT
 from tests.support.app import serve
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
-from tests.support.inbox import seed_account, seed_messages
+from tests.support.inbox import api_id, seed_account, seed_messages
 from tests.support.mailservers import ImapServer
 from tests.support.smtp_server import SmtpServer, smtp_server_fixture  # noqa: F401
 from tests.support.statements import recorded_statements
@@ -299,11 +299,11 @@ async def test_replying_needs_a_message_the_viewer_may_read(
     [readable] = await seed_messages(runtime, shared, [{"message_id": "shared@x.example"}])
 
     for message_id in (hidden, foreign_id):
-        refused = await send(client, inReplyToMessageId=str(message_id))
+        refused = await send(client, inReplyToMessageId=api_id(runtime, message_id))
         assert _errors(refused) == [("NOT_FOUND", "inReplyToMessageId")]
     assert await outgoing_rows(runtime) == []
 
-    replied = await send(client, inReplyToMessageId=str(readable))
+    replied = await send(client, inReplyToMessageId=api_id(runtime, readable))
     assert replied["userErrors"] == []
     [row] = await outgoing_rows(runtime)
     assert row.in_reply_to == "shared@x.example"

@@ -30,6 +30,13 @@ from core.sync import repository as sync_repository
 from tests.support.factories import TestUser
 
 _sequence = itertools.count(1)
+
+
+def api_id(runtime: Runtime, message_id: int) -> str:
+    """The id the API shows for the message row ``message_id``."""
+    return runtime.message_ids.encode(message_id)
+
+
 BASE_DATE = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 MESSAGE_FIELDS = """

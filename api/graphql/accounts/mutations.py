@@ -53,11 +53,12 @@ class AccountMutations:
         runtime = info.context.runtime
 
         async def update(session: AsyncSession) -> models.MailAccount:
-            account = await AccountService(session, runtime).update(
-                viewer, parse_uuid(input.account_id), changes
-            )
+            sync = SyncService(session, runtime)
+            account_id = parse_uuid(input.account_id)
+            await sync.learn_labels(viewer, account_id, labels)  # first: it may ask the server
+            account = await AccountService(session, runtime).update(viewer, account_id, changes)
             if labels is not None:
-                await SyncService(session, runtime).change_labels(account, labels)
+                await sync.change_labels(account, labels)
             return account
 
         return await account_payload(info, update)

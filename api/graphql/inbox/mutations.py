@@ -8,7 +8,6 @@ from api.graphql.errors import IsAuthenticated, UserError
 from api.graphql.inbox.inputs import given
 from api.graphql.inbox.types import MarkMessagesPayload, messages_of
 from core.errors import ServiceError
-from core.ids import parse_message_id
 from core.inbox.service import FlagChange, mark_messages
 
 
@@ -33,7 +32,7 @@ class InboxMutations:
                     session,
                     info.context.runtime,
                     viewer,
-                    [parse_message_id(i) for i in ids],
+                    ids,
                     FlagChange(read=given(read), flagged=given(flagged)),
                 )
         except ServiceError as error:

@@ -8,7 +8,6 @@ from api.graphql.errors import INVALID_INPUT, IsAuthenticated, top_level_error
 from api.graphql.inbox.inputs import InboxFilter, given
 from api.graphql.inbox.types import Message, MessageConnection, messages_of
 from core.errors import ServiceError
-from core.ids import parse_message_id
 from core.inbox.service import InboxQuery, inbox_page, readable_message
 
 
@@ -30,12 +29,17 @@ class InboxQueries:
         try:
             async with info.context.read_session() as session:
                 page = await inbox_page(
-                    session, viewer_of(info), query, 50 if first is None else first, after
+                    session,
+                    viewer_of(info),
+                    query,
+                    50 if first is None else first,
+                    after,
+                    info.context.runtime.message_ids,
                 )
         except ServiceError as error:
             raise top_level_error(INVALID_INPUT, error.message) from None
         info.context.loaders.prime(page.scope.accounts, page.scope.folders)  # for `thread`
-        return MessageConnection.from_page(page)
+        return MessageConnection.from_page(page, info.context.runtime.message_ids)
 
     @strawberry.field(
         permission_classes=[IsAuthenticated],
@@ -43,7 +47,8 @@ class InboxQueries:
     )
     async def message(self, info: Info, id: strawberry.ID) -> Message | None:
         async with info.context.read_session() as session:
-            row = await readable_message(session, viewer_of(info), parse_message_id(id))
+            message_id = info.context.runtime.message_ids.decode(id)
+            row = await readable_message(session, viewer_of(info), message_id)
         if row is None:
             return None
         [message] = await messages_of(info, [row])

@@ -9,6 +9,7 @@ import strawberry
 from api.graphql.accounts.types import Folder, MailAccount
 from api.graphql.context import Info
 from api.graphql.errors import UserError
+from core.ids import MessageIds
 from core.inbox.cursor import encode_cursor
 from core.inbox.repository import MessageRow
 from core.inbox.sanitize import sanitize_html
@@ -32,6 +33,10 @@ class Attachment:
     size: int
 
 
+# Recipients and attachments listed per message, at most (the query cost counts on it).
+MAX_LISTED = 50
+
+
 @strawberry.type
 class Message:
     id: strawberry.ID
@@ -41,32 +46,34 @@ class Message:
     )
     subject: str | None
     from_: EmailAddress | None = strawberry.field(name="from")
-    to: list[EmailAddress]
-    cc: list[EmailAddress]
+    to: list[EmailAddress] = strawberry.field(description="At most 50.")
+    cc: list[EmailAddress] = strawberry.field(description="At most 50.")
     date: datetime
     snippet: str = strawberry.field(description="The first ~200 characters of the text body.")
     is_read: bool
     is_flagged: bool
     has_attachments: bool
-    attachments: list[Attachment]
+    attachments: list[Attachment] = strawberry.field(description="At most 50.")
     # Plain fields, not resolvers: a page of 50 would otherwise await 100 DataLoader calls.
     account: MailAccount
     folder: Folder
     row: strawberry.Private[MessageRow]
 
     @classmethod
-    def from_row(cls, row: MessageRow, account: MailAccount, folder: Folder) -> Message:
+    def from_row(
+        cls, row: MessageRow, account: MailAccount, folder: Folder, ids: MessageIds
+    ) -> Message:
         sender = None
         if row.from_address:
             sender = EmailAddress(name=row.from_name, address=row.from_address)
         return cls(
-            id=strawberry.ID(str(row.id)),
+            id=strawberry.ID(ids.encode(row.id)),
             message_id=row.message_id,
             thread_id=strawberry.ID(str(row.thread_id)),
             subject=row.subject,
             from_=sender,
-            to=[EmailAddress.from_json(a) for a in row.to_addresses],
-            cc=[EmailAddress.from_json(a) for a in row.cc_addresses],
+            to=[EmailAddress.from_json(a) for a in row.to_addresses[:MAX_LISTED]],
+            cc=[EmailAddress.from_json(a) for a in row.cc_addresses[:MAX_LISTED]],
             date=row.date,
             snippet=row.snippet,
             is_read=row.is_read,
@@ -78,7 +85,7 @@ class Message:
                     content_type=str(a.get("contentType") or "application/octet-stream"),
                     size=int(a.get("size") or 0),
                 )
-                for a in row.attachments
+                for a in row.attachments[:MAX_LISTED]
             ],
             account=account,
             folder=folder,
@@ -91,12 +98,13 @@ class Message:
         return text
 
     @strawberry.field(
-        description="Sanitized: no script, style, event handlers or javascript: URLs; "
-        "inline images stay cid: references."
+        description="Sanitized: no script, style, event handlers, javascript: or relative "
+        "URLs; inline images stay cid: references. Remote (http/https) images are removed "
+        "unless `allowRemoteImages` is true: they tell the sender when the mail was read."
     )
-    async def body_html(self, info: Info) -> str | None:
+    async def body_html(self, info: Info, allow_remote_images: bool = False) -> str | None:
         _, html = await info.context.loaders.bodies.load(self.row.id)
-        return sanitize_html(html)
+        return sanitize_html(html, allow_remote_images=allow_remote_images)
 
     @strawberry.field(
         description="Every message of this conversation the viewer may read, oldest first."
@@ -114,8 +122,9 @@ async def messages_of(info: Info, rows: Sequence[MessageRow]) -> list[Message]:
     folder_rows = await loaders.readable_folder.load_many([r.folder_id for r in rows])
     accounts = {a.id: MailAccount.from_row(a) for a in account_rows if a is not None}
     folders = {f.id: Folder.from_row(f) for f in folder_rows if f is not None}
+    ids = info.context.runtime.message_ids
     return [
-        Message.from_row(r, accounts[r.account_id], folders[r.folder_id])
+        Message.from_row(r, accounts[r.account_id], folders[r.folder_id], ids)
         for r in rows
         if r.account_id in accounts and r.folder_id in folders
     ]
@@ -146,17 +155,15 @@ class MessageConnection:
     page: strawberry.Private[InboxPage]
 
     @classmethod
-    def from_page(cls, page: InboxPage) -> MessageConnection:
+    def from_page(cls, page: InboxPage, ids: MessageIds) -> MessageConnection:
         """The page's accounts and folders come with its scope: no further query."""
         accounts = {a.id: MailAccount.from_row(a) for a in page.scope.accounts}
         folders = {f.id: Folder.from_row(f) for f in page.scope.folders}
-        edges = [
-            MessageEdge(
-                cursor=encode_cursor(r.date, r.id),
-                node=Message.from_row(r, accounts[r.account_id], folders[r.folder_id]),
-            )
+        nodes = [
+            Message.from_row(r, accounts[r.account_id], folders[r.folder_id], ids)
             for r in page.rows
         ]
+        edges = [MessageEdge(cursor=encode_cursor(n.row.date, n.id), node=n) for n in nodes]
         return cls(
             edges=edges,
             page_info=PageInfo(

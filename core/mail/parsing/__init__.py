@@ -40,6 +40,7 @@ import logging
 from email.message import Message
 from email.parser import BytesParser
 
+from core.mail.msgid import MAX_MSG_ID_BYTES
 from core.mail.parsing._defences import (
     _PARAM_FIELD,
     _defuse_parameters,
@@ -61,7 +62,6 @@ from core.mail.parsing._text import (
 from core.mail.parsing.model import (
     _EMPTY,
     MAX_DEPTH,
-    MAX_MSG_ID_BYTES,
     MAX_PARTS,
     MAX_REFERENCES,
     SNIPPET_LENGTH,

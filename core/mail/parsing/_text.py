@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from email.utils import getaddresses, parsedate_to_datetime
 from functools import lru_cache
 
-from core.mail.parsing.model import MAX_MSG_ID_BYTES, SNIPPET_LENGTH, Address
+from core.mail.msgid import is_msg_id
+from core.mail.parsing.model import SNIPPET_LENGTH, Address
 
 # --- charsets ------------------------------------------------------------------------------
 
@@ -154,7 +155,8 @@ _MSG_ID = re.compile(r"<([^<>]*)>")
 
 
 def _msg_ids(values: list[str] | tuple[str, ...], *, bare_ok: bool) -> list[str]:
-    """msg-ids without brackets, in order, deduplicated.
+    """msg-ids without brackets, in order, deduplicated; only those of the RFC 5322 grammar
+    (core.mail.msgid), since replies write them back into In-Reply-To and References.
 
     Without any <...>: for Message-ID (`bare_ok`) the first word is the id (some mailers
     omit the brackets); for In-Reply-To and References, the words that contain an "@" (the
@@ -170,8 +172,8 @@ def _msg_ids(values: list[str] | tuple[str, ...], *, bare_ok: bool) -> list[str]
         found.extend(ids)
     out: dict[str, None] = {}
     for candidate in found:
-        msg_id = _db_safe("".join(candidate.split()).strip("<>"))  # no whitespace in a msg-id
-        if msg_id and len(msg_id.encode("utf-8")) <= MAX_MSG_ID_BYTES:
+        msg_id = "".join(candidate.split()).strip("<>")  # folding whitespace inside an id
+        if is_msg_id(msg_id):  # anything else is dropped: it is written back in replies
             out[msg_id] = None
     return list(out)
 

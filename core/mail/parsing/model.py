@@ -12,8 +12,6 @@ MAX_PARTS = 1000
 """At most this many MIME parts are looked at; later ones are ignored."""
 MAX_REFERENCES = 100
 """References beyond this are trimmed, keeping the first (the thread root) and the latest."""
-MAX_MSG_ID_BYTES = 998
-"""Longer msg-ids are dropped: RFC 5322's line limit, and it keeps them indexable in PostgreSQL."""
 
 
 @dataclass(frozen=True, slots=True)
