@@ -220,3 +220,11 @@ async def test_providers_without_a_client_are_not_configured(
         assert [(e["code"], e["field"]) for e in payload["userErrors"]] == [
             ("PROVIDER_NOT_CONFIGURED", "provider")
         ]
+
+
+async def test_starting_sign_ins_is_rate_limited(oauth: OAuthWorld, new_user: NewUser) -> None:
+    client = oauth.client((await new_user()).token)
+    limit = oauth.settings.credential_checks_per_minute
+    for _ in range(limit):
+        assert (await oauth.start(client))["userErrors"] == []
+    assert error_codes(await oauth.start(client)) == ["RATE_LIMITED"]

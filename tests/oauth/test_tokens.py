@@ -82,7 +82,7 @@ async def test_a_send_that_needs_a_refresh_is_delivered_and_filed(
     await burst_worker(oauth.settings)
 
     outgoing = await outgoing_row(oauth.runtime, queued["outgoing"]["id"])
-    assert outgoing.status is SendStatus.SENT, outgoing.error
+    assert (outgoing.status, outgoing.attempts) == (SendStatus.SENT, 1), outgoing.error
     [received] = [r for r in oauth.smtp.received if parse(r.data)["Subject"] == subject]
     assert received.mail_from == mailbox.username
     logins = [a for a in oauth.smtp.attempts if a.login == mailbox.username]
@@ -222,10 +222,10 @@ async def test_a_token_refused_before_its_time_is_refreshed_and_tried_again(
     oauth: OAuthWorld, new_user: NewUser
 ) -> None:
     """The provider ended the access token early (the grant lives on): the IMAP server
-    refuses it, the sync refreshes once and logs in with the new one."""
+    refuses it, the sync refreshes once and logs in with the new one; so does a send."""
     user = await new_user()
     oauth.provider.access_token_seconds = 600  # nothing is due by the clock (reset after)
-    _, mailbox, account_id = await _connected_and_started(oauth, user)
+    client, mailbox, account_id = await _connected_and_started(oauth, user)
     await burst_worker(oauth.settings)  # the first sync, with the sign-in's token
     refreshes = oauth.provider.refreshes(mailbox.username)
     oauth.provider.expire_access_tokens(mailbox.username)
@@ -235,6 +235,16 @@ async def test_a_token_refused_before_its_time_is_refreshed_and_tried_again(
     assert result is not None and result.counts.new == 1
     assert oauth.provider.refreshes(mailbox.username) == refreshes + 1
     assert (await account_row(oauth.runtime, account_id)).status is AccountStatus.ACTIVE
+
+    # The same at the SMTP server: refused, refreshed, sent.
+    oauth.provider.expire_access_tokens(mailbox.username)
+    queued = await send(client, fromAccountId=account_id, subject="Early expiry")
+    await burst_worker(oauth.settings)
+    outgoing = await outgoing_row(oauth.runtime, queued["outgoing"]["id"])
+    assert (outgoing.status, outgoing.attempts) == (SendStatus.SENT, 1), outgoing.error
+    logins = [a for a in oauth.smtp.attempts if a.login == mailbox.username]
+    assert [a.success for a in logins][-2:] == [False, True]  # on one connection
+    assert oauth.provider.refreshes(mailbox.username) == refreshes + 2
 
 
 async def test_a_refresh_reseals_both_tokens_with_the_newest_key(

@@ -216,7 +216,7 @@ class _OAuthRecorder(_Recorder):
         if ok:
             return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
         await server.challenge_auth(_XOAUTH2_ERROR, encode_to_b64=False)
-        return AuthResult(success=False)
+        return AuthResult(success=False, handled=False)  # not handled: aiosmtpd sends the 535
 
 
 @contextmanager
