@@ -21,6 +21,7 @@ from tests.support.app import free_port, serve
 from tests.support.factories import ADD_ACCOUNT, TestUser, account_input
 from tests.support.graphql import GraphQLClient
 from tests.support.mailservers import ImapServer
+from tests.support.silent_server import silent_tcp_server
 
 NewUser = Callable[..., Awaitable[TestUser]]
 MakeSettings = Callable[..., Settings]
@@ -60,30 +61,6 @@ async def _expect_failure(
     assert input_["imap"]["password"] not in error["message"]
     assert await _rows(runtime) == (0, 0)
     return error
-
-
-@asynccontextmanager
-async def _tcp_server(*, greet: bool = False) -> AsyncIterator[tuple[int, list[int]]]:
-    """A loopback TCP server that accepts and never speaks; yields (port, connections).
-
-    ``connections`` gains one entry per accepted connection.
-    """
-    connections: list[int] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(1)
-        try:
-            await reader.read()  # until the client gives up and closes
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, LOOPBACK, 0)
-    port: int = server.sockets[0].getsockname()[1]
-    try:
-        yield port, connections
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 @asynccontextmanager
@@ -151,7 +128,7 @@ async def test_silent_server_is_server_unreachable_within_the_mail_timeout(
 ) -> None:
     user = await new_user()
     async with (
-        _tcp_server() as (port, connections),
+        silent_tcp_server() as (port, connections),
         _other_app(make_settings, http, user.token, mail_timeout_seconds=1) as client,
     ):
         started = time.monotonic()
@@ -282,7 +259,7 @@ async def test_private_host_is_refused_without_connecting(
 ) -> None:
     user = await new_user()
     async with (
-        _tcp_server() as (port, connections),
+        silent_tcp_server() as (port, connections),
         _other_app(make_settings, http, user.token, allow_private_hosts=False) as client,
     ):
         await _expect_failure(

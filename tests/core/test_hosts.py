@@ -70,3 +70,38 @@ async def test_internal_literal_is_returned_when_private_hosts_are_allowed() -> 
 
 async def test_public_literal_is_returned_as_is() -> None:
     assert await resolve_mail_host("93.184.216.34", 993, allow_private=False) == "93.184.216.34"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "2002:5db8:d822::1",  # 6to4 of a public address: still a tunnel we will not follow
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "fec0::1",  # site-local (deprecated, still routed inside some networks)
+    ],
+)
+def test_ipv6_tunnels_and_site_local_are_internal(address: str) -> None:
+    assert is_internal_address(address) is True
+
+
+@pytest.mark.parametrize("port", [22, 80, 6379, 5432, 8080])
+async def test_a_port_outside_the_mail_ports_is_refused_before_any_lookup(port: int) -> None:
+    """Error texts about closed or open ports would map a network: no connection, no DNS."""
+    with pytest.raises(ServiceError) as caught:
+        await resolve_mail_host(
+            "host.that.does.not.resolve.invalid",
+            port,
+            allow_private=False,
+            ports=frozenset({25, 465, 587, 143, 993, 2525}),
+        )
+    assert (caught.value.code, caught.value.field) == (ErrorCode.HOST_NOT_ALLOWED, "port")
+
+
+async def test_a_mail_port_passes_the_port_check() -> None:
+    assert (
+        await resolve_mail_host("93.184.216.34", 993, allow_private=False, ports=frozenset({993}))
+        == "93.184.216.34"
+    )
