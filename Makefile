@@ -42,7 +42,8 @@ lock: $(STAMP)
 
 # Benchmarks (print figures and ratios; not timed tests): BENCH=sync (bench/sync_bench.py, needs
 # Dovecot and mbsync, installed when missing) and BENCH=inbox (bench/inbox_bench.py: loads 1M
-# messages, several minutes). Servers: MAILSYNC_TEST_DATABASE_URL / MAILSYNC_TEST_REDIS_URL when
+# messages, several minutes); BENCH=hardening (bench/hardening_check.py: the hardening attacks'
+# figures against a separate `mailsync api` process). Servers: MAILSYNC_TEST_DATABASE_URL / MAILSYNC_TEST_REDIS_URL when
 # set, else embedded ones. One benchmark with options: make bench BENCH=inbox BENCH_ARGS=--help
 BENCH ?= sync inbox
 bench: $(STAMP)
@@ -53,6 +54,9 @@ ifneq ($(filter sync,$(BENCH)),)
 endif
 ifneq ($(filter inbox,$(BENCH)),)
 	$(BIN)/python -m bench.inbox_bench $(BENCH_ARGS)
+endif
+ifneq ($(filter hardening,$(BENCH)),)
+	$(BIN)/python -m bench.hardening_check
 endif
 
 clean:

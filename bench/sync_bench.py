@@ -12,7 +12,7 @@ One run, on this machine:
 3. mailsync: a company, user and account made through the services (``create_user``,
    ``AccountService.add``, ``SyncService.start`` with labels ["INBOX"] and pastSync ALL),
    then a child Python process that does what ``mailsync worker`` does -- one runtime, the
-   worker's job function ``workers.arq_worker.sync_account`` (``AccountSyncRun`` with the
+   worker's job function ``workers.sync_job.sync_account`` (``AccountSyncRun`` with the
    worker's tuning) -- twice: the initial sync (Dovecot -> PostgreSQL, every message must
    be stored) and a no-change pass; then a no-change pass in a fresh process;
 4. the peer: ``mbsync -a`` (Debian package ``isync``) pulling INBOX into a local Maildir,
@@ -529,10 +529,10 @@ class StepTimers:
         ("core.mail.mailbox", "MailboxOps", "fetch_messages", "IMAP UID FETCH of bodies"),
         ("core.sync.parse_pool", "MessageParser", "parse", "MIME parsing (awaited; pool)"),
         ("core.sync.folder", None, "build_rows", "build_rows (rows from messages)"),
-        ("core.sync.repository", None, "thread_ids_for", "  of which thread lookup query"),
+        ("core.threads.repository", None, "thread_ids_for", "  of which thread lookup query"),
         ("core.sync.repository", None, "rematch_parked", "rematch_parked query"),
         ("core.sync.repository", None, "insert_messages", "insert_messages (INSERT)"),
-        ("core.sync.repository", None, "remember_thread_keys", "remember_thread_keys"),
+        ("core.threads.repository", None, "remember_thread_keys", "remember_thread_keys"),
         ("sqlalchemy.ext.asyncio", "AsyncSession", "commit", "commits"),
         ("core.events", "EventBus", "publish", "events to Redis"),
     )
@@ -615,7 +615,8 @@ def child_sync(account_id: str, jobs: int, result_file: Path, profile: Path | No
     from core.runtime import open_runtime
     from core.settings import Settings, load_settings
     from core.sync.parse_pool import MessageParser
-    from workers.arq_worker import sync_account, tuning_for
+    from core.sync.run import tuning_for
+    from workers.sync_job import sync_account
 
     import_seconds = time.perf_counter() - started
     rss_after_import = _rss()
@@ -819,7 +820,7 @@ def summarize_profile(path: Path, wall: float) -> list[str]:
         ("aioimaplib", "data_received", "aioimaplib data_received"),
         ("core/mail/parsing/", "parse_message", "parsing.parse_message"),
         ("core/sync/rows.py", "build_rows", "rows.build_rows"),
-        ("core/sync/repository.py", "thread_ids_for", "repository.thread_ids_for"),
+        ("core/threads/repository.py", "thread_ids_for", "threads.thread_ids_for"),
         ("core/sync/repository.py", "insert_messages", "repository.insert_messages"),
         ("core/sync/repository.py", "rematch_parked", "repository.rematch_parked"),
         ("sqlalchemy", "_compile_w_cache", "SQLAlchemy statement compilation"),

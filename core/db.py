@@ -1,8 +1,10 @@
 """The database engine, sessions, and the after-commit hook.
 
-One ``AsyncSession`` per request and per job: :func:`session_scope` commits at the end
-and rolls back on error. Services only flush. Work that must happen only once the data
-is durable (enqueueing jobs, publishing events) is registered with :func:`after_commit`.
+One ``AsyncSession`` per request; a job (a sync run, a delivery) opens one short session
+per step instead, so that it holds no connection or lock while it talks to a mail server.
+:func:`session_scope` commits at the end and rolls back on error. Services only flush.
+Work that must happen only once the data is durable (enqueueing jobs, publishing events)
+is registered with :func:`after_commit`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Enqueueing background jobs (arq over Redis). The only place outside workers/ that knows arq.
+"""Enqueueing background jobs (arq over Redis). Outside ``workers/``, only this module and
+``core/runtime.py`` (which opens the pool) use arq.
 
 Job ids make enqueueing idempotent: while ``sync:{account}`` is queued or running, another
 enqueue of it is a no-op. Call these only after the transaction that made the work due has
@@ -10,6 +11,9 @@ from __future__ import annotations
 import uuid
 
 from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db import after_commit
 
 SYNC_ACCOUNT = "sync_account"
 SEND_OUTGOING = "send_outgoing"
@@ -40,3 +44,12 @@ class JobQueue:
             SEND_OUTGOING, str(outgoing_id), _job_id=send_job_id(outgoing_id)
         )
         return job is not None
+
+
+def enqueue_sync_after_commit(session: AsyncSession, jobs: JobQueue, account_id: uuid.UUID) -> None:
+    """Queue the account's sync once ``session``'s transaction has committed."""
+
+    async def enqueue() -> None:
+        await jobs.enqueue_sync(account_id)
+
+    after_commit(session, enqueue)

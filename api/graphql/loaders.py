@@ -63,7 +63,7 @@ class Loaders:
 
     async def _load_owned(self, owner_ids: list[uuid.UUID]) -> list[list[MailAccount]]:
         async with self._sessions() as session:
-            rows = await accounts.list_owned_by_users(session, owner_ids)
+            rows = await accounts.list_owned(session, owner_ids)
         return _grouped(owner_ids, rows, lambda a: a.owner_id)
 
     async def _load_readable(self, ids: list[uuid.UUID]) -> list[MailAccount | None]:

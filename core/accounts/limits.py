@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from core.models import AccountStatus, MailAccount, PauseReason
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.accounts.status import PAUSED, status_after_resume, transition
+from core.events import EventBus
+from core.models import MailAccount, PauseReason
 
 
-def status_after_resume(account: MailAccount) -> AccountStatus:
-    """READY if the user never started syncing it, else ACTIVE (the worker takes it from there)."""
-    return AccountStatus.READY if account.past_sync is None else AccountStatus.ACTIVE
-
-
-def apply_account_limit(accounts: list[MailAccount], limit: int) -> list[MailAccount]:
+def apply_account_limit(
+    session: AsyncSession, events: EventBus, accounts: list[MailAccount], limit: int
+) -> list[MailAccount]:
     """Bring ``accounts`` (oldest first) within ``limit``; the accounts whose status changed.
 
     Nothing is deleted: the oldest ``limit`` accounts keep working, newer ones wait PAUSED.
@@ -19,15 +20,13 @@ def apply_account_limit(accounts: list[MailAccount], limit: int) -> list[MailAcc
     changed: list[MailAccount] = []
     for position, account in enumerate(accounts):
         within = position < limit
-        paused_by_plan = (
-            account.status is AccountStatus.PAUSED and account.paused_reason is PauseReason.PLAN
-        )
+        paused_by_plan = account.status is PAUSED and account.paused_reason is PauseReason.PLAN
         if within and paused_by_plan:
-            account.status = status_after_resume(account)
             account.paused_reason = None
+            transition(session, events, account, status_after_resume(account))
             changed.append(account)
-        elif not within and account.status is not AccountStatus.PAUSED:
-            account.status = AccountStatus.PAUSED
+        elif not within and account.status is not PAUSED:
             account.paused_reason = PauseReason.PLAN
+            transition(session, events, account, PAUSED)
             changed.append(account)
     return changed

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,39 +20,33 @@ def readable_by(viewer: Viewer) -> ColumnElement[bool]:
     )
 
 
-async def list_owned(session: AsyncSession, owner_id: uuid.UUID) -> list[MailAccount]:
-    return list(
-        await session.scalars(
-            select(MailAccount)
-            .where(MailAccount.owner_id == owner_id)
-            .order_by(MailAccount.created_at, MailAccount.id)
-        )
-    )
-
-
-async def list_owned_by_users(
-    session: AsyncSession, owner_ids: Sequence[uuid.UUID]
-) -> list[MailAccount]:
-    return list(
-        await session.scalars(
-            select(MailAccount)
-            .where(MailAccount.owner_id.in_(owner_ids))
-            .order_by(MailAccount.created_at, MailAccount.id)
-        )
-    )
-
-
-async def get_readable(
-    session: AsyncSession, viewer: Viewer, account_id: uuid.UUID
+async def get(
+    session: AsyncSession, account_id: uuid.UUID, *, lock: bool = False
 ) -> MailAccount | None:
-    return await session.scalar(
-        select(MailAccount).where(MailAccount.id == account_id, readable_by(viewer))
+    """The account by id, for jobs (which get ids, never rows); ``lock``: FOR UPDATE, and
+    the row read again even if the session has it."""
+    query = select(MailAccount).where(MailAccount.id == account_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return await session.scalar(query)
+
+
+async def get_owned(
+    session: AsyncSession, owner_id: uuid.UUID, account_id: uuid.UUID, *, lock: bool = False
+) -> MailAccount | None:
+    """The account if ``owner_id`` owns it (changing it, sending from it)."""
+    query = select(MailAccount).where(
+        MailAccount.id == account_id, MailAccount.owner_id == owner_id
     )
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return await session.scalar(query)
 
 
 async def get_many_readable(
     session: AsyncSession, viewer: Viewer, account_ids: Sequence[uuid.UUID]
 ) -> list[MailAccount]:
+    """The accounts among ``account_ids`` that ``viewer`` may read (see :func:`readable_by`)."""
     return list(
         await session.scalars(
             select(MailAccount).where(MailAccount.id.in_(account_ids), readable_by(viewer))
@@ -61,22 +54,21 @@ async def get_many_readable(
     )
 
 
-async def get_owned(
-    session: AsyncSession, owner_id: uuid.UUID, account_id: uuid.UUID
+async def get_readable(
+    session: AsyncSession, viewer: Viewer, account_id: uuid.UUID
 ) -> MailAccount | None:
-    return await session.scalar(
-        select(MailAccount).where(MailAccount.id == account_id, MailAccount.owner_id == owner_id)
-    )
+    found = await get_many_readable(session, viewer, [account_id])
+    return found[0] if found else None
 
 
-async def lock_owned(
-    session: AsyncSession, owner_id: uuid.UUID, account_id: uuid.UUID
-) -> MailAccount | None:
-    return await session.scalar(
-        select(MailAccount)
-        .where(MailAccount.id == account_id, MailAccount.owner_id == owner_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+async def list_owned(session: AsyncSession, owner_ids: Sequence[uuid.UUID]) -> list[MailAccount]:
+    """The accounts of these owners, oldest first (the order plan limits keep)."""
+    return list(
+        await session.scalars(
+            select(MailAccount)
+            .where(MailAccount.owner_id.in_(owner_ids))
+            .order_by(MailAccount.created_at, MailAccount.id)
+        )
     )
 
 
@@ -116,41 +108,17 @@ async def add_folders(
     await session.flush()
 
 
-@dataclass(frozen=True)
-class FolderRefresh:
-    added: list[str]
-    dropped_selected: list[str]  # synced folders the server no longer has
-    dropped_messages: int
+async def count_messages_in(session: AsyncSession, folder_ids: Sequence[uuid.UUID]) -> int:
+    return (
+        await session.scalar(
+            select(func.count()).select_from(Message).where(Message.folder_id.in_(folder_ids))
+        )
+    ) or 0
 
 
-async def refresh_folders(
-    session: AsyncSession, account: MailAccount, mailboxes: Sequence[Mailbox]
-) -> FolderRefresh:
-    """Make the stored folder list the server's: add new folders, delete vanished ones
-    (with their mail), and keep ``account.labels`` to folders that exist."""
-    existing = {f.name: f for f in await folders_of(session, [account.id])}
-    on_server = {m.name for m in mailboxes}
-    new = [m for m in mailboxes if m.name not in existing]
-    if new:
-        await add_folders(session, account.id, new)
-    gone = [f for name, f in existing.items() if name not in on_server]
-    dropped = 0
-    if gone:
-        dropped = (
-            await session.scalar(
-                select(func.count())
-                .select_from(Message)
-                .where(Message.folder_id.in_([f.id for f in gone]))
-            )
-        ) or 0
-        await session.execute(delete(Folder).where(Folder.id.in_([f.id for f in gone])))
-        account.labels = [label for label in account.labels if label in on_server]
-        await session.flush()
-    return FolderRefresh(
-        added=[m.name for m in new],
-        dropped_selected=[f.name for f in gone if f.selected],
-        dropped_messages=dropped,
-    )
+async def delete_folders(session: AsyncSession, folder_ids: Sequence[uuid.UUID]) -> None:
+    """Delete the folders and, with them, their stored mail."""
+    await session.execute(delete(Folder).where(Folder.id.in_(folder_ids)))
 
 
 async def get_readable_folders(

@@ -11,25 +11,24 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.accounts import repository
+from core.accounts import credentials, repository
+from core.accounts.folders import apply_server_folders
 from core.accounts.inputs import (
     NewAccount,
     ValidAccount,
     validate_display_name,
     validate_new_account,
 )
-from core.accounts.limits import apply_account_limit, status_after_resume
+from core.accounts.limits import apply_account_limit
+from core.accounts.logins import stored_imap_login
+from core.accounts.status import AUTH_FAILED, ERROR, status_after_resume, transition
 from core.accounts.verification import verify_logins, verify_smtp
-from core.crypto import DecryptionError
-from core.db import after_commit
 from core.errors import ErrorCode, ServiceError
-from core.events import AccountStatusChanged
 from core.identity import repository as identity_repository
 from core.identity.viewer import Viewer
+from core.jobs import enqueue_sync_after_commit
 from core.mail.imap import Mailbox, imap_session
-from core.mail.server import ServerLogin
 from core.models import AccountStatus, MailAccount, Plan, Sharing, User
-from core.oauth.logins import oauth_imap_login, oauth_smtp_login
 from core.oauth.tokens import revoke_grant_after_commit
 from core.plans import account_limit
 from core.runtime import Runtime
@@ -60,65 +59,6 @@ class AccountService:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _secret_aad(self, account_id: uuid.UUID, field: str) -> str:
-        return f"mail_account:{account_id}:{field}"
-
-    def encrypt_secret(self, account_id: uuid.UUID, field: str, secret: str) -> bytes:
-        return self.runtime.key_ring.encrypt(secret, self._secret_aad(account_id, field))
-
-    def decrypt_secret(self, account_id: uuid.UUID, field: str, sealed: bytes) -> str:
-        return self.runtime.key_ring.decrypt(sealed, self._secret_aad(account_id, field))
-
-    def imap_login(self, account: MailAccount, password: str | None = None) -> ServerLogin:
-        """The IMAP login: with ``password``, else the stored one decrypted (OAuth2
-        accounts: XOAUTH2 with their access token, refreshed when the login is made)."""
-        if password is None and account.uses_oauth:
-            return oauth_imap_login(self.runtime, account)
-        if password is None and account.imap_password_encrypted is None:
-            raise DecryptionError("no stored password")
-        return ServerLogin(
-            host=account.imap_host,
-            port=account.imap_port,
-            security=account.imap_security,
-            username=account.imap_username,
-            password=password
-            if password is not None
-            else self.decrypt_secret(account.id, "imap", account.imap_password_encrypted or b""),
-        )
-
-    def smtp_login(self, account: MailAccount, password: str | None = None) -> ServerLogin | None:
-        """The SMTP login (None without SMTP): with ``password``, else the stored one."""
-        if password is None and account.uses_oauth:
-            return oauth_smtp_login(self.runtime, account)
-        if (
-            account.smtp_host is None
-            or account.smtp_port is None
-            or account.smtp_security is None
-            or account.smtp_username is None
-            or account.smtp_password_encrypted is None
-        ):
-            return None
-        return ServerLogin(
-            host=account.smtp_host,
-            port=account.smtp_port,
-            security=account.smtp_security,
-            username=account.smtp_username,
-            password=password
-            if password is not None
-            else self.decrypt_secret(account.id, "smtp", account.smtp_password_encrypted),
-        )
-
-    def _reseal_if_old_key(self, account: MailAccount) -> None:
-        """Re-encrypt a stored SMTP secret under the current key (key rotation)."""
-        sealed = account.smtp_password_encrypted
-        if sealed is None or not self.runtime.key_ring.needs_reencryption(sealed):
-            return
-        try:
-            secret = self.decrypt_secret(account.id, "smtp", sealed)
-        except DecryptionError:
-            return  # unreadable now: sending will ask for the SMTP password again
-        account.smtp_password_encrypted = self.encrypt_secret(account.id, "smtp", secret)
-
     async def count_credential_check(self, viewer: Viewer) -> None:
         """Every path that logs in to a user's mail server on their request counts here."""
         allowed = await self.runtime.rate_limiter.allow(
@@ -131,24 +71,6 @@ class AccountService:
                 ErrorCode.RATE_LIMITED,
                 "Too many login checks in the last minute; wait a minute and try again.",
             )
-
-    def enqueue_sync_after_commit(self, account_id: uuid.UUID) -> None:
-        jobs = self.runtime.jobs
-
-        async def enqueue() -> None:
-            await jobs.enqueue_sync(account_id)
-
-        after_commit(self.session, enqueue)
-
-    def announce_status(self, account: MailAccount) -> None:
-        """Tell the owner's subscription clients, once the transaction has committed."""
-        events, owner_id = self.runtime.events, account.owner_id
-        event = AccountStatusChanged(account_id=account.id, status=account.status.value)
-
-        async def publish() -> None:
-            await events.publish(owner_id, event)
-
-        after_commit(self.session, publish)
 
     async def check_room_for(self, owner_id: uuid.UUID, plan: Plan, address: str | None) -> None:
         """The plan's checks for one more account (``address`` None: not known yet)."""
@@ -222,13 +144,17 @@ class AccountService:
             imap_port=valid.imap.port,
             imap_security=valid.imap.security,
             imap_username=valid.imap.username,
-            imap_password_encrypted=self.encrypt_secret(account_id, "imap", valid.imap.password),
+            imap_password_encrypted=credentials.seal(
+                self.runtime.key_ring, account_id, credentials.IMAP, valid.imap.password
+            ),
             smtp_host=smtp.host if smtp else None,
             smtp_port=smtp.port if smtp else None,
             smtp_security=smtp.security if smtp else None,
             smtp_username=smtp.username if smtp else None,
             smtp_password_encrypted=(
-                self.encrypt_secret(account_id, "smtp", smtp.password) if smtp else None
+                credentials.seal(self.runtime.key_ring, account_id, credentials.SMTP, smtp.password)
+                if smtp
+                else None
             ),
         )
 
@@ -236,7 +162,7 @@ class AccountService:
         """The viewer's own account, locked; teammates' shared accounts are read-only."""
         if account_id is None:
             raise _not_found()
-        account = await repository.lock_owned(self.session, viewer.user_id, account_id)
+        account = await repository.get_owned(self.session, viewer.user_id, account_id, lock=True)
         if account is not None:
             return account
         if await repository.get_readable(self.session, viewer, account_id) is not None:
@@ -281,8 +207,9 @@ class AccountService:
                 "smtpPassword",
             )
         # Built from the new passwords: the stored ones may be unreadable (a retired key).
-        imap = self.imap_login(account, imap_password)
-        smtp = self.smtp_login(account, smtp_password) if smtp_password else None
+        key_ring = self.runtime.key_ring
+        imap = credentials.imap_login(key_ring, account, imap_password)
+        smtp = credentials.smtp_login(key_ring, account, smtp_password) if smtp_password else None
         account_key = account.id
         await self.session.rollback()  # as in add(): no connection held during the check
         await self.count_credential_check(viewer)
@@ -298,11 +225,15 @@ class AccountService:
                 raise exc.for_field(_password_field(exc, "smtpPassword")) from None
 
         account = await self.owned_for_change(viewer, account_key)
-        account.imap_password_encrypted = self.encrypt_secret(account.id, "imap", imap_password)
+        account.imap_password_encrypted = credentials.seal(
+            key_ring, account.id, credentials.IMAP, imap_password
+        )
         if smtp is not None and smtp_password:
-            account.smtp_password_encrypted = self.encrypt_secret(account.id, "smtp", smtp_password)
+            account.smtp_password_encrypted = credentials.seal(
+                key_ring, account.id, credentials.SMTP, smtp_password
+            )
         else:
-            self._reseal_if_old_key(account)
+            credentials.reseal_smtp_if_old_key(key_ring, account)
         self.resume_after_reconnect(account)
         await self.session.flush()
         return account
@@ -311,13 +242,12 @@ class AccountService:
         """The login works again: an AUTH_FAILED or ERROR account resumes (and syncs)."""
         account.last_error = None
         account.consecutive_failures = 0
-        if account.status in (AccountStatus.AUTH_FAILED, AccountStatus.ERROR):
-            account.status = status_after_resume(account)
-            self.announce_status(account)
+        if account.status in (AUTH_FAILED, ERROR):
+            transition(self.session, self.runtime.events, account, status_after_resume(account))
             if account.status is AccountStatus.ACTIVE:
                 account.initial_sync_pending = True
                 account.next_sync_at = datetime.now(UTC)
-                self.enqueue_sync_after_commit(account.id)
+                enqueue_sync_after_commit(self.session, self.runtime.jobs, account.id)
 
     async def refresh_folders(self, viewer: Viewer, account_id: uuid.UUID) -> None:
         """List the server's folders again (one IMAP login, counted like any login check)
@@ -327,13 +257,13 @@ class AccountService:
         account = await repository.get_owned(self.session, viewer.user_id, account_id)
         if account is None:
             raise _not_found()
-        login = self.imap_login(account)
+        login = stored_imap_login(self.runtime, account)
         await self.session.rollback()
         await self.count_credential_check(viewer)
         async with imap_session(login, self.runtime.mail_options) as imap:
             mailboxes = await imap.list_mailboxes()
         locked = await self.owned_for_change(viewer, account_id)
-        await repository.refresh_folders(self.session, locked, mailboxes)
+        await apply_server_folders(self.session, locked, mailboxes)
 
     async def remove(self, viewer: Viewer, account_id: uuid.UUID | None) -> uuid.UUID:
         """Delete the account and its synced mail; the default is not reassigned."""
@@ -345,9 +275,8 @@ class AccountService:
         await self.session.flush()
         # One account fewer may bring the user back within the plan's limit.
         plan = await identity_repository.get_company_plan(self.session, viewer.company_id)
-        remaining = await repository.list_owned(self.session, viewer.user_id)
-        for changed in apply_account_limit(remaining, account_limit(plan)):
-            self.announce_status(changed)
+        remaining = await repository.list_owned(self.session, [viewer.user_id])
+        apply_account_limit(self.session, self.runtime.events, remaining, account_limit(plan))
         await self.session.flush()
         return removed_id
 
@@ -372,15 +301,12 @@ async def change_company_plan(
     users = await identity_repository.list_company_users(session, company.id)
     for user in users:
         await identity_repository.lock_user(session, user.id)
-    accounts = await repository.list_owned_by_users(session, [u.id for u in users])
+    accounts = await repository.list_owned(session, [u.id for u in users])
     by_owner: dict[uuid.UUID, list[MailAccount]] = {}
     for account in accounts:
         by_owner.setdefault(account.owner_id, []).append(account)
     changed: list[MailAccount] = []
-    service = AccountService(session, runtime)
     for owned in by_owner.values():
-        for account in apply_account_limit(owned, account_limit(plan)):
-            service.announce_status(account)
-            changed.append(account)
+        changed += apply_account_limit(session, runtime.events, owned, account_limit(plan))
     await session.flush()
     return changed

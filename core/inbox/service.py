@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.accounts.service import AccountService
 from core.errors import ErrorCode, ServiceError
 from core.identity.viewer import Viewer
 from core.ids import MessageIds
@@ -20,6 +19,7 @@ from core.inbox import repository
 from core.inbox.cursor import Cursor, decode_cursor
 from core.inbox.repository import MessageRow, PageFilter, Scope
 from core.inbox.search import to_tsquery_text
+from core.jobs import enqueue_sync_after_commit
 from core.models import FolderRole
 from core.runtime import Runtime
 from core.sync import repository as sync_repository
@@ -134,8 +134,7 @@ async def mark_messages(
     await repository.set_flags(session, ids, change.read, change.flagged)
     for folder_id in sorted({m.folder_id for m in found.values()}):
         await sync_repository.refresh_folder_counts(session, folder_id)
-    accounts = AccountService(session, runtime)
     for account_id in sorted({m.account_id for m in found.values()}):
-        accounts.enqueue_sync_after_commit(account_id)
+        enqueue_sync_after_commit(session, runtime.jobs, account_id)
     by_id = {row.id: row for row in await repository.rows_by_id(session, ids)}
     return [by_id[i] for i in dict.fromkeys(message_ids)]

@@ -6,6 +6,11 @@ command never completes (upstream issue #118); ``FetchCommand.wait_data`` rescan
 line received so far on each new line (quadratic); and every received chunk is formatted
 for a debug log line whether or not it is logged. This module replaces all three with code
 that does constant work per line; the response objects stay aioimaplib's.
+
+This reaches into aioimaplib's private internals (as does ``_DirectIMAP4`` in
+``core/mail/imap.py``), so it names the versions it was written for: pyproject.toml pins
+the same range, and ``tests/core/test_aioimaplib_internals.py`` fails, naming both modules,
+when the installed aioimaplib differs from what they rely on.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from typing import Any
 
 import aioimaplib
 from aioimaplib.aioimaplib import CRLF, Command, FetchCommand, IncompleteRead
+
+AIOIMAPLIB_VERSIONS = ">=2.0.3,<2.1"
 
 _LITERAL_START = re.compile(rb".*\{(?P<size>\d+)\}$")
 _FETCH_LINE = re.compile(rb"[0-9]+ FETCH \(")

@@ -23,10 +23,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.accounts import credentials
+from core.accounts import repository as account_repository
+from core.accounts.status import transition
 from core.crypto import DecryptionError
 from core.db import advisory_lock, after_commit, session_scope
 from core.errors import ErrorCode, ServiceError
-from core.events import AccountStatusChanged
 from core.models import AccountStatus, MailAccount, OAuthGrant
 from core.models.enums import OAuthProvider
 from core.oauth import repository
@@ -39,7 +41,6 @@ from core.oauth.client import (
 )
 from core.oauth.providers import provider_config, provider_name
 from core.runtime import Runtime
-from core.sync import repository as sync_repository
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,11 @@ class SignInExpired(ServiceError):
 
 
 def seal(runtime: Runtime, account_id: uuid.UUID, field: str, secret: str) -> bytes:
-    return runtime.key_ring.encrypt(secret, f"mail_account:{account_id}:{field}")
+    return credentials.seal(runtime.key_ring, account_id, field, secret)
 
 
 def unseal(runtime: Runtime, account_id: uuid.UUID, field: str, sealed: bytes) -> str:
-    return runtime.key_ring.decrypt(sealed, f"mail_account:{account_id}:{field}")
+    return credentials.unseal(runtime.key_ring, account_id, field, sealed)
 
 
 def store_tokens(runtime: Runtime, grant: OAuthGrant, tokens: TokenSet) -> None:
@@ -191,7 +192,7 @@ class GrantTokens:
     async def _mark_signed_out(self, message: str) -> None:
         """AUTH_FAILED with ``message``; the account waits for a new sign-in."""
         async with session_scope(self.runtime.session_factory) as session:
-            account = await sync_repository.lock_account(session, self.account_id)
+            account = await account_repository.get(session, self.account_id, lock=True)
             grant = await repository.lock_grant(session, self.account_id)
             if grant is not None:
                 grant.access_token_encrypted = None
@@ -200,16 +201,8 @@ class GrantTokens:
                 return
             account.last_error = message
             account.next_sync_at = None
-            if account.status not in _LIVE:
-                return
-            account.status = AccountStatus.AUTH_FAILED
-            events, owner_id = self.runtime.events, account.owner_id
-            event = AccountStatusChanged(account_id=account.id, status=account.status.value)
-
-            async def publish() -> None:
-                await events.publish(owner_id, event)
-
-            after_commit(session, publish)
+            if account.status in _LIVE:
+                transition(session, self.runtime.events, account, AccountStatus.AUTH_FAILED)
 
 
 async def revoke_grant_after_commit(

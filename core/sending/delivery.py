@@ -25,14 +25,16 @@ import aioimaplib
 import aiosmtplib
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.accounts.service import AccountService
+from core.accounts import repository as accounts
+from core.accounts.logins import stored_imap_login, stored_smtp_login
+from core.accounts.status import RUNNING
 from core.crypto import DecryptionError
 from core.db import session_scope
 from core.errors import ErrorCode, ServiceError
 from core.mail.imap import imap_session
 from core.mail.server import ServerLogin
 from core.mail.smtp import smtp_session
-from core.models import AccountStatus, MailAccount, OutgoingMessage, SendStatus, SentCopy
+from core.models import MailAccount, OutgoingMessage, SendStatus, SentCopy
 from core.oauth.tokens import SignInExpired
 from core.runtime import Runtime
 from core.sending import repository
@@ -61,8 +63,6 @@ UNCERTAIN = (
     "The connection broke while the server was taking this message; it may have been "
     "delivered, so it is not sent again. Check the Sent folder."
 )
-# Accounts in these states are synced again soon; the new Sent copy then shows.
-_SYNCED = (AccountStatus.SYNCING, AccountStatus.ACTIVE, AccountStatus.ERROR)
 
 
 class TemporaryFailure(Exception):
@@ -136,15 +136,13 @@ class OutgoingDelivery:
                 self._fail(session, outgoing, UNCERTAIN)
                 return None
             account = (
-                await repository.get_account(session, outgoing.account_id)
-                if outgoing.account_id
-                else None
+                await accounts.get(session, outgoing.account_id) if outgoing.account_id else None
             )
             if account is None:
                 self._fail(session, outgoing, "The account was removed before it was sent.")
                 return None
             try:
-                login = AccountService(session, self.runtime).smtp_login(account)
+                login = stored_smtp_login(self.runtime, account)
             except DecryptionError:
                 login = None
             if login is None:
@@ -283,9 +281,7 @@ class OutgoingDelivery:
             ):
                 return None
             account = (
-                await repository.get_account(session, outgoing.account_id)
-                if outgoing.account_id
-                else None
+                await accounts.get(session, outgoing.account_id) if outgoing.account_id else None
             )
             folder = await repository.sent_folder(session, account.id) if account else None
             if account is not None and _sends_own_copy(account):
@@ -295,7 +291,7 @@ class OutgoingDelivery:
                 outgoing.sent_copy = SentCopy.NO_FOLDER
                 return None
             try:
-                login = AccountService(session, self.runtime).imap_login(account)
+                login = stored_imap_login(self.runtime, account)
             except DecryptionError:
                 outgoing.sent_copy = SentCopy.FAILED
                 return None
@@ -306,7 +302,7 @@ class OutgoingDelivery:
                 message_id=outgoing.message_id,
                 sent_at=outgoing.sent_at or datetime.now(UTC),
                 account_id=account.id,
-                sync_after=folder.selected and account.status in _SYNCED,
+                sync_after=folder.selected and account.status in RUNNING,
             )
 
     async def _file_sent_copy(self) -> None:

@@ -14,20 +14,11 @@ from core.db import advisory_lock
 from core.models import (
     Folder,
     FolderRole,
-    MailAccount,
     Message,
     OutgoingMessage,
     SendStatus,
     SentCopy,
 )
-
-
-async def get_owned_account(
-    session: AsyncSession, owner_id: uuid.UUID, account_id: uuid.UUID
-) -> MailAccount | None:
-    return await session.scalar(
-        select(MailAccount).where(MailAccount.id == account_id, MailAccount.owner_id == owner_id)
-    )
 
 
 async def get_message(session: AsyncSession, message_id: int) -> Message | None:
@@ -41,10 +32,6 @@ async def lock_outgoing(session: AsyncSession, outgoing_id: uuid.UUID) -> Outgoi
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-
-
-async def get_account(session: AsyncSession, account_id: uuid.UUID) -> MailAccount | None:
-    return await session.get(MailAccount, account_id)
 
 
 async def sent_folder(session: AsyncSession, account_id: uuid.UUID) -> Folder | None:

@@ -18,6 +18,7 @@ from core.events import OutgoingMessageChanged
 from core.identity import repository as identity_repository
 from core.identity.viewer import Viewer
 from core.models import AccountStatus, MailAccount, Message, OutgoingMessage, SendStatus
+from core.notifications import announce_after_commit
 from core.runtime import Runtime
 from core.sending import repository
 from core.sending.compose import (
@@ -29,7 +30,7 @@ from core.sending.compose import (
     new_message_id,
     validate_draft,
 )
-from core.sync import repository as sync_repository
+from core.threads import repository as threads
 
 RATE_WINDOW_SECONDS = 3600.0
 MAX_LIST = 100
@@ -92,7 +93,7 @@ class SendService:
                 )
         # Only the owner sends from an account: a teammate's SHARED one is readable, and
         # answers like any account the viewer cannot use.
-        account = await repository.get_owned_account(self.session, viewer.user_id, account_id)
+        account = await account_repository.get_owned(self.session, viewer.user_id, account_id)
         if account is None:
             raise ServiceError(ErrorCode.NOT_FOUND, "No such mail account.", field)
         if not account.has_smtp:
@@ -142,12 +143,10 @@ class SendService:
         """The conversation in the viewer's own threading (a teammate's mail has its own)."""
         if parent is None:
             return uuid.uuid4()
-        own = await repository.get_owned_account(self.session, viewer.user_id, parent.account_id)
+        own = await account_repository.get_owned(self.session, viewer.user_id, parent.account_id)
         if own is not None:
             return parent.thread_id
-        known = await sync_repository.thread_ids_for(
-            self.session, viewer.user_id, _reply_keys(parent)
-        )
+        known = await threads.thread_ids_for(self.session, viewer.user_id, _reply_keys(parent))
         return next(iter(known.values()), None) or uuid.uuid4()
 
     async def _queue(
@@ -204,7 +203,7 @@ class SendService:
         self.session.add(outgoing)
         await self.session.flush()
         # The sent copy, once synced, joins this conversation (and so do replies to it).
-        await sync_repository.remember_thread_keys(
+        await threads.remember_thread_keys(
             self.session, viewer.user_id, {key: thread_id for key in [*references, message_id]}
         )
         self._enqueue_after_commit(outgoing.id)
@@ -221,10 +220,5 @@ class SendService:
 
 def announce_change(session: AsyncSession, runtime: Runtime, outgoing: OutgoingMessage) -> None:
     """Tell the owner's subscription clients, once the transaction has committed."""
-    events, owner_id = runtime.events, outgoing.owner_id
     event = OutgoingMessageChanged(outgoing_id=outgoing.id, status=outgoing.status.value)
-
-    async def publish() -> None:
-        await events.publish(owner_id, event)
-
-    after_commit(session, publish)
+    announce_after_commit(session, runtime.events, outgoing.owner_id, event)

@@ -13,15 +13,17 @@ from collections.abc import Sequence
 
 from core.db import SessionFactory, session_scope
 from core.mail.mailbox import MailboxOps, uid_set
-from core.models import Folder
 from core.sync import repository
-from core.sync.repository import PendingFlags
+from core.sync.repository import FolderCheckpoint, PendingFlags
 
 _FLAGS = (("is_read", "(\\Seen)"), ("is_flagged", "(\\Flagged)"))
 
 
 async def push_local_flags(
-    sessions: SessionFactory, ops: MailboxOps, account_id: uuid.UUID, folders: Sequence[Folder]
+    sessions: SessionFactory,
+    ops: MailboxOps,
+    account_id: uuid.UUID,
+    folders: Sequence[FolderCheckpoint],
 ) -> int:
     """UID STORE every locally changed flag (only the flags that changed); the number of
     messages written back."""

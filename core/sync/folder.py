@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,10 +24,12 @@ from core.mail.mailbox import (
     uid_set,
 )
 from core.mail.parsing import ParsedMessage
-from core.models import Folder, PastSync
+from core.models import PastSync
 from core.sync import repository
 from core.sync.parse_pool import INLINE, MessageParser
+from core.sync.repository import FolderCheckpoint
 from core.sync.rows import build_rows, flag_columns
+from core.threads import repository as threads
 
 Progress = Callable[[str, int, int], Awaitable[None]]
 # A chunk in the pipeline: its UIDs, the fetched messages, their parsing under way.
@@ -85,7 +87,7 @@ class FolderSync:
         sessions: SessionFactory,
         ops: MailboxOps,
         account: AccountContext,
-        folder: Folder,
+        folder: FolderCheckpoint,
         tuning: SyncTuning,
         progress: Progress,
     ) -> None:
@@ -159,17 +161,19 @@ class FolderSync:
     async def _start_index(self, state: MailboxState, *, rebuild: bool) -> None:
         """A first sync, or a new UIDVALIDITY: every server UID below UIDNEXT is past mail."""
         top = (state.uidnext or (max(await self.ops.uid_search("ALL"), default=0) + 1)) - 1
+        window = PAST_SYNC_DAYS[self.account.past_sync]
+        changes: dict[str, Any] = {
+            "uidvalidity": state.uidvalidity,
+            "highest_uid": top,
+            "highest_modseq": state.highestmodseq,
+            # A rebuild always runs the backfill: it re-keys or drops every parked row.
+            "backfill_before_uid": top + 1 if window != 0 or rebuild else None,
+        }
         async with session_scope(self.sessions) as session:
             if rebuild:
                 await repository.park_uids_for_rematch(session, self.folder.id)
-            folder = await repository.get_folder(session, self.folder.id)
-            folder.uidvalidity = state.uidvalidity
-            folder.highest_uid = top
-            folder.highest_modseq = state.highestmodseq
-            window = PAST_SYNC_DAYS[self.account.past_sync]
-            # A rebuild always runs the backfill: it re-keys or drops every parked row.
-            folder.backfill_before_uid = top + 1 if window != 0 or rebuild else None
-        self.folder = folder
+            await repository.save_checkpoint(session, self.folder.id, changes)
+        self.folder = replace(self.folder, **changes)
 
     async def _fetch_new(self) -> None:
         highest = self.folder.highest_uid
@@ -196,9 +200,8 @@ class FolderSync:
         await self._store_chunks(uids, lambda chunk: {"backfill_before_uid": min(chunk)})
         async with session_scope(self.sessions) as session:
             self.counts.removed += await repository.drop_parked(session, self.folder.id)
-            folder = await repository.get_folder(session, self.folder.id)
-            folder.backfill_before_uid = None
-        self.folder = folder
+            await repository.save_checkpoint(session, self.folder.id, {"backfill_before_uid": None})
+        self.folder = replace(self.folder, backfill_before_uid=None)
 
     async def _backfill_since(self) -> datetime | None:
         """The start of the past-sync window; a rebuild reaches back to the oldest row it
@@ -214,7 +217,7 @@ class FolderSync:
         return window_start
 
     async def _store_chunks(
-        self, uids: list[int], checkpoint: Callable[[list[int]], dict[str, int]]
+        self, uids: list[int], checkpoint: Callable[[list[int]], dict[str, Any]]
     ) -> None:
         """Fetch, parse and store ``uids`` in chunks, as a pipeline: while one chunk is
         written, the next is parsed (in a pool process when configured) and the one after
@@ -246,8 +249,14 @@ class FolderSync:
                 elif not task.cancelled():
                     task.exception()  # retrieved: the error that matters is already raised
 
+    async def _save(self, changes: dict[str, Any]) -> None:
+        """Commit checkpoint ``changes`` on their own, then hold them in ``self.folder``."""
+        async with session_scope(self.sessions) as session:
+            await repository.save_checkpoint(session, self.folder.id, changes)
+        self.folder = replace(self.folder, **changes)
+
     async def _write_parsed(
-        self, stage: _Stage, checkpoint: Callable[[list[int]], dict[str, int]]
+        self, stage: _Stage, checkpoint: Callable[[list[int]], dict[str, Any]]
     ) -> int:
         chunk, fetched, parsing = stage
         await self._write_chunk(fetched, await parsing, checkpoint(chunk))
@@ -260,13 +269,13 @@ class FolderSync:
         self,
         fetched: list[FetchedMessage],
         parsed: list[ParsedMessage],
-        checkpoint: dict[str, int],
+        checkpoint: dict[str, Any],
     ) -> None:
         """The chunk's rows and the checkpoint that covers them, in one transaction."""
         async with session_scope(self.sessions) as session:
 
             async def lookup(keys: Sequence[str]) -> dict[str, uuid.UUID]:
-                return await repository.thread_ids_for(session, self.account.owner_id, keys)
+                return await threads.thread_ids_for(session, self.account.owner_id, keys)
 
             built = await build_rows(
                 fetched,
@@ -280,10 +289,9 @@ class FolderSync:
                 known = {mid: by_uid[uid] for uid, mid in built.message_ids.items()}
                 await repository.rematch_parked(session, self.folder.id, known)
             self.counts.new += await repository.insert_messages(session, built.rows)
-            await repository.remember_thread_keys(session, self.account.owner_id, built.thread_keys)
-            await repository.set_checkpoint(session, self.folder.id, checkpoint)
-        for column, value in checkpoint.items():
-            setattr(self.folder, column, value)
+            await threads.remember_thread_keys(session, self.account.owner_id, built.thread_keys)
+            await repository.save_checkpoint(session, self.folder.id, checkpoint)
+        self.folder = replace(self.folder, **checkpoint)
 
     async def _sync_flags(self, state: MailboxState) -> None:
         folder = self.folder
@@ -303,10 +311,7 @@ class FolderSync:
         for chunk in _chunks(uids, self.tuning.flags_chunk):
             items.extend(await self.ops.fetch_flags(uid_set(chunk)))
         await self._apply_flags(items)
-        async with session_scope(self.sessions) as session:
-            folder = await repository.get_folder(session, self.folder.id)
-            folder.last_full_flag_scan_at = datetime.now(UTC)
-        self.folder = folder
+        await self._save({"last_full_flag_scan_at": datetime.now(UTC)})
 
     async def _apply_flags(self, flag_items: Sequence[FlagsItem]) -> None:
         if not flag_items:
@@ -335,12 +340,14 @@ class FolderSync:
             self.counts.removed += await repository.delete_uids(session, folder.id, gone)
 
     async def _finish(self, state: MailboxState) -> None:
+        changes: dict[str, Any] = {
+            "uidnext": state.uidnext,
+            "server_message_count": state.exists,
+            "last_synced_at": datetime.now(UTC),
+        }
+        if state.highestmodseq is not None:
+            changes["highest_modseq"] = state.highestmodseq
         async with session_scope(self.sessions) as session:
             await repository.refresh_folder_counts(session, self.folder.id)
-            folder = await repository.get_folder(session, self.folder.id)
-            folder.uidnext = state.uidnext
-            folder.server_message_count = state.exists
-            if state.highestmodseq is not None:
-                folder.highest_modseq = state.highestmodseq
-            folder.last_synced_at = datetime.now(UTC)
-        self.folder = folder
+            await repository.save_checkpoint(session, self.folder.id, changes)
+        self.folder = replace(self.folder, **changes)

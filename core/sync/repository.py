@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, Text, bindparam, case, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
+from sqlalchemy import Table, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.models import AccountStatus, Folder, MailAccount, Message, ThreadKey
+from core.accounts.status import RUNNING
+from core.models import Folder, MailAccount, Message
 
 _MESSAGES = cast(Table, Message.__table__)
-_THREAD_KEYS = cast(Table, ThreadKey.__table__)
-
-
-async def lock_account(session: AsyncSession, account_id: uuid.UUID) -> MailAccount | None:
-    return await session.scalar(
-        select(MailAccount)
-        .where(MailAccount.id == account_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
 
 
 async def folders(session: AsyncSession, account_id: uuid.UUID) -> list[Folder]:
@@ -37,32 +28,52 @@ async def folders(session: AsyncSession, account_id: uuid.UUID) -> list[Folder]:
     )
 
 
-async def account_status(session: AsyncSession, account_id: uuid.UUID) -> AccountStatus | None:
-    return await session.scalar(select(MailAccount.status).where(MailAccount.id == account_id))
+@dataclass(frozen=True)
+class FolderCheckpoint:
+    """A folder's sync state as last committed: a plain record, with no session behind it,
+    that the sync carries from one short transaction to the next."""
+
+    id: uuid.UUID
+    name: str
+    uidvalidity: int | None
+    highest_uid: int
+    highest_modseq: int | None
+    uidnext: int | None
+    backfill_before_uid: int | None
+    server_message_count: int | None
+    last_full_flag_scan_at: datetime | None
+    last_synced_at: datetime | None
+
+    @classmethod
+    def of(cls, folder: Folder) -> FolderCheckpoint:
+        return cls(**{f.name: getattr(folder, f.name) for f in dataclasses.fields(cls)})
 
 
-async def selected_folders(session: AsyncSession, account_id: uuid.UUID) -> list[Folder]:
-    return list(
-        await session.scalars(
-            select(Folder)
-            .where(Folder.account_id == account_id, Folder.selected.is_(True))
-            .order_by(Folder.role, Folder.name)
-        )
+async def selected_checkpoints(
+    session: AsyncSession, account_id: uuid.UUID
+) -> list[FolderCheckpoint]:
+    """The checkpoints of the folders to sync, in sync order (role, then name)."""
+    rows = await session.scalars(
+        select(Folder)
+        .where(Folder.account_id == account_id, Folder.selected.is_(True))
+        .order_by(Folder.role, Folder.name)
     )
+    return [FolderCheckpoint.of(folder) for folder in rows]
 
 
-async def get_folder(session: AsyncSession, folder_id: uuid.UUID) -> Folder:
-    folder = await session.scalar(
-        select(Folder).where(Folder.id == folder_id).execution_options(populate_existing=True)
-    )
-    if folder is None:
-        raise LookupError(folder_id)
-    return folder
+_CHECKPOINT_COLUMNS = frozenset(f.name for f in dataclasses.fields(FolderCheckpoint)) - {
+    "id",
+    "name",
+}
 
 
-async def set_checkpoint(
-    session: AsyncSession, folder_id: uuid.UUID, values: dict[str, int]
+async def save_checkpoint(
+    session: AsyncSession, folder_id: uuid.UUID, values: dict[str, Any]
 ) -> None:
+    """Write checkpoint columns (a folder's sync state only: never its name or selection)."""
+    unknown = set(values) - _CHECKPOINT_COLUMNS
+    if unknown:
+        raise ValueError(f"not checkpoint columns: {sorted(unknown)}")
     await session.execute(update(Folder).where(Folder.id == folder_id).values(**values))
 
 
@@ -174,11 +185,28 @@ async def park_uids_for_rematch(session: AsyncSession, folder_id: uuid.UUID) -> 
     )
 
 
+_REKEY_PARKED = (
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id == bindparam("row_id"))
+    .values(
+        uid=bindparam("new_uid"),
+        modseq=bindparam("row_modseq"),
+        is_answered=bindparam("answered"),
+        # A mark made here and not yet written back stays (it is pushed next run).
+        is_read=case((_MESSAGES.c.read_pending, _MESSAGES.c.is_read), else_=bindparam("read")),
+        is_flagged=case(
+            (_MESSAGES.c.flagged_pending, _MESSAGES.c.is_flagged), else_=bindparam("flagged")
+        ),
+    )
+)
+
+
 async def rematch_parked(
     session: AsyncSession, folder_id: uuid.UUID, fetched: dict[str, dict[str, Any]]
 ) -> set[str]:
     """Give parked rows with these Message-IDs their new UID and the flags the server has
-    now (``fetched``: Message-ID -> the new row's values); the Message-IDs matched."""
+    now (``fetched``: Message-ID -> the new row's values); the Message-IDs matched. Two
+    statements whatever the number of rows."""
     if not fetched:
         return set()
     parked = await session.execute(
@@ -188,26 +216,25 @@ async def rematch_parked(
             Message.message_id.in_(list(fetched)),
         )
     )
+    params: list[dict[str, Any]] = []
     matched: set[str] = set()
     for row_id, message_id in parked:
         if message_id in matched or message_id is None:
             continue  # one row per Message-ID; a duplicate parked copy is dropped later
         row = fetched[message_id]
-        await session.execute(
-            update(Message)
-            .where(Message.id == row_id)
-            .values(
-                uid=row["uid"],
-                modseq=row["modseq"],
-                is_answered=row["is_answered"],
-                # A mark made here and not yet written back stays (it is pushed next run).
-                is_read=case((Message.read_pending, Message.is_read), else_=row["is_read"]),
-                is_flagged=case(
-                    (Message.flagged_pending, Message.is_flagged), else_=row["is_flagged"]
-                ),
-            )
+        params.append(
+            {
+                "row_id": row_id,
+                "new_uid": row["uid"],
+                "row_modseq": row["modseq"],
+                "answered": row["is_answered"],
+                "read": row["is_read"],
+                "flagged": row["is_flagged"],
+            }
         )
         matched.add(message_id)
+    if params:
+        await session.execute(_REKEY_PARKED, params)
     return matched
 
 
@@ -223,47 +250,6 @@ async def drop_parked(session: AsyncSession, folder_id: uuid.UUID) -> int:
         delete(Message).where(Message.folder_id == folder_id, Message.uid < 0)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult
-
-
-async def thread_ids_for(
-    session: AsyncSession, owner_id: uuid.UUID, keys: Sequence[str]
-) -> dict[str, uuid.UUID]:
-    """The known conversation of each Message-ID among the owner's mail.
-
-    Joined from ``unnest`` of one array parameter: the planner probes the primary key once
-    per key even while a first sync outgrows the table's statistics, and the statement is
-    compiled once whatever the number of keys.
-    """
-    if not keys:
-        return {}
-    wanted = (
-        func.unnest(bindparam("keys", list(keys), type_=PG_ARRAY(Text)))
-        .table_valued("key")
-        .render_derived(name="wanted")
-    )
-    rows = await session.execute(
-        select(ThreadKey.key, ThreadKey.thread_id)
-        .select_from(wanted)
-        .join(ThreadKey, (ThreadKey.owner_id == owner_id) & (ThreadKey.key == wanted.c.key))
-    )
-    return {key: thread_id for key, thread_id in rows}
-
-
-_REMEMBER_THREAD_KEYS = insert(_THREAD_KEYS).on_conflict_do_nothing(
-    index_elements=["owner_id", "key"]
-)
-
-
-async def remember_thread_keys(
-    session: AsyncSession, owner_id: uuid.UUID, keys: dict[str, uuid.UUID]
-) -> None:
-    """Register keys; the first conversation a key was seen in keeps it."""
-    if not keys:
-        return
-    await session.execute(
-        _REMEMBER_THREAD_KEYS,
-        [{"owner_id": owner_id, "key": k, "thread_id": t} for k, t in keys.items()],
-    )
 
 
 async def refresh_folder_counts(session: AsyncSession, folder_id: uuid.UUID) -> None:
@@ -287,9 +273,7 @@ async def due_account_ids(session: AsyncSession, now: datetime, limit: int) -> l
     rows = await session.scalars(
         select(MailAccount.id)
         .where(
-            MailAccount.status.in_(
-                [AccountStatus.SYNCING, AccountStatus.ACTIVE, AccountStatus.ERROR]
-            ),
+            MailAccount.status.in_(sorted(RUNNING)),
             or_(MailAccount.next_sync_at.is_(None), MailAccount.next_sync_at <= now),
         )
         .order_by(MailAccount.next_sync_at.nulls_first())

@@ -12,14 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts import repository as account_repository
 from core.accounts.service import AccountService
+from core.accounts.status import PAUSABLE, RUNNING, transition
 from core.errors import ErrorCode, ServiceError
 from core.identity.viewer import Viewer
+from core.jobs import enqueue_sync_after_commit
 from core.mail.folders import sync_by_default
 from core.models import AccountStatus, Folder, MailAccount, PastSync, PauseReason, Sharing
 from core.runtime import Runtime
 from core.sync import repository
-
-RUNNING = (AccountStatus.SYNCING, AccountStatus.ACTIVE, AccountStatus.ERROR)
 
 
 def _not_ready(message: str) -> ServiceError:
@@ -56,9 +56,7 @@ class SyncService:
         self.accounts = AccountService(session, runtime)
 
     def _set_status(self, account: MailAccount, status: AccountStatus) -> None:
-        if account.status is not status:
-            account.status = status
-            self.accounts.announce_status(account)
+        transition(self.session, self.runtime.events, account, status)
 
     async def learn_labels(
         self, viewer: Viewer, account_id: uuid.UUID | None, labels: list[str] | None
@@ -110,7 +108,7 @@ class SyncService:
         account.next_sync_at = datetime.now(UTC)
         self._set_status(account, AccountStatus.SYNCING)
         await self.session.flush()
-        self.accounts.enqueue_sync_after_commit(account.id)
+        enqueue_sync_after_commit(self.session, self.runtime.jobs, account.id)
         return account
 
     async def change_labels(self, account: MailAccount, labels: list[str]) -> None:
@@ -125,7 +123,7 @@ class SyncService:
         await self.session.flush()
         if account.status in RUNNING:
             account.next_sync_at = datetime.now(UTC)
-            self.accounts.enqueue_sync_after_commit(account.id)
+            enqueue_sync_after_commit(self.session, self.runtime.jobs, account.id)
 
     async def sync_now(self, viewer: Viewer, account_id: uuid.UUID | None) -> MailAccount:
         account = await self.accounts.owned_for_change(viewer, account_id)
@@ -133,14 +131,14 @@ class SyncService:
             raise _not_ready(f"The account is {account.status}; it cannot sync now.")
         account.next_sync_at = datetime.now(UTC)
         await self.session.flush()
-        self.accounts.enqueue_sync_after_commit(account.id)
+        enqueue_sync_after_commit(self.session, self.runtime.jobs, account.id)
         return account
 
     async def pause(self, viewer: Viewer, account_id: uuid.UUID | None) -> MailAccount:
         account = await self.accounts.owned_for_change(viewer, account_id)
         if account.status is AccountStatus.PAUSED:
             return account
-        if account.status not in (*RUNNING, AccountStatus.AUTH_FAILED):
+        if account.status not in PAUSABLE:
             raise _not_ready(f"The account is {account.status}; there is no sync to pause.")
         account.paused_reason = PauseReason.USER
         self._set_status(account, AccountStatus.PAUSED)
@@ -163,6 +161,6 @@ class SyncService:
         else:
             self._set_status(account, AccountStatus.ACTIVE)
             account.next_sync_at = datetime.now(UTC)
-            self.accounts.enqueue_sync_after_commit(account.id)
+            enqueue_sync_after_commit(self.session, self.runtime.jobs, account.id)
         await self.session.flush()
         return account

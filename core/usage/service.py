@@ -27,7 +27,7 @@ async def company_sync_usage(session: AsyncSession, viewer: Viewer) -> list[User
     if not viewer.is_admin:
         raise ServiceError(ErrorCode.FORBIDDEN, "Only company admins can see sync usage.")
     users = await identity_repository.list_company_users(session, viewer.company_id)
-    accounts = await account_repository.list_owned_by_users(session, [u.id for u in users])
+    accounts = await account_repository.list_owned(session, [u.id for u in users])
     by_owner: dict[object, list[MailAccount]] = {u.id: [] for u in users}
     for account in accounts:
         by_owner[account.owner_id].append(account)

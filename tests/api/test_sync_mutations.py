@@ -13,6 +13,7 @@ from sqlalchemy import select
 from core.jobs import sync_job_id
 from core.models import AccountStatus, Folder, MailAccount, Message
 from core.runtime import Runtime
+from core.sync.run import AccountSyncRun
 from tests.support.factories import ADD_ACCOUNT, TestUser, account_input
 from tests.support.graphql import GraphQLClient
 from tests.support.mailservers import ImapServer
@@ -24,7 +25,6 @@ from tests.support.sync import (
     sync_once,
 )
 from tests.sync.test_sync_engine import make_message
-from workers.sync_run import AccountSyncRun
 
 NewUser = Callable[..., Awaitable[TestUser]]
 

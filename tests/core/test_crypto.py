@@ -1,8 +1,8 @@
 """Credential encryption at rest: AES-GCM bound to (row, field), with key rotation.
 
 The pure KeyRing checks need nothing; the rest store accounts through the real API, then
-decrypt them the way the sync worker does (AccountService.imap_login) and log in to a real
-IMAP server with what comes out.
+decrypt them the way the sync worker does (``core.accounts.credentials.imap_login``) and
+log in to a real IMAP server with what comes out.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from core.accounts.service import AccountService
+from core.accounts import credentials
 from core.crypto import DecryptionError, KeyRing, generate_key
 from core.mail.imap import imap_session
 from core.models import MailAccount
@@ -126,7 +126,7 @@ async def _can_log_in(runtime: Runtime, account_id: uuid.UUID) -> list[str]:
     async with runtime.session_factory() as session:
         row = await session.scalar(select(MailAccount).where(MailAccount.id == account_id))
         assert row is not None
-        login = AccountService(session, runtime).imap_login(row)
+        login = credentials.imap_login(runtime.key_ring, row)
     async with imap_session(login, runtime.mail_options) as connection:
         return [m.name for m in await connection.list_mailboxes()]
 
@@ -145,12 +145,11 @@ async def test_ciphertext_copied_to_another_row_does_not_decrypt(
             .values(imap_password_encrypted=stolen)
         )
     row_b = await _row(runtime, account_b)
-    async with runtime.session_factory() as session:
-        service = AccountService(session, runtime)
-        with pytest.raises(DecryptionError):
-            service.imap_login(row_b)
-        # The row it came from still works.
-        assert service.imap_login(await _row(runtime, account_a)).password == pymap.password
+    with pytest.raises(DecryptionError):
+        credentials.imap_login(runtime.key_ring, row_b)
+    # The row it came from still works.
+    row_a = await _row(runtime, account_a)
+    assert credentials.imap_login(runtime.key_ring, row_a).password == pymap.password
 
 
 async def test_stored_secret_is_bound_to_its_row_and_field(

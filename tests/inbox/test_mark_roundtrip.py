@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
-from core.accounts.service import AccountService
+from core.accounts import credentials
 from core.jobs import sync_job_id
 from core.mail.imap import imap_session
 from core.mail.mailbox import MailboxOps
@@ -23,6 +23,7 @@ from core.runtime import Runtime
 from core.settings import Settings
 from core.sync import repository
 from core.sync.folder import AccountContext, FolderSync
+from core.sync.run import AccountSyncRun
 from tests.support.accounts import NewUser
 from tests.support.graphql import GraphQLClient
 from tests.support.inbox import INBOX, MARK
@@ -37,7 +38,6 @@ from tests.support.sync import (
 )
 from tests.support.tcp_proxy import CuttingProxy
 from tests.sync.test_sync_engine import make_message
-from workers.sync_run import AccountSyncRun
 
 ACCOUNT = "query($id: ID!) { mailAccount(id: $id) { status lastError } }"
 
@@ -168,8 +168,8 @@ async def test_a_sync_before_the_write_back_does_not_flip_marks_back(
         async with runtime.session_factory() as session:
             account = await session.get(MailAccount, account_id)
             assert account is not None
-            folders = await repository.selected_folders(session, account_id)
-            login = AccountService(session, runtime).imap_login(account)
+            folders = await repository.selected_checkpoints(session, account_id)
+            login = credentials.imap_login(runtime.key_ring, account)
         async with imap_session(login, runtime.mail_options) as connection:
             ops = MailboxOps(connection)
             await ops.enable_extensions()

@@ -178,3 +178,38 @@ async def test_mark_messages_rejects_bad_input(
     data = await gql.as_user(user.token).execute(MARK, variables)
     errors = data["markMessages"]["userErrors"]
     assert [(e["code"], e["field"]) for e in errors] == [(code, field)]
+
+
+async def test_remote_images_through_the_api_only_when_asked_for(
+    gql: GraphQLClient, new_user: NewUser, runtime: Runtime
+) -> None:
+    user = await new_user()
+    account = await seed_account(runtime, user)
+    html = '<p>Hi</p><img src="https://track.example/p.gif?u=1"><a href="/x">x</a>'
+    [message_id] = await seed_messages(runtime, account, [{"body_html": html}])
+    query = """query($id: ID!) { message(id: $id) {
+        blocked: bodyHtml allowed: bodyHtml(allowRemoteImages: true) } }"""
+    data = await gql.as_user(user.token).execute(query, {"id": api_id(runtime, message_id)})
+    assert "track.example" not in data["message"]["blocked"]
+    assert 'src="https://track.example/p.gif?u=1"' in data["message"]["allowed"]
+    assert 'href="/x"' not in data["message"]["allowed"]
+
+
+async def test_message_ids_are_opaque_stable_and_unforgeable(
+    gql: GraphQLClient, new_user: NewUser, runtime: Runtime
+) -> None:
+    """A global sequence would tell any user how much mail every company receives."""
+    user = await new_user()
+    account = await seed_account(runtime, user)
+    first, second = await seed_messages(runtime, account, [{"subject": "a"}, {"subject": "b"}])
+    client = gql.as_user(user.token)
+    listed = await client.execute("{ inbox { edges { node { id subject } } } }")
+    ids = {e["node"]["subject"]: e["node"]["id"] for e in listed["inbox"]["edges"]}
+    assert ids == {"a": api_id(runtime, first), "b": api_id(runtime, second)}
+    assert not any(i.isdigit() or str(first) in i for i in ids.values())
+    again = await client.execute("{ inbox { edges { node { id } } } }")
+    assert {e["node"]["id"] for e in again["inbox"]["edges"]} == set(ids.values())
+    forged = ids["a"][:-2] + ("AA" if not ids["a"].endswith("AA") else "BA")
+    for bad in (forged, str(first), "", "x" * 22):
+        found = await client.execute("query($id: ID!) { message(id: $id) { id } }", {"id": bad})
+        assert found["message"] is None

@@ -15,12 +15,12 @@ from core.models.enums import OAuthProvider
 from core.oauth.tokens import GrantTokens
 from core.runtime import open_runtime
 from core.sending.delivery import OutgoingDelivery
+from core.sync.run import AccountSyncRun
 from tests.sending.helpers import outgoing_row, parse, send
 from tests.support.accounts import RECONNECT_ACCOUNT, REMOVE_ACCOUNT, account_row, error_codes
 from tests.support.factories import TestUser
 from tests.support.oauth import ACCOUNT, OAuthWorld, query_of
 from tests.support.sync import EVERY_RUN, START, burst_worker, stored_state
-from workers.sync_run import AccountSyncRun
 
 NewUser = Callable[..., Awaitable[TestUser]]
 

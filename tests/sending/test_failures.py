@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from core.accounts.service import AccountService
+from core.accounts import credentials
 from core.db import session_scope
 from core.models import MailAccount, Message, OutgoingMessage, SendStatus, SentCopy
 from core.runtime import Runtime
@@ -126,7 +126,7 @@ async def test_a_wrong_smtp_password_fails_without_showing_it(
     async with session_scope(runtime.session_factory) as session:
         row = await session.get(OutgoingMessage, uuid.UUID(outgoing_id))
         assert row is not None and row.account_id is not None
-        sealed = AccountService(session, runtime).encrypt_secret(row.account_id, "smtp", wrong)
+        sealed = credentials.seal(runtime.key_ring, row.account_id, credentials.SMTP, wrong)
         await session.execute(
             update(MailAccount)
             .where(MailAccount.id == row.account_id)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from core.accounts.service import AccountService
+from core.accounts import credentials
 from core.db import session_scope
 from core.models import MailAccount, OutgoingMessage, SendStatus, SentCopy
 from core.runtime import Runtime
@@ -51,10 +51,9 @@ async def test_a_failed_append_leaves_the_message_sent_once(
         outgoing_id = (await send(client))["outgoing"]["id"]
         row = await outgoing_row(runtime, outgoing_id)
         assert row.account_id is not None
-        async with session_scope(runtime.session_factory) as session:
-            sealed = AccountService(session, runtime).encrypt_secret(
-                row.account_id, "imap", "no-longer-the-password"
-            )
+        sealed = credentials.seal(
+            runtime.key_ring, row.account_id, credentials.IMAP, "no-longer-the-password"
+        )
         await _set_account(runtime, outgoing_id, imap_password_encrypted=sealed)
 
         await run_worker(make_settings)

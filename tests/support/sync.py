@@ -17,11 +17,11 @@ from core.models import Folder, Message
 from core.runtime import Runtime, open_runtime
 from core.settings import Settings
 from core.sync.folder import SyncTuning
+from core.sync.run import AccountSyncRun, RunResult
 from tests.support.graphql import GraphQLClient
 from tests.support.imap_admin import ImapAdmin
 from tests.support.mailservers import ImapServer, start_pymap
 from workers.arq_worker import build_worker, run_until_done
-from workers.sync_run import AccountSyncRun, RunResult
 
 _users = itertools.count(1)
 EVERY_RUN = SyncTuning(full_flag_scan_every=timedelta(0))

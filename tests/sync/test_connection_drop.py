@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from core.models import Folder, Message
 from core.runtime import Runtime
+from core.sync.run import AccountSyncRun
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
 from tests.support.mail_corpus import corpus
@@ -37,7 +38,6 @@ from tests.support.sync import (
     sync_once,
 )
 from tests.support.tcp_proxy import CutMode, CuttingProxy
-from workers.sync_run import AccountSyncRun
 
 BIG = 500
 ACCOUNT = """

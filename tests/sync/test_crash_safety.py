@@ -59,6 +59,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         MAILSYNC_REDIS_URL=settings.redis_url,
         MAILSYNC_SECRET_KEYS=",".join(settings.secret_keys),
         MAILSYNC_ALLOW_PRIVATE_HOSTS="true",
+        MAILSYNC_MAIL_PORTS="any",  # the test servers listen on free ports
         MAILSYNC_MAIL_TIMEOUT_SECONDS="10",
         MAILSYNC_FLAG_SCAN_INTERVAL_SECONDS="0",
         PYTHONUNBUFFERED="1",

@@ -36,6 +36,7 @@ from sqlalchemy import func, select
 
 from core.models import AccountStatus, Folder, MailAccount, Message
 from core.runtime import Runtime
+from core.sync.run import AccountSyncRun
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
 from tests.support.mail_corpus import realistic_message
@@ -50,7 +51,6 @@ from tests.support.sync import (
     sync_once,
 )
 from tests.support.tcp_proxy import CuttingProxy
-from workers.sync_run import AccountSyncRun
 
 T = TypeVar("T")
 Flags3 = tuple[bool, bool, bool]

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from core.models import AccountStatus, MailAccount, Message, Plan
 from core.runtime import Runtime
 from core.sync.parse_pool import MessageParser
+from core.sync.run import AccountSyncRun
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
 from tests.support.mailservers import ImapServer
@@ -27,7 +28,6 @@ from tests.support.sync import (
     stored_state,
     sync_once,
 )
-from workers.sync_run import AccountSyncRun
 
 NewUser = Callable[..., Awaitable[TestUser]]
 

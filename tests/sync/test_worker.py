@@ -10,13 +10,14 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select, update
 
-from core.accounts.service import AccountService
+from core.accounts import credentials
 from core.db import session_scope
 from core.jobs import sync_job_id
 from core.models import AccountStatus, MailAccount, Message
 from core.runtime import Runtime
 from core.settings import Settings
 from core.sync import repository
+from core.sync.run import AUTH_FAILED_MESSAGE, AccountSyncRun
 from tests.support.app import RunningApp
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
@@ -30,8 +31,7 @@ from tests.support.sync import (
 )
 from tests.support.websocket import receives_nothing, subscribe, websocket
 from tests.sync.test_sync_engine import make_message
-from workers.arq_worker import schedule_due_syncs
-from workers.sync_run import AUTH_FAILED_MESSAGE, AccountSyncRun
+from workers.sync_job import schedule_due_syncs
 
 NewUser = Callable[..., Awaitable[TestUser]]
 
@@ -99,13 +99,12 @@ async def test_wrong_stored_password_is_auth_failed_and_not_retried(
     async with private_mailbox("dovecot", dovecot, tmp_path) as box:
         account_id = await connect_and_start(gql.as_user(owner.token), box, labels=["INBOX"])
         async with session_scope(runtime.session_factory) as session:
-            service = AccountService(session, runtime)
             await session.execute(
                 update(MailAccount)
                 .where(MailAccount.id == account_id)
                 .values(
-                    imap_password_encrypted=service.encrypt_secret(
-                        account_id, "imap", "the-password-was-changed"
+                    imap_password_encrypted=credentials.seal(
+                        runtime.key_ring, account_id, credentials.IMAP, "the-password-was-changed"
                     )
                 )
             )

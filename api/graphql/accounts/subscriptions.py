@@ -28,7 +28,7 @@ class AccountSubscriptions:
                 # Changes may have been missed while Redis was away: send the current state.
                 info.context.reset_loaders()
                 async with info.context.read_session() as session:
-                    rows = await repository.list_owned(session, viewer.user_id)
+                    rows = await repository.list_owned(session, [viewer.user_id])
                 for row in rows:
                     yield MailAccount.from_row(row)
                 continue

@@ -1,8 +1,11 @@
-"""The XOAUTH2 logins of an OAuth2 account, built from its row without any network call
-(the access token is fetched, and refreshed if due, when the connection is made)."""
+"""The login an account's stored credentials make, built from its row without any network
+call: its password opened (core.accounts.credentials), or for an OAuth2 account XOAUTH2
+with its access token, which is fetched (and refreshed when due) as the connection is made
+(core.oauth.tokens). Raises core.crypto.DecryptionError for an unreadable password."""
 
 from __future__ import annotations
 
+from core.accounts import credentials
 from core.mail.server import LoginMethod, ServerLogin
 from core.models import MailAccount
 from core.models.enums import OAuthProvider
@@ -14,7 +17,9 @@ def _tokens(runtime: Runtime, account: MailAccount) -> GrantTokens:
     return GrantTokens(runtime, account.id, OAuthProvider(account.auth_method.value))
 
 
-def oauth_imap_login(runtime: Runtime, account: MailAccount) -> ServerLogin:
+def stored_imap_login(runtime: Runtime, account: MailAccount) -> ServerLogin:
+    if not account.uses_oauth:
+        return credentials.imap_login(runtime.key_ring, account)
     return ServerLogin(
         host=account.imap_host,
         port=account.imap_port,
@@ -25,7 +30,10 @@ def oauth_imap_login(runtime: Runtime, account: MailAccount) -> ServerLogin:
     )
 
 
-def oauth_smtp_login(runtime: Runtime, account: MailAccount) -> ServerLogin | None:
+def stored_smtp_login(runtime: Runtime, account: MailAccount) -> ServerLogin | None:
+    """None without SMTP settings."""
+    if not account.uses_oauth:
+        return credentials.smtp_login(runtime.key_ring, account)
     if (
         account.smtp_host is None
         or account.smtp_port is None

@@ -1,0 +1,72 @@
+"""The arq side of syncing: the job that runs one account's sync, and the scheduler cron."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from arq.constants import in_progress_key_prefix as IN_PROGRESS_PREFIX
+
+from core.jobs import sync_job_id
+from core.runtime import Runtime
+from core.sync import repository
+from core.sync.folder import SyncTuning
+from core.sync.locks import account_lock
+from core.sync.run import sync_account as run_sync
+from core.sync.run import tuning_for
+
+log = logging.getLogger(__name__)
+
+SCHEDULE_BATCH = 1000
+# A run is checkpointed per chunk, so a run cut short loses little; a short timeout also
+# bounds how long a job abandoned by a killed worker would otherwise stay blocked.
+SYNC_JOB_TIMEOUT_SECONDS = 900
+
+
+async def sync_account(ctx: dict[str, Any], account_id: str) -> dict[str, object] | None:
+    runtime: Runtime = ctx["runtime"]
+    tuning: SyncTuning = ctx.get("tuning") or tuning_for(runtime.settings)
+    result = await run_sync(runtime, uuid.UUID(account_id), tuning)
+    if result is None:
+        return None
+    return {
+        "new": result.counts.new,
+        "updated": result.counts.updated,
+        "removed": result.counts.removed,
+    }
+
+
+async def schedule_due_syncs(ctx: dict[str, Any]) -> int:
+    """Enqueue every account whose sync is due, from PostgreSQL (the source of truth), so a
+    flushed or restarted Redis loses no account. Job ids make repeats harmless."""
+    runtime: Runtime = ctx["runtime"]
+    async with runtime.session_factory() as session:
+        due = await repository.due_account_ids(session, datetime.now(UTC), SCHEDULE_BATCH)
+    queued = 0
+    for account_id in due:
+        if await runtime.jobs.enqueue_sync(account_id):
+            queued += 1
+        else:
+            await release_if_abandoned(runtime, account_id)
+    if queued:
+        log.info("scheduled %d due account syncs", queued)
+    return queued
+
+
+async def release_if_abandoned(runtime: Runtime, account_id: uuid.UUID) -> bool:
+    """A worker killed mid-job leaves arq's in-progress marker until the job timeout runs
+    out, and nobody may take the job meanwhile. The account's advisory lock tells the
+    truth: marker set but lock free means no one is running it, so drop the marker and
+    let the next worker take the job (a race with a starting worker is harmless: the lock
+    still lets only one of them sync)."""
+    marker = f"{IN_PROGRESS_PREFIX}{sync_job_id(account_id)}"
+    if not await runtime.redis.exists(marker):
+        return False
+    async with account_lock(runtime, account_id) as free:
+        if not free:
+            return False
+    await runtime.redis.delete(marker)
+    log.warning("account %s: released a sync job abandoned by a dead worker", account_id)
+    return True
