@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CODE := core api workers cli bench
 
-.PHONY: run test lint format schema lock bench clean
+.PHONY: run test lint format schema schema-baseline lock bench clean
 
 # (Re)install when the lock or the project metadata changes: exact pins from requirements.lock.
 $(STAMP): requirements.lock pyproject.toml
@@ -15,8 +15,12 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# make run PORT=8001 IMAP_PORT=1144 SMTP_PORT=1588: the API's and the demo servers' ports.
+PORT ?= 8000
+IMAP_PORT ?= 1143
+SMTP_PORT ?= 1587
 run: $(STAMP)
-	$(BIN)/mailsync dev
+	$(BIN)/mailsync dev --port $(PORT) --imap-port $(IMAP_PORT) --smtp-port $(SMTP_PORT)
 
 test: $(STAMP)
 	$(BIN)/pytest
@@ -34,6 +38,12 @@ format: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/python -c "from api.graphql.schema import schema; print(schema.as_str())" > schema.graphql
 
+# At a release: the current schema becomes what clients are known to use (tests/test_schema.py
+# then fails on any break from it that is not declared there).
+schema-baseline: schema
+	{ sed -n '/^# /p;/^[^#]/q' tests/schema_baseline.graphql; cat schema.graphql; } > tests/schema_baseline.graphql.new
+	mv tests/schema_baseline.graphql.new tests/schema_baseline.graphql
+
 # Re-pin every dependency after editing pyproject.toml.
 lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet uv
@@ -49,7 +59,7 @@ BENCH ?= sync inbox
 bench: $(STAMP)
 ifneq ($(filter sync,$(BENCH)),)
 	@command -v mbsync >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y isync; }
-	@test -x /usr/sbin/dovecot || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dovecot-imapd; }
+	@test -x /usr/sbin/dovecot -a -x /usr/lib/dovecot/imap || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dovecot-imapd; }
 	$(BIN)/python -m bench.sync_bench $(BENCH_ARGS)
 endif
 ifneq ($(filter inbox,$(BENCH)),)

@@ -12,9 +12,10 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from api.body_limit import BodySizeLimit
+from api.graphiql import ASSETS_PATH, graphiql_assets
 from api.graphql.limits import GraphQLLimits
 from api.graphql.schema import build_schema
 from api.oauth_callback import oauth_callback
@@ -86,14 +87,17 @@ def create_app(settings: Settings) -> Starlette:
         subscriptions_per_socket=settings.subscriptions_per_socket,
         websockets_per_user=settings.websockets_per_user,
     )
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/oauth/callback", oauth_callback),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+    ]
+    if settings.graphiql:
+        routes.append(Mount(ASSETS_PATH, graphiql_assets()))
     return Starlette(
-        routes=[
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/oauth/callback", oauth_callback),
-            Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
-        ],
+        routes=routes,
         middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)],
         lifespan=lifespan,
     )

@@ -26,6 +26,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import Connec
 from strawberry.types.unset import UNSET, UnsetType
 
 from api.body_limit import PAYLOAD_TOO_LARGE, json_error
+from api.graphiql import graphiql_page
 from api.graphql.context import Context
 from api.graphql.errors import UNAVAILABLE, UNAVAILABLE_MESSAGE, is_unavailable
 from core.events import CredentialsRevoked, Resubscribed
@@ -260,3 +261,7 @@ class MailsyncGraphQL(GraphQL[Context, None]):
             raise ConnectionRejectionError({"message": "invalid or missing bearer token"})
         context.viewer = viewer
         return UnsetType()  # the default: acknowledge with no payload
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """Our GraphiQL page: every asset from this server (see api/graphiql)."""
+        return graphiql_page()

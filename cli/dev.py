@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
 import socket
@@ -13,7 +14,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from cli.demo_smtp import DemoServerError, demo_smtp_server
 from cli.embedded import embedded_postgres, embedded_redis
+from cli.serve import bind_listening_socket, serve_app
 from core.crypto import generate_key
 from core.db import create_engine, create_session_factory, session_scope
 from core.identity import repository as identity_repository
@@ -78,11 +81,11 @@ def _wait_for_port(host: str, port: int, timeout: float, process: subprocess.Pop
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the demo IMAP server exited with code {process.returncode}")
+            raise DevStartError(f"the demo IMAP server exited with code {process.returncode}")
         with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
             return
         time.sleep(0.1)
-    raise RuntimeError(f"the demo IMAP server did not listen on {host}:{port}")
+    raise DevStartError(f"the demo IMAP server did not listen on {host}:{port}")
 
 
 @contextlib.contextmanager
@@ -97,7 +100,7 @@ def worker_process(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
         "MAILSYNC_MAIL_PORTS": "any",
     }
     process = subprocess.Popen(  # a fixed argv, no shell
-        [sys.executable, "-m", "cli.main", "worker"], env=env
+        [sys.executable, "-m", "cli.main", "worker", "--quiet"], env=env
     )
     try:
         yield process
@@ -129,8 +132,9 @@ def demo_imap_server(port: int) -> Iterator[int]:
             process.kill()
 
 
-def _banner(host: str, port: int, token: str, imap_port: int) -> str:
+def _banner(host: str, port: int, token: str, imap_port: int, smtp_port: int) -> str:
     url = f"http://{host}:{port}/graphql"
+    login = f'username: "{DEMO_IMAP_USER}", password: "{DEMO_IMAP_PASSWORD}"'
     return f"""
 mailsync is running.
 
@@ -138,20 +142,40 @@ mailsync is running.
   Demo user       {DEMO_EMAIL} (admin of "{DEMO_COMPANY}", plan POWER)
   API token       {token}
                   (GraphiQL: Headers tab -> {{"Authorization": "Bearer {token}"}})
-  Demo IMAP       127.0.0.1:{imap_port}, security NONE, user {DEMO_IMAP_USER},
-                  password {DEMO_IMAP_PASSWORD}
+  Demo IMAP       127.0.0.1:{imap_port}, security NONE, user {DEMO_IMAP_USER}, \
+password {DEMO_IMAP_PASSWORD}
+  Demo SMTP       127.0.0.1:{smtp_port}, security NONE, the same login; what it accepts \
+lands in the demo INBOX
 
-Try in GraphiQL:
+Try in GraphiQL, one after the other:
+
   mutation {{
     addMailAccount(input: {{
-      emailAddress: "demouser@example.com"
-      imap: {{host: "127.0.0.1", port: {imap_port}, security: NONE,
-             username: "{DEMO_IMAP_USER}", password: "{DEMO_IMAP_PASSWORD}"}}
+      emailAddress: "{DEMO_IMAP_USER}@example.com"
+      imap: {{host: "127.0.0.1", port: {imap_port}, security: NONE, {login}}}
+      smtp: {{host: "127.0.0.1", port: {smtp_port}, security: NONE, {login}}}
     }}) {{
-      account {{ id emailAddress status isDefault folders {{ name role }} }}
+      account {{ id status isDefault folders {{ name role }} }}
       userErrors {{ code field message }}
     }}
   }}
+
+  # The demo mail is old: pastSync ALL syncs all of it (the default is the last month).
+  mutation {{
+    startSync(input: {{accountId: "<the id above>", pastSync: ALL}}) {{
+      account {{ status }} userErrors {{ code message }}
+    }}
+  }}
+
+  # From the default account (the first one added); it arrives in the demo INBOX.
+  mutation {{
+    sendEmail(input: {{to: ["{DEMO_IMAP_USER}@example.com"], subject: "Hello from mailsync",
+                       bodyText: "It works."}}) {{
+      outgoing {{ status error }} userErrors {{ code message }}
+    }}
+  }}
+
+  {{ inbox(first: 10) {{ edges {{ node {{ subject from {{ address }} folder {{ role }} }} }} }} }}
 
 Ctrl-C stops everything.
 """
@@ -166,14 +190,64 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def run_dev(*, host: str, port: int, imap_port: int) -> int:
-    from api.app import create_app
-    from cli.serve import serve_app
+def _reserve_ports(host: str, ports: dict[str, tuple[int, str]]) -> dict[str, socket.socket]:
+    """Bind every port first (so two of them cannot be the same, and a taken one is found
+    before anything starts); the sockets, by name. ``ports``: name -> (port, make variable)."""
+    held: dict[str, socket.socket] = {}
+    try:
+        for name, (port, variable) in ports.items():
+            address = host if name == "the API" else "127.0.0.1"
+            try:
+                held[name] = bind_listening_socket(address, port)
+            except OSError as exc:
+                reason = (
+                    "is in use" if exc.errno == errno.EADDRINUSE else f"failed ({exc.strerror})"
+                )
+                raise DevStartError(
+                    f"{address}:{port} for {name} {reason}; choose another port, e.g. "
+                    f"make run {variable}={port + 1}"
+                ) from None
+    except BaseException:
+        for sock in held.values():
+            sock.close()
+        raise
+    return held
 
+
+class DevStartError(Exception):
+    """`mailsync dev` cannot start (a port is taken, a demo server failed); the message is
+    one line for the user."""
+
+
+def run_dev(*, host: str, port: int, imap_port: int, smtp_port: int) -> int:
     _interrupt_on_sigterm()
+    try:
+        _run(host, port, imap_port, smtp_port)
+    except (DevStartError, DemoServerError) as exc:
+        print(f"mailsync: {exc}", file=sys.stderr)
+        return 1
+    print("mailsync stopped.")
+    return 0
+
+
+def _run(host: str, port: int, imap_port: int, smtp_port: int) -> None:
+    from api.app import create_app
+
+    sockets = _reserve_ports(
+        host,
+        {
+            "the API": (port, "PORT"),
+            "the demo IMAP server": (imap_port, "IMAP_PORT"),
+            "the demo SMTP server": (smtp_port, "SMTP_PORT"),
+        },
+    )
+    api_socket = sockets.pop("the API")
+    for sock in sockets.values():  # the demo servers bind these again in a moment
+        sock.close()
     data_dir = DATA_DIR.resolve()
     data_dir.mkdir(exist_ok=True)
     with contextlib.ExitStack() as stack:
+        stack.callback(api_socket.close)
         database_url = os.environ.get("MAILSYNC_DATABASE_URL") or stack.enter_context(
             embedded_postgres(data_dir / "postgres")
         )
@@ -191,10 +265,19 @@ def run_dev(*, host: str, port: int, imap_port: int) -> int:
         upgrade(settings.database_url)
         token = _demo_token(settings.database_url, data_dir / "demo-token")
         stack.enter_context(demo_imap_server(imap_port))
+        stack.enter_context(
+            demo_smtp_server(smtp_port, imap_port, DEMO_IMAP_USER, DEMO_IMAP_PASSWORD)
+        )
         stack.enter_context(worker_process(settings))
-        print(_banner(host, port, token, imap_port), flush=True)
-        # Ctrl-C: uvicorn shuts down, then the stack stops the worker, pymap, Redis, PostgreSQL.
+        banner = _banner(host, port, token, imap_port, smtp_port)
+        # Ctrl-C: uvicorn shuts down, then the stack stops the worker, the demo servers,
+        # Redis and PostgreSQL. The banner waits until the API accepts connections.
         with contextlib.suppress(KeyboardInterrupt):
-            serve_app(create_app(settings), host=host, port=port, log_level="warning")
-    print("mailsync stopped.")
-    return 0
+            serve_app(
+                create_app(settings),
+                host=host,
+                port=port,
+                log_level="warning",
+                sock=api_socket,
+                on_started=lambda: print(banner, flush=True),
+            )

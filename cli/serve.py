@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator
 
 import uvicorn
 from starlette.types import ASGIApp
 
 
 class _GracefulServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self.on_started = on_started
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         """uvicorn re-raises the signal it shut down on, which surfaces as a traceback from
@@ -19,7 +24,38 @@ class _GracefulServer(uvicorn.Server):
             yield
             self._captured_signals.clear()
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and not self.should_exit and self.on_started is not None:
+            self.on_started()  # the app has started and the socket accepts connections
 
-def serve_app(app: ASGIApp, *, host: str, port: int, log_level: str = "info") -> None:
+
+def serve_app(
+    app: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    sock: socket.socket | None = None,
+    on_started: Callable[[], None] | None = None,
+) -> None:
+    """Serve until a signal; ``sock``: an already bound socket (``host``/``port`` are then
+    only its name); ``on_started`` runs once the server accepts connections."""
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, proxy_headers=True)
-    asyncio.run(_GracefulServer(config).serve())
+    server = _GracefulServer(config, on_started)
+    asyncio.run(server.serve(sockets=[sock] if sock is not None else None))
+
+
+def bind_listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host``:``port`` (OSError when the port is taken; with
+    SO_REUSEADDR only a listening socket keeps a second one from binding the same port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

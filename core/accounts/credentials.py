@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 
 from core.crypto import DecryptionError, KeyRing
-from core.mail.server import ServerLogin
+from core.mail.server import ServerLogin, SmtpRelay, SmtpServer
 from core.models import MailAccount
 
 IMAP = "imap"
@@ -50,25 +50,19 @@ def imap_login(key_ring: KeyRing, account: MailAccount, password: str | None = N
 
 def smtp_login(
     key_ring: KeyRing, account: MailAccount, password: str | None = None
-) -> ServerLogin | None:
-    """The SMTP login (None without SMTP): with ``password``, else the stored one opened."""
-    if (
-        account.smtp_host is None
-        or account.smtp_port is None
-        or account.smtp_security is None
-        or account.smtp_username is None
-        or account.smtp_password_encrypted is None
-    ):
+) -> SmtpServer | None:
+    """The SMTP server (None without SMTP) with ``password``, else the stored one opened;
+    None when that is missing. An account without an SMTP username sends through a relay."""
+    host, port, security = account.smtp_host, account.smtp_port, account.smtp_security
+    if host is None or port is None or security is None:
         return None
-    return ServerLogin(
-        host=account.smtp_host,
-        port=account.smtp_port,
-        security=account.smtp_security,
-        username=account.smtp_username,
-        password=password
-        if password is not None
-        else unseal(key_ring, account.id, SMTP, account.smtp_password_encrypted),
-    )
+    if account.smtp_username is None:
+        return SmtpRelay(host, port, security)
+    if password is None:
+        if account.smtp_password_encrypted is None:
+            return None
+        password = unseal(key_ring, account.id, SMTP, account.smtp_password_encrypted)
+    return ServerLogin(host, port, security, account.smtp_username, password)
 
 
 def reseal_smtp_if_old_key(key_ring: KeyRing, account: MailAccount) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from email_validator import EmailNotValidError, validate_email
 
 from core.errors import ErrorCode, ServiceError
-from core.mail.server import ServerLogin
+from core.mail.server import ServerLogin, SmtpRelay, SmtpServer
 from core.models.enums import ConnectionSecurity
 
 MAX_DISPLAY_NAME = 200
@@ -26,7 +26,7 @@ SMTP_PORTS = {
 @dataclass(frozen=True)
 class ServerFields:
     host: str
-    password: str = field(repr=False)
+    password: str | None = field(repr=False)
     port: int | None = None
     security: ConnectionSecurity = ConnectionSecurity.SSL
     username: str | None = None
@@ -45,7 +45,7 @@ class ValidAccount:
     email_address: str
     display_name: str | None
     imap: ServerLogin
-    smtp: ServerLogin | None
+    smtp: SmtpServer | None
 
 
 def validate_address(address: str, field_name: str = "emailAddress") -> str:
@@ -79,34 +79,47 @@ def validate_host(host: str) -> str:
     return host
 
 
-def _validate_server(
-    fields: ServerFields, email_address: str, default_ports: dict[ConnectionSecurity, int]
-) -> ServerLogin:
+def _port(fields: ServerFields, default_ports: dict[ConnectionSecurity, int]) -> int:
     port = fields.port if fields.port is not None else default_ports[fields.security]
     if not 1 <= port <= 65535:
         raise ServiceError(ErrorCode.INVALID_INPUT, "The port must be 1 to 65535.", "port")
+    return port
+
+
+def _login(fields: ServerFields, email_address: str, port: int) -> ServerLogin:
     if not fields.password:
         raise ServiceError(ErrorCode.INVALID_INPUT, "The password is empty.", "password")
-    username = (fields.username or "").strip() or email_address
     return ServerLogin(
         host=validate_host(fields.host),
         port=port,
         security=fields.security,
-        username=username,
+        username=(fields.username or "").strip() or email_address,
         password=fields.password,
     )
+
+
+def validate_imap(fields: ServerFields, email_address: str) -> ServerLogin:
+    return _login(fields, email_address, _port(fields, IMAP_PORTS))
+
+
+def validate_smtp(fields: ServerFields, email_address: str) -> SmtpServer:
+    """As for IMAP, except that no username and no password is a relay without a login."""
+    port = _port(fields, SMTP_PORTS)
+    if (fields.username or "").strip() or fields.password:
+        return _login(fields, email_address, port)
+    return SmtpRelay(validate_host(fields.host), port, fields.security)
 
 
 def validate_new_account(data: NewAccount) -> ValidAccount:
     address = validate_address(data.email_address)
     try:
-        imap = _validate_server(data.imap, address, IMAP_PORTS)
+        imap = validate_imap(data.imap, address)
     except ServiceError as exc:
         raise exc.at("imap") from None
     smtp = None
     if data.smtp is not None:
         try:
-            smtp = _validate_server(data.smtp, address, SMTP_PORTS)
+            smtp = validate_smtp(data.smtp, address)
         except ServiceError as exc:
             raise exc.at("smtp") from None
     return ValidAccount(address, validate_display_name(data.display_name), imap, smtp)

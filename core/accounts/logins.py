@@ -6,7 +6,7 @@ with its access token, which is fetched (and refreshed when due) as the connecti
 from __future__ import annotations
 
 from core.accounts import credentials
-from core.mail.server import LoginMethod, ServerLogin
+from core.mail.server import LoginMethod, ServerLogin, SmtpServer
 from core.models import MailAccount
 from core.models.enums import OAuthProvider
 from core.oauth.tokens import GrantTokens
@@ -30,8 +30,8 @@ def stored_imap_login(runtime: Runtime, account: MailAccount) -> ServerLogin:
     )
 
 
-def stored_smtp_login(runtime: Runtime, account: MailAccount) -> ServerLogin | None:
-    """None without SMTP settings."""
+def stored_smtp_login(runtime: Runtime, account: MailAccount) -> SmtpServer | None:
+    """None without SMTP settings; a relay when the account sends without a login."""
     if not account.uses_oauth:
         return credentials.smtp_login(runtime.key_ring, account)
     if (

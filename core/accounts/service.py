@@ -28,6 +28,7 @@ from core.identity import repository as identity_repository
 from core.identity.viewer import Viewer
 from core.jobs import enqueue_sync_after_commit
 from core.mail.imap import Mailbox, imap_session
+from core.mail.server import ServerLogin
 from core.models import AccountStatus, MailAccount, Plan, Sharing, User
 from core.oauth.tokens import revoke_grant_after_commit
 from core.plans import account_limit
@@ -150,10 +151,10 @@ class AccountService:
             smtp_host=smtp.host if smtp else None,
             smtp_port=smtp.port if smtp else None,
             smtp_security=smtp.security if smtp else None,
-            smtp_username=smtp.username if smtp else None,
+            smtp_username=smtp.username if isinstance(smtp, ServerLogin) else None,
             smtp_password_encrypted=(
                 credentials.seal(self.runtime.key_ring, account_id, credentials.SMTP, smtp.password)
-                if smtp
+                if isinstance(smtp, ServerLogin)
                 else None
             ),
         )
@@ -200,10 +201,10 @@ class AccountService:
             )
         if not imap_password:
             raise ServiceError(ErrorCode.INVALID_INPUT, "The password is empty.", "imapPassword")
-        if smtp_password is not None and account.smtp_host is None:
+        if smtp_password is not None and account.smtp_username is None:
             raise ServiceError(
                 ErrorCode.INVALID_INPUT,
-                "This account has no SMTP server to use that password with.",
+                "This account has no SMTP login to use that password with.",
                 "smtpPassword",
             )
         # Built from the new passwords: the stored ones may be unreadable (a retired key).
@@ -234,12 +235,12 @@ class AccountService:
             )
         else:
             credentials.reseal_smtp_if_old_key(key_ring, account)
-        self.resume_after_reconnect(account)
+        self.resume_after_proven_login(account)
         await self.session.flush()
         return account
 
-    def resume_after_reconnect(self, account: MailAccount) -> None:
-        """The login works again: an AUTH_FAILED or ERROR account resumes (and syncs)."""
+    def resume_after_proven_login(self, account: MailAccount) -> None:
+        """A login was just proven: clear the error; an AUTH_FAILED or ERROR account resumes."""
         account.last_error = None
         account.consecutive_failures = 0
         if account.status in (AUTH_FAILED, ERROR):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from core.errors import ServiceError
 from core.mail.imap import Mailbox, imap_session
-from core.mail.server import MailConnectOptions, ServerLogin
+from core.mail.server import MailConnectOptions, ServerLogin, SmtpServer
 from core.mail.smtp import smtp_session
 
 
 async def verify_logins(
-    imap: ServerLogin, smtp: ServerLogin | None, options: MailConnectOptions
+    imap: ServerLogin, smtp: SmtpServer | None, options: MailConnectOptions
 ) -> list[Mailbox]:
     """Log in to IMAP (and SMTP when given); the server's folders on success."""
     try:
@@ -22,7 +22,7 @@ async def verify_logins(
     return mailboxes
 
 
-async def verify_smtp(smtp: ServerLogin, options: MailConnectOptions) -> None:
+async def verify_smtp(smtp: SmtpServer, options: MailConnectOptions) -> None:
     try:
         async with smtp_session(smtp, options):
             pass

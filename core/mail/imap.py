@@ -41,7 +41,9 @@ class _RedactLogins(logging.Filter):
 
 for _name in ("aioimaplib", "aioimaplib.aioimaplib"):
     logging.getLogger(_name).addFilter(_RedactLogins())
-logging.getLogger("aioimaplib").setLevel(logging.INFO)  # line-level chatter is noise anyway
+# Its INFO lines echo server responses it ignored (one per EXISTS after an APPEND): chatter,
+# and server text in our logs. Problems still come through as warnings.
+logging.getLogger("aioimaplib").setLevel(logging.WARNING)
 
 _LIST_LINE = re.compile(rb'^\((?P<attrs>[^)]*)\) (?P<delim>"(?:[^"\\]|\\.)*"|NIL) (?P<name>.*)$')
 _LITERAL = re.compile(rb"^\{(\d+)\+?\}$")

@@ -80,6 +80,27 @@ def _usable_token(token: str) -> str:
 
 
 @dataclass(frozen=True)
+class SmtpRelay:
+    """An SMTP server that takes mail without a login (a relay that trusts the network)."""
+
+    host: str
+    port: int
+    security: ConnectionSecurity
+
+    def __post_init__(self) -> None:
+        if _LINE_BREAKING.intersection(self.host):  # as for a login, whatever the source
+            raise ServiceError(
+                ErrorCode.INVALID_INPUT,
+                "The host may not contain line breaks or NUL characters.",
+                "host",
+            )
+
+
+# Where an account sends from: a server to log in to, or a relay.
+SmtpServer = ServerLogin | SmtpRelay
+
+
+@dataclass(frozen=True)
 class MailConnectOptions:
     allow_private_hosts: bool
     timeout: float

@@ -271,6 +271,6 @@ class OAuthConnections:
         grant.subject = identity.subject or grant.subject
         store_tokens(self.runtime, grant, tokens)
         grant.refreshed_at = datetime.now(UTC)
-        self.accounts.resume_after_reconnect(account)
+        self.accounts.resume_after_proven_login(account)
         await self.session.flush()
         return account

@@ -32,7 +32,7 @@ from core.crypto import DecryptionError
 from core.db import session_scope
 from core.errors import ErrorCode, ServiceError
 from core.mail.imap import imap_session
-from core.mail.server import ServerLogin
+from core.mail.server import ServerLogin, SmtpServer
 from core.mail.smtp import smtp_session
 from core.models import MailAccount, OutgoingMessage, SendStatus, SentCopy
 from core.oauth.tokens import SignInExpired
@@ -75,7 +75,7 @@ class PermanentFailure(Exception):
 
 @dataclass(frozen=True)
 class Attempt:
-    login: ServerLogin
+    login: SmtpServer
     sender: str
     recipients: list[str]
     mime: bytes
@@ -149,7 +149,9 @@ class OutgoingDelivery:
                 self._fail(
                     session,
                     outgoing,
-                    "The stored SMTP login cannot be used; reconnect the account.",
+                    "The account has no SMTP server any more."
+                    if not account.has_smtp
+                    else "The stored SMTP login cannot be used; reconnect the account.",
                 )
                 return None
             outgoing.attempts += 1

@@ -18,8 +18,11 @@ from concurrent.futures import ProcessPoolExecutor
 from core.mail.parsing import ParsedMessage, parse_message
 
 
-def _die_with_parent() -> None:
-    """Linux: end this pool process when the worker dies, even by SIGKILL (no orphans)."""
+def _init_pool_process() -> None:
+    """Linux: end this pool process when the worker dies, even by SIGKILL (no orphans).
+    Ctrl-C reaches the whole process group: stopping is the worker's job (it shuts the pool
+    down), so this process ignores SIGINT instead of printing a KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -38,7 +41,7 @@ class MessageParser:
             ProcessPoolExecutor(
                 processes,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_die_with_parent,
+                initializer=_init_pool_process,
             )
             if processes > 0
             else None

@@ -14,7 +14,11 @@ from tests.support.app import free_port
 from tests.support.factories import ADD_ACCOUNT, TestUser, account_input
 from tests.support.graphql import GraphQLClient
 from tests.support.mailservers import ImapServer
-from tests.support.smtp_server import SmtpServer, smtp_server_fixture  # noqa: F401
+from tests.support.smtp_server import (  # noqa: F401
+    SmtpServer,
+    running_smtp_server,
+    smtp_server_fixture,
+)
 
 NewUser = Callable[..., Awaitable[TestUser]]
 
@@ -153,3 +157,85 @@ async def test_invalid_smtp_port_is_invalid_input_at_smtp_port(
     assert (error["code"], error["field"]) == ("INVALID_INPUT", "smtp.port")
     assert smtp_server.attempts == []
     assert await _rows(runtime) == (0, 0)
+
+
+async def _add_with_smtp(
+    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, smtp: dict[str, Any]
+) -> dict[str, Any]:
+    user = await new_user()
+    data = await gql.as_user(user.token).execute(
+        ADD_ACCOUNT, {"input": {**account_input(pymap), "smtp": smtp}}
+    )
+    payload: dict[str, Any] = data["addMailAccount"]
+    return payload
+
+
+async def test_no_auth_on_a_plain_connection_says_so_not_tls_failed(
+    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, runtime: Runtime
+) -> None:
+    """A server that offers AUTH only over TLS: the answer points at the security setting
+    and at the relay option, and is not a TLS handshake failure that never happened."""
+    with running_smtp_server(offer_auth=False) as server:
+        payload = await _add_with_smtp(gql, new_user, pymap, server.smtp_input())
+        assert server.attempts == []
+    assert payload["account"] is None
+    [error] = payload["userErrors"]
+    assert (error["code"], error["field"]) == ("INVALID_INPUT", "smtp.security")
+    assert "offers no login" in error["message"]
+    assert "SSL or STARTTLS" in error["message"]
+    assert "handshake" not in error["message"]
+    assert await _rows(runtime) == (0, 0)
+
+
+async def test_starttls_on_a_server_without_it_is_tls_failed_naming_starttls(
+    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, smtp_server: SmtpServer
+) -> None:
+    payload = await _add_with_smtp(
+        gql, new_user, pymap, smtp_server.smtp_input(security="STARTTLS")
+    )
+    [error] = payload["userErrors"]
+    assert (error["code"], error["field"]) == ("TLS_FAILED", "smtp.security")
+    assert "does not offer STARTTLS" in error["message"]
+    assert smtp_server.attempts == []
+
+
+async def test_ssl_to_a_plain_server_is_a_failed_handshake(
+    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, smtp_server: SmtpServer
+) -> None:
+    payload = await _add_with_smtp(gql, new_user, pymap, smtp_server.smtp_input(security="SSL"))
+    [error] = payload["userErrors"]
+    assert (error["code"], error["field"]) == ("TLS_FAILED", "smtp.security")
+    assert "TLS handshake" in error["message"]
+
+
+async def test_a_relay_without_login_is_stored_with_an_empty_username(
+    gql: GraphQLClient,
+    new_user: NewUser,
+    pymap: ImapServer,
+    smtp_server: SmtpServer,
+    runtime: Runtime,
+) -> None:
+    relay = smtp_server.smtp_input()
+    del relay["username"], relay["password"]
+    payload = await _add_with_smtp(gql, new_user, pymap, relay)
+    assert payload["userErrors"] == []
+    assert payload["account"]["smtp"] == {
+        "host": smtp_server.host,
+        "port": smtp_server.port,
+        "security": "NONE",
+        "username": "",
+    }
+    assert smtp_server.attempts == []  # connected and greeted, never logged in
+    async with runtime.session_factory() as session:
+        row = await session.scalar(select(MailAccount))
+    assert row is not None
+    assert (row.smtp_username, row.smtp_password_encrypted) == (None, None)
+
+
+async def test_a_username_without_password_is_invalid_input(
+    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, smtp_server: SmtpServer
+) -> None:
+    payload = await _add_with_smtp(gql, new_user, pymap, smtp_server.smtp_input(password=""))
+    [error] = payload["userErrors"]
+    assert (error["code"], error["field"]) == ("INVALID_INPUT", "smtp.password")
+    assert smtp_server.attempts == []

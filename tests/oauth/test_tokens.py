@@ -17,7 +17,13 @@ from core.runtime import open_runtime
 from core.sending.delivery import OutgoingDelivery
 from core.sync.run import AccountSyncRun
 from tests.sending.helpers import outgoing_row, parse, send
-from tests.support.accounts import RECONNECT_ACCOUNT, REMOVE_ACCOUNT, account_row, error_codes
+from tests.support.accounts import (
+    RECONNECT_ACCOUNT,
+    REMOVE_ACCOUNT,
+    UPDATE_ACCOUNT,
+    account_row,
+    error_codes,
+)
 from tests.support.factories import TestUser
 from tests.support.oauth import ACCOUNT, OAuthWorld, query_of
 from tests.support.sync import EVERY_RUN, START, burst_worker, stored_state
@@ -273,3 +279,22 @@ async def test_a_refresh_reseals_both_tokens_with_the_newest_key(
     assert grant.access_token_encrypted is not None
     assert only_new.decrypt(grant.access_token_encrypted, aad + "oauth_access") == token
     assert only_new.decrypt(grant.refresh_token_encrypted, aad + "oauth_refresh") == refresh_token
+
+
+async def test_an_oauth_account_keeps_its_providers_servers(
+    oauth: OAuthWorld, new_user: NewUser
+) -> None:
+    user = await new_user()
+    client = oauth.client(user.token)
+    account_id = await oauth.connect(client, oauth.new_mailbox())
+    before = await account_row(oauth.runtime, account_id)
+    server = {"host": "imap.elsewhere.example.com", "password": "pw"}
+    for field in ("imap", "smtp"):
+        changed = await client.execute(
+            UPDATE_ACCOUNT, {"input": {"accountId": account_id, field: server}}
+        )
+        [error] = changed["updateMailAccount"]["userErrors"]
+        assert (error["code"], error["field"]) == ("INVALID_INPUT", field)
+    after = await account_row(oauth.runtime, account_id)
+    assert before is not None and after is not None
+    assert (after.imap_host, after.smtp_host) == (before.imap_host, before.smtp_host)

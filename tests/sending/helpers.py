@@ -61,14 +61,18 @@ async def add_sending_account(
     *,
     address: str | None = None,
     display_name: str | None = None,
+    relay: bool = False,
 ) -> dict[str, Any]:
-    """An account on ``box`` (IMAP) that sends through ``smtp``; the API's answer."""
+    """An account on ``box`` (IMAP) that sends through ``smtp`` (``relay``: without a
+    login); the API's answer."""
     account_input: dict[str, Any] = {
         "emailAddress": address or f"sender-{uuid.uuid4().hex[:8]}@example.com",
         "imap": box.imap_input(),
     }
     if smtp is not None:
         account_input["smtp"] = smtp.smtp_input()
+        if relay:
+            del account_input["smtp"]["username"], account_input["smtp"]["password"]
     if display_name is not None:
         account_input["displayName"] = display_name
     data = await client.execute(ADD, {"input": account_input})

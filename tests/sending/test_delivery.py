@@ -109,3 +109,27 @@ async def test_one_delivery_with_the_right_headers_and_one_copy_in_sent(
         await run_worker(make_settings)
         assert len(smtp_server.received) == 1
         assert len(await box.admin.fetch_raw("Sent")) == 1
+
+
+async def test_a_relay_without_login_delivers_without_auth(
+    gql: GraphQLClient,
+    runtime: Runtime,
+    new_user: NewUser,
+    dovecot: ImapServer,
+    smtp_server: SmtpServer,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    owner = await new_user()
+    client = gql.as_user(owner.token)
+    async with private_mailbox("dovecot", dovecot, tmp_path) as box:
+        await add_sending_account(client, box, smtp_server, address="relay@example.com", relay=True)
+        payload = await send(client, subject="Through the relay")
+        assert payload["userErrors"] == []
+        await run_worker(make_settings)
+    row = await outgoing_row(runtime, payload["outgoing"]["id"])
+    assert (row.status, row.error) == (SendStatus.SENT, None)
+    [received] = smtp_server.received
+    assert received.mail_from == "relay@example.com"
+    assert parse(received.data)["Subject"] == "Through the relay"
+    assert smtp_server.attempts == []

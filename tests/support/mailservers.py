@@ -1,18 +1,19 @@
 """Real IMAP servers on free loopback ports, for integration tests.
 
-* :func:`start_dovecot` runs the system Dovecot (``/usr/sbin/dovecot``, Debian package
-  ``dovecot-imapd``) in the foreground with its own config under ``workdir``: plain IMAP
-  with STARTTLS on ``port``, implicit TLS on ``ssl_port`` (certificate for ``localhost``
-  and ``127.0.0.1`` from a throwaway trustme CA), passwd-file users, Maildir storage and
-  the special-use mailboxes Sent, Drafts, Trash, Junk and Archive, auto-created and
-  subscribed.  CONDSTORE and QRESYNC are built into Dovecot (no plugin needed); they show
-  up in the post-login CAPABILITY.  With ``oauth2_introspection_url`` it also offers
-  XOAUTH2 and OAUTHBEARER through its ``oauth2`` passdb (``introspection_mode = post``:
-  the token is POSTed to the provider, whose answer must be ``"active": true`` with a
-  ``username`` equal to the login name; ``active_attribute``/``active_value`` check the
-  former, ``username_attribute`` the latter).  The passwd-file passdb is then limited to
-  PLAIN and LOGIN, so a token is never tried as a password; a refused token is answered
-  ``+ <base64 JSON error>``, and ``NO`` once the client sends its empty line.
+* :func:`start_dovecot` runs the system Dovecot (``/usr/sbin/dovecot`` from ``dovecot-core``
+  and its IMAP process ``/usr/lib/dovecot/imap`` from ``dovecot-imapd``) in the foreground
+  with its own config under ``workdir``: plain IMAP with STARTTLS on ``port``, implicit TLS
+  on ``ssl_port`` (certificate for ``localhost`` and ``127.0.0.1`` from a throwaway trustme
+  CA), passwd-file users, Maildir storage and the special-use mailboxes Sent, Drafts, Trash,
+  Junk and Archive, auto-created and subscribed.  CONDSTORE and QRESYNC are built into
+  Dovecot (no plugin needed); they show up in the post-login CAPABILITY.  With
+  ``oauth2_introspection_url`` it also offers XOAUTH2 and OAUTHBEARER through its ``oauth2``
+  passdb (``introspection_mode = post``: the token is POSTed to the provider, whose answer
+  must be ``"active": true`` with a ``username`` equal to the login name;
+  ``active_attribute``/``active_value`` check the former, ``username_attribute`` the
+  latter).  The passwd-file passdb is then limited to PLAIN and LOGIN, so a token is never
+  tried as a password; a refused token is answered ``+ <base64 JSON error>``, and ``NO``
+  once the client sends its empty line.
 * :func:`start_pymap` runs pymap's in-memory ``dict`` backend with its demo data
   (``demouser`` / ``demopass``), plain IMAP only.
 
@@ -69,7 +70,7 @@ from pathlib import Path
 import trustme
 
 __all__ = [
-    "DOVECOT_BINARY",
+    "DOVECOT_BINARIES",
     "DovecotUnavailable",
     "ImapServer",
     "ImapServerStartError",
@@ -78,6 +79,9 @@ __all__ = [
 ]
 
 DOVECOT_BINARY = Path("/usr/sbin/dovecot")
+# The master alone starts without the IMAP process, then fails every login.
+DOVECOT_IMAP_BINARY = Path("/usr/lib/dovecot/imap")
+DOVECOT_BINARIES = (DOVECOT_BINARY, DOVECOT_IMAP_BINARY)
 LOOPBACK = "127.0.0.1"
 STARTUP_TIMEOUT = 10.0
 
@@ -443,9 +447,10 @@ def start_dovecot(workdir: Path, *, oauth2_introspection_url: str | None = None)
     With ``oauth2_introspection_url`` (``http://user:password@host:port/path``) it also
     offers XOAUTH2 and OAUTHBEARER, validated by the ``oauth2`` passdb against that URL.
     """
-    if not os.access(DOVECOT_BINARY, os.X_OK):
+    missing = [str(binary) for binary in DOVECOT_BINARIES if not os.access(binary, os.X_OK)]
+    if missing:
         raise DovecotUnavailable(
-            f"{DOVECOT_BINARY} is missing; install it with `apt-get install dovecot-imapd`"
+            f"{', '.join(missing)} missing; install it with `apt-get install dovecot-imapd`"
         )
     root = (Path(workdir) / "dovecot").resolve()
     _conf_path(root)

@@ -225,11 +225,14 @@ def running_smtp_server(
     password: str | None = None,
     *,
     tls_files: tuple[str, str] | None = None,
+    offer_auth: bool = True,
     introspection_url: str | None = None,
 ) -> Iterator[SmtpServer]:
     """Start aiosmtpd on a free loopback port; stop it on exit. ``tls_files`` (certificate
-    chain, key): offer STARTTLS and require it before AUTH and mail. ``introspection_url``
-    (``http://user:password@host:port/path``): also accept XOAUTH2 tokens it calls active."""
+    chain, key): offer STARTTLS and require it before AUTH and mail. ``offer_auth=False``
+    (without TLS): no AUTH in EHLO, as a server that allows logins only over TLS.
+    ``introspection_url`` (``http://user:password@host:port/path``): also accept XOAUTH2
+    tokens it calls active."""
     server = SmtpServer(
         host=LOOPBACK,
         port=free_port(),
@@ -251,7 +254,7 @@ def running_smtp_server(
         hostname=LOOPBACK,
         port=server.port,
         authenticator=_Authenticator(server),
-        auth_require_tls=tls_files is not None,
+        auth_require_tls=tls_files is not None or not offer_auth,
         require_starttls=tls_files is not None,
         tls_context=tls_context,
         auth_required=False,

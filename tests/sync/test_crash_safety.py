@@ -36,12 +36,14 @@ from core.jobs import sync_job_id
 from core.models import AccountStatus, Folder, MailAccount, Message
 from core.runtime import Runtime
 from core.settings import Settings
+from core.sync.locks import account_lock
 from tests.support.app import RunningApp
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
 from tests.support.mail_corpus import corpus
 from tests.support.mailservers import ImapServer
 from tests.support.sync import Mailbox, connect_and_start, private_mailbox, stored_state
+from workers.sync_job import schedule_due_syncs
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 2026
@@ -321,8 +323,12 @@ async def test_a_killed_sync_resumes_without_waiting_for_arqs_marker(
     tmp_path: Path,
 ) -> None:
     """A worker dies (OOM, a deploy's SIGKILL) in the middle of an account's sync and a new
-    worker starts: the account's sync must go on within the scheduler's period, not stay
-    blocked by the dead job's in-progress marker for the job timeout (an hour)."""
+    worker starts: the account's sync must go on after the scheduler's next pass, not stay
+    blocked by the dead job's in-progress marker for the job timeout (an hour).
+
+    Each step waits for the event it needs (the dead worker's lock released, one scheduler
+    pass, the next worker's first rows), never for a clock: the bounds are only there to
+    fail a run that hangs."""
     rng = random.Random(SEED + 1)
     async with private_mailbox("dovecot", dovecot, tmp_path) as box:
         await fill_inbox(box, rng, corpus(400, SEED + 1))
@@ -330,6 +336,7 @@ async def test_a_killed_sync_resumes_without_waiting_for_arqs_marker(
         account_id = await connect_and_start(
             gql.as_user(user.token), box, labels=["INBOX"], past_sync="ALL"
         )
+        job_id = sync_job_id(account_id)
         env = worker_env(running_app.runtime.settings)
         log = tmp_path / "workers.log"
         async with worker(env, log) as process:
@@ -337,15 +344,31 @@ async def test_a_killed_sync_resumes_without_waiting_for_arqs_marker(
             async def started() -> bool:
                 return await stored_count(runtime, account_id) > 0
 
-            await wait_until("the first rows", started, within=60, log=process)
+            await wait_until("the first rows", started, within=120, log=process)
             process.kill()
         stalled_at = await stored_count(runtime, account_id)
         assert stalled_at < 400
+        assert await redis_exists(runtime, IN_PROGRESS + job_id), "the dead job left no marker"
+
+        async def lock_released() -> bool:
+            # PostgreSQL ends the dead worker's session, and its advisory lock, once it
+            # notices the closed socket.
+            async with account_lock(runtime, account_id) as free:
+                return free
+
+        await wait_until("the dead worker's account lock to go", lock_released, within=60)
+        # One pass of the scheduler (the worker's cron runs it every 10 s) frees the job.
+        await schedule_due_syncs({"runtime": runtime})
+        assert not await redis_exists(runtime, IN_PROGRESS + job_id)
+        assert await redis_exists(runtime, JOB + job_id), "the job itself must stay queued"
 
         async with worker(env, log) as process:
 
             async def resumed() -> bool:
                 return await stored_count(runtime, account_id) > stalled_at
 
-            # The scheduler runs every 10 s; a user would accept a short pause, not an hour.
-            await wait_until("the sync to resume", resumed, within=25, interval=0.2, log=process)
+            await wait_until("the sync to resume", resumed, within=120, interval=0.2, log=process)
+
+
+async def redis_exists(runtime: Runtime, key: str) -> bool:
+    return bool(await runtime.redis.exists(key))

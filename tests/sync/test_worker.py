@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import select, update
 
 from core.accounts import credentials
@@ -31,6 +33,7 @@ from tests.support.sync import (
 )
 from tests.support.websocket import receives_nothing, subscribe, websocket
 from tests.sync.test_sync_engine import make_message
+from workers.arq_worker import QuietIdleCrons, quiet_idle_crons
 from workers.sync_job import schedule_due_syncs
 
 NewUser = Callable[..., Awaitable[TestUser]]
@@ -202,3 +205,40 @@ async def test_progress_is_pushed_per_chunk_to_the_owner(
         {"account": {"id": str(account_id)}, "folder": "INBOX", "fetched": 100, "total": 150},
         {"account": {"id": str(account_id)}, "folder": "INBOX", "fetched": 150, "total": 150},
     ]
+
+
+def _arq_job_lines(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
+    """arq's start ("→") and finish ("←") lines of the scheduler cron."""
+    return [
+        r
+        for r in records
+        if r.name == "arq.worker"
+        and any(f"{arrow} cron:schedule_due_syncs" in r.getMessage() for arrow in "→←")
+    ]
+
+
+async def test_idle_crons_log_nothing_and_the_filter_knows_arqs_lines(
+    runtime: Runtime, make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A burst worker runs the scheduler cron once at start, with nothing due: arq's start and
+    finish lines for it are there without QuietIdleCrons (so the filter matches arq's real
+    format, not a guess) and gone with it, while arq's other lines stay."""
+    caplog.set_level(logging.INFO, logger="arq.worker")
+    await burst_worker(make_settings())
+    cron_lines = _arq_job_lines(caplog.records)
+    assert len(cron_lines) >= 2, [r.getMessage() for r in caplog.records]
+    quiet = QuietIdleCrons()
+    assert [r.getMessage() for r in cron_lines if quiet.filter(r)] == []
+    other_lines = [r for r in caplog.records if r.name == "arq.worker" and r not in cron_lines]
+    assert other_lines and all(quiet.filter(r) for r in other_lines)
+
+    caplog.clear()
+    quiet_idle_crons()
+    try:
+        await burst_worker(make_settings())
+    finally:
+        arq_log = logging.getLogger("arq.worker")
+        for installed in [f for f in arq_log.filters if isinstance(f, QuietIdleCrons)]:
+            arq_log.removeFilter(installed)
+    assert _arq_job_lines(caplog.records) == []
+    assert any(r.name == "arq.worker" for r in caplog.records)  # the worker did log its start

@@ -21,6 +21,7 @@ from api.graphql.context import Info
 from api.graphql.errors import IsAuthenticated, UserError
 from api.graphql.identity.types import User
 from core import models
+from core.accounts.servers import prove_servers, store_servers
 from core.accounts.service import AccountChanges, AccountService
 from core.errors import ServiceError
 from core.ids import parse_uuid
@@ -39,7 +40,10 @@ class AccountMutations:
             info, lambda session: AccountService(session, runtime).add(viewer, input.to_domain())
         )
 
-    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Name, sharing, folders and servers; new logins are proven first.",
+    )
     async def update_mail_account(
         self, info: Info, input: UpdateMailAccountInput
     ) -> MailAccountPayload:
@@ -50,13 +54,21 @@ class AccountMutations:
             sharing=input.sharing or None,
         )
         labels = None if input.labels in (None, strawberry.UNSET) else list(input.labels)
+        servers = input.server_changes()
         runtime = info.context.runtime
 
         async def update(session: AsyncSession) -> models.MailAccount:
-            sync = SyncService(session, runtime)
+            sync, service = SyncService(session, runtime), AccountService(session, runtime)
             account_id = parse_uuid(input.account_id)
-            await sync.learn_labels(viewer, account_id, labels)  # first: it may ask the server
-            account = await AccountService(session, runtime).update(viewer, account_id, changes)
+            # What talks to a server ends the transaction first, so it all comes before any
+            # write: the new logins, then (unless new IMAP settings just listed the folders)
+            # the folder list for labels we do not know.
+            proven = await prove_servers(service, viewer, account_id, servers) if servers else None
+            if proven is None or proven.imap is None:
+                await sync.learn_labels(viewer, account_id, labels)
+            if proven is not None:
+                await store_servers(service, viewer, account_id, proven)
+            account = await service.update(viewer, account_id, changes)
             if labels is not None:
                 await sync.change_labels(account, labels)
             return account

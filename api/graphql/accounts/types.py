@@ -24,7 +24,9 @@ class ServerSettings:
     host: str
     port: int
     security: ConnectionSecurity
-    username: str
+    username: str = strawberry.field(
+        description="Empty for an SMTP relay that takes mail without a login."
+    )
 
 
 @strawberry.type
@@ -73,12 +75,12 @@ class MailAccount:
     @classmethod
     def from_row(cls, row: models.MailAccount) -> MailAccount:
         smtp = None
-        if row.smtp_host and row.smtp_port and row.smtp_security and row.smtp_username:
+        if row.smtp_host and row.smtp_port and row.smtp_security:
             smtp = ServerSettings(
                 host=row.smtp_host,
                 port=row.smtp_port,
                 security=row.smtp_security,
-                username=row.smtp_username,
+                username=row.smtp_username or "",
             )
         return cls(
             id=strawberry.ID(str(row.id)),
