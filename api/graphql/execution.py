@@ -69,7 +69,7 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 if value is not None and not isinstance(value, Exception):
                     try:
                         coerced = leaf.coerce_output_value(value)
-                    except Exception:  # noqa: BLE001  # graphql-core's path reports it
+                    except Exception:  # graphql-core's path reports it
                         coerced = None
                     if coerced is not None and coerced is not Undefined:
                         return coerced
