@@ -24,6 +24,7 @@ from api.graphql.accounts.subscriptions import AccountSubscriptions
 from api.graphql.accounts.sync_mutations import SyncMutations
 from api.graphql.accounts.sync_subscriptions import SyncSubscriptions
 from api.graphql.errors import TIMEOUT, PublicErrors, is_expected_error
+from api.graphql.execution import FastLeafExecutionContext
 from api.graphql.identity.queries import IdentityQueries
 from api.graphql.inbox.mutations import InboxMutations
 from api.graphql.inbox.queries import InboxQueries
@@ -112,6 +113,7 @@ def build_schema(limits: GraphQLLimits | None = None, *, execution_seconds: floa
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(disable_field_suggestions=limits.production),
+        execution_context_class=FastLeafExecutionContext,
         extensions=[
             lambda: AddValidationRules(list(_LIMIT_RULES)),
             lambda: OperationLimits(limits, cache),
