@@ -18,6 +18,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from api.graphql.accounts.mutations import AccountMutations
+from api.graphql.accounts.oauth import OAuthMutations, OAuthQueries
 from api.graphql.accounts.queries import AccountQueries
 from api.graphql.accounts.subscriptions import AccountSubscriptions
 from api.graphql.accounts.sync_mutations import SyncMutations
@@ -38,12 +39,14 @@ MAX_ALIASES = 20
 
 
 @strawberry.type
-class Query(IdentityQueries, AccountQueries, InboxQueries, UsageQueries, SendingQueries):
+class Query(
+    IdentityQueries, AccountQueries, OAuthQueries, InboxQueries, UsageQueries, SendingQueries
+):
     pass
 
 
 @strawberry.type
-class Mutation(AccountMutations, SyncMutations, InboxMutations, SendingMutations):
+class Mutation(AccountMutations, OAuthMutations, SyncMutations, InboxMutations, SendingMutations):
     pass
 
 

@@ -76,6 +76,12 @@ async def prove_servers(
     login is to be proven this ends the session's transaction first, so that no connection
     or lock is held while the servers answer: call it before anything is written."""
     account = await service.owned_for_change(viewer, account_id)
+    if account.uses_oauth and (changes.imap is not None or changes.smtp is not None):
+        raise ServiceError(
+            ErrorCode.INVALID_INPUT,
+            "This account signs in with OAuth2 and uses its provider's servers.",
+            "imap" if changes.imap is not None else "smtp",
+        )
     imap, smtp = _validated(changes, account.email_address)
     if imap is None and smtp is None:
         return ProvenServers(remove_smtp=changes.remove_smtp)

@@ -20,15 +20,17 @@ from core.accounts.inputs import (
     validate_new_account,
 )
 from core.accounts.limits import apply_account_limit
+from core.accounts.logins import stored_imap_login
 from core.accounts.status import AUTH_FAILED, ERROR, status_after_resume, transition
 from core.accounts.verification import verify_logins, verify_smtp
 from core.errors import ErrorCode, ServiceError
 from core.identity import repository as identity_repository
 from core.identity.viewer import Viewer
 from core.jobs import enqueue_sync_after_commit
-from core.mail.imap import imap_session
+from core.mail.imap import Mailbox, imap_session
 from core.mail.server import ServerLogin
 from core.models import AccountStatus, MailAccount, Plan, Sharing, User
+from core.oauth.tokens import revoke_grant_after_commit
 from core.plans import account_limit
 from core.runtime import Runtime
 
@@ -71,13 +73,16 @@ class AccountService:
                 "Too many login checks in the last minute; wait a minute and try again.",
             )
 
-    async def _check_room_for(self, owner_id: uuid.UUID, plan: Plan, address: str) -> None:
+    async def check_room_for(self, owner_id: uuid.UUID, plan: Plan, address: str | None) -> None:
+        """The plan's checks for one more account (``address`` None: not known yet)."""
         if plan is Plan.ESSENTIAL:
             raise ServiceError(
                 ErrorCode.SYNC_NOT_IN_PLAN,
                 "Your company's plan (ESSENTIAL) does not include email sync.",
             )
-        if await repository.owner_has_address(self.session, owner_id, address):
+        if address is not None and await repository.owner_has_address(
+            self.session, owner_id, address
+        ):
             raise ServiceError(
                 ErrorCode.DUPLICATE_ACCOUNT,
                 f"You have already connected {address}.",
@@ -96,18 +101,25 @@ class AccountService:
     async def add(self, viewer: Viewer, data: NewAccount) -> MailAccount:
         """Verify the logins, then store the account (READY) and its folders."""
         valid = validate_new_account(data)
-        await self._check_room_for(viewer.user_id, viewer.plan, valid.email_address)
+        await self.check_room_for(viewer.user_id, viewer.plan, valid.email_address)
         # Release the pooled connection while we talk to the mail server (up to the mail
         # timeout): nothing has been written yet, and the checks are repeated under a lock.
         await self.session.rollback()
         await self.count_credential_check(viewer)
         mailboxes = await verify_logins(valid.imap, valid.smtp, self.runtime.mail_options)
+        return await self.store_new_account(
+            viewer, self._new_account_row(viewer.user_id, valid), mailboxes
+        )
 
+    async def store_new_account(
+        self, viewer: Viewer, account: MailAccount, mailboxes: list[Mailbox]
+    ) -> MailAccount:
+        """Store a verified account (READY) and its folders, after the plan's checks under a
+        lock on the user (so parallel adds cannot pass the limit)."""
         user = await identity_repository.lock_user(self.session, viewer.user_id)
         plan = await identity_repository.get_company_plan(self.session, viewer.company_id)
-        await self._check_room_for(viewer.user_id, plan, valid.email_address)
+        await self.check_room_for(viewer.user_id, plan, account.email_address)
         is_first = await repository.count_owned(self.session, viewer.user_id) == 0
-        account = self._new_account_row(viewer.user_id, valid)
         self.session.add(account)
         await self.session.flush()
         await repository.add_folders(self.session, account.id, mailboxes)
@@ -180,6 +192,13 @@ class AccountService:
     ) -> MailAccount:
         """Store new passwords after proving them; an AUTH_FAILED or ERROR account resumes."""
         account = await self.owned_for_change(viewer, account_id)
+        if account.uses_oauth:
+            raise ServiceError(
+                ErrorCode.INVALID_INPUT,
+                "This account signs in with OAuth2, not a password: reconnect it with "
+                "startOAuthConnection(accountId).",
+                "accountId",
+            )
         if not imap_password:
             raise ServiceError(ErrorCode.INVALID_INPUT, "The password is empty.", "imapPassword")
         if smtp_password is not None and account.smtp_username is None:
@@ -239,7 +258,7 @@ class AccountService:
         account = await repository.get_owned(self.session, viewer.user_id, account_id)
         if account is None:
             raise _not_found()
-        login = credentials.imap_login(self.runtime.key_ring, account)
+        login = stored_imap_login(self.runtime, account)
         await self.session.rollback()
         await self.count_credential_check(viewer)
         async with imap_session(login, self.runtime.mail_options) as imap:
@@ -252,6 +271,7 @@ class AccountService:
         await identity_repository.lock_user(self.session, viewer.user_id)
         account = await self.owned_for_change(viewer, account_id)
         removed_id = account.id
+        await revoke_grant_after_commit(self.session, self.runtime, account)
         await repository.delete_account(self.session, account)
         await self.session.flush()
         # One account fewer may bring the user back within the plan's limit.

@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 
 import aioimaplib
 
-from core.accounts import credentials
 from core.accounts import repository as accounts
 from core.accounts.folders import apply_server_folders
+from core.accounts.logins import stored_imap_login
 from core.accounts.status import ACTIVE, AUTH_FAILED, ERROR, RUNNING, SYNCING, transition
 from core.crypto import DecryptionError
 from core.db import session_scope
@@ -30,6 +30,7 @@ from core.mail.mailbox import ImapCommandError, MailboxOps
 from core.mail.server import ServerLogin
 from core.models import PastSync
 from core.notifications import announce_now
+from core.oauth.tokens import SignInExpired
 from core.runtime import Runtime
 from core.settings import Settings
 from core.sync import repository
@@ -120,7 +121,7 @@ class AccountSyncRun:
             context = AccountContext(
                 account.id, account.owner_id, account.past_sync or PastSync.ONE_MONTH
             )
-            login = credentials.imap_login(self.runtime.key_ring, account)
+            login = stored_imap_login(self.runtime, account)
             initial = account.initial_sync_pending and self.only is None
             transition(session, self.runtime.events, account, SYNCING)
         return context, login, initial
@@ -165,7 +166,9 @@ class AccountSyncRun:
                     counts.add(folder_counts)
         except ServiceError as error:
             auth = error.code is ErrorCode.INVALID_CREDENTIALS
-            await self._fail(AUTH_FAILED_MESSAGE if auth else error.message, auth=auth)
+            # An expired OAuth2 sign-in says so (and to sign in again); a password doesn't.
+            generic = auth and not isinstance(error, SignInExpired)
+            await self._fail(AUTH_FAILED_MESSAGE if generic else error.message, auth=auth)
             return None
         except (ImapCommandError, aioimaplib.AioImapException, OSError, TimeoutError) as error:
             log.warning("sync of account %s failed: %s", self.account_id, type(error).__name__)
