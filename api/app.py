@@ -18,6 +18,7 @@ from api.body_limit import BodySizeLimit
 from api.graphiql import ASSETS_PATH, graphiql_assets
 from api.graphql.limits import GraphQLLimits
 from api.graphql.schema import build_schema
+from api.oauth_callback import oauth_callback
 from api.view import MailsyncGraphQL
 from core.db import ping
 from core.runtime import Runtime, open_runtime
@@ -89,6 +90,7 @@ def create_app(settings: Settings) -> Starlette:
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/oauth/callback", oauth_callback),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
     ]

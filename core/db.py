@@ -15,7 +15,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 SessionFactory = async_sessionmaker[AsyncSession]
 AfterCommit = Callable[[], Awaitable[None]]
 _AFTER_COMMIT = "mailsync.after_commit"
+LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout that ran out
 
 
 # Every connection of the app. asyncpg prepares every statement, and after five runs
@@ -83,13 +86,19 @@ async def session_scope(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
 
 
 @asynccontextmanager
-async def advisory_lock(engine: AsyncEngine, key: uuid.UUID) -> AsyncIterator[bool]:
-    """Try a session-level PostgreSQL advisory lock on ``key``, held on its own connection
-    for the whole block (yields whether it was acquired). A process that dies drops its
-    connection, and with it the lock, so nothing stays locked after a crash."""
+async def advisory_lock(
+    engine: AsyncEngine, key: uuid.UUID, *, wait_seconds: float | None = None
+) -> AsyncIterator[bool]:
+    """A session-level PostgreSQL advisory lock on ``key``, held on its own connection
+    for the whole block (yields whether it was acquired). Without ``wait_seconds`` it is
+    only tried; with it, waited for that long. A process that dies drops its connection,
+    and with it the lock, so nothing stays locked after a crash."""
     lock_id = key.int & 0x7FFF_FFFF_FFFF_FFFF  # the bigint lock space
     async with engine.connect() as connection:
-        acquired = bool(await connection.scalar(select(func.pg_try_advisory_lock(lock_id))))
+        if wait_seconds is None:
+            acquired = bool(await connection.scalar(select(func.pg_try_advisory_lock(lock_id))))
+        else:
+            acquired = await _wait_for_advisory_lock(connection, lock_id, wait_seconds)
         await connection.commit()
         try:
             yield acquired
@@ -97,3 +106,19 @@ async def advisory_lock(engine: AsyncEngine, key: uuid.UUID) -> AsyncIterator[bo
             if acquired:
                 await connection.scalar(select(func.pg_advisory_unlock(lock_id)))
                 await connection.commit()
+
+
+async def _wait_for_advisory_lock(
+    connection: AsyncConnection, lock_id: int, seconds: float
+) -> bool:
+    milliseconds = max(int(seconds * 1000), 1)
+    # Transaction-local: the pooled connection keeps its default lock_timeout afterwards.
+    await connection.execute(select(func.set_config("lock_timeout", f"{milliseconds}ms", True)))
+    try:
+        await connection.execute(select(func.pg_advisory_lock(lock_id)))
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        await connection.rollback()
+        return False
+    return True

@@ -21,6 +21,11 @@ class ErrorCode(enum.StrEnum):
     ACCOUNT_NOT_READY = "ACCOUNT_NOT_READY"
     NO_DEFAULT_ACCOUNT = "NO_DEFAULT_ACCOUNT"
     ACCOUNT_NOT_SENDABLE = "ACCOUNT_NOT_SENDABLE"
+    PROVIDER_NOT_CONFIGURED = "PROVIDER_NOT_CONFIGURED"  # no client id/secret for it
+    ACCESS_DENIED = "ACCESS_DENIED"  # the user (or their admin) refused the sign-in
+    INVALID_STATE = "INVALID_STATE"  # a sign-in's state unknown, expired, used or not yours
+    OAUTH_FAILED = "OAUTH_FAILED"  # the provider refused the code or sent no usable tokens
+    ACCOUNT_MISMATCH = "ACCOUNT_MISMATCH"  # a reconnect signed in as another mailbox
 
 
 class ServiceError(Exception):

@@ -8,6 +8,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.crypto import KeyRing, parse_keys
+from core.oauth.settings import OAuthSettings
 
 
 class SettingsError(Exception):
@@ -31,7 +32,9 @@ class DatabaseSettings(BaseSettings):
         return value
 
 
-class Settings(DatabaseSettings):
+class Settings(DatabaseSettings, OAuthSettings):
+    model_config = DatabaseSettings.model_config  # not the mixin's (it has no env prefix)
+
     redis_url: str = Field(description="redis://host:6379/0")
     secret_keys: Annotated[tuple[str, ...], NoDecode] = Field(
         description="comma-separated keys from `mailsync generate-key`; the first encrypts"

@@ -10,8 +10,10 @@ import strawberry
 from core.errors import ErrorCode
 from core.models import (
     AccountStatus,
+    AuthMethod,
     ConnectionSecurity,
     FolderRole,
+    OAuthProvider,
     PastSync,
     Plan,
     Role,
@@ -26,6 +28,8 @@ for _enum in (
     Sharing,
     PastSync,
     AccountStatus,
+    AuthMethod,
+    OAuthProvider,
     FolderRole,
     SendStatus,
     ErrorCode,
@@ -34,9 +38,11 @@ for _enum in (
 
 __all__ = [
     "AccountStatus",
+    "AuthMethod",
     "ConnectionSecurity",
     "ErrorCode",
     "FolderRole",
+    "OAuthProvider",
     "PastSync",
     "Plan",
     "Role",

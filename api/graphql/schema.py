@@ -18,11 +18,13 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from api.graphql.accounts.mutations import AccountMutations
+from api.graphql.accounts.oauth import OAuthMutations, OAuthQueries
 from api.graphql.accounts.queries import AccountQueries
 from api.graphql.accounts.subscriptions import AccountSubscriptions
 from api.graphql.accounts.sync_mutations import SyncMutations
 from api.graphql.accounts.sync_subscriptions import SyncSubscriptions
 from api.graphql.errors import TIMEOUT, PublicErrors, is_expected_error
+from api.graphql.execution import FastLeafExecutionContext
 from api.graphql.identity.queries import IdentityQueries
 from api.graphql.inbox.mutations import InboxMutations
 from api.graphql.inbox.queries import InboxQueries
@@ -37,12 +39,14 @@ MAX_ALIASES = 20
 
 
 @strawberry.type
-class Query(IdentityQueries, AccountQueries, InboxQueries, UsageQueries, SendingQueries):
+class Query(
+    IdentityQueries, AccountQueries, OAuthQueries, InboxQueries, UsageQueries, SendingQueries
+):
     pass
 
 
 @strawberry.type
-class Mutation(AccountMutations, SyncMutations, InboxMutations, SendingMutations):
+class Mutation(AccountMutations, OAuthMutations, SyncMutations, InboxMutations, SendingMutations):
     pass
 
 
@@ -109,6 +113,7 @@ def build_schema(limits: GraphQLLimits | None = None, *, execution_seconds: floa
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(disable_field_suggestions=limits.production),
+        execution_context_class=FastLeafExecutionContext,
         extensions=[
             lambda: AddValidationRules(list(_LIMIT_RULES)),
             lambda: OperationLimits(limits, cache),

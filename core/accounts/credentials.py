@@ -1,7 +1,8 @@
 """An account's stored mail logins: sealing secrets into its row and opening them again.
 
 Every domain that talks to an account's servers (the sync run, delivery, the Sent copy,
-reconnecting) gets its login here. A secret is encrypted with the deployment's key ring
+reconnecting) gets its login here, or from core.accounts.logins, which also knows OAuth2
+accounts. A secret is encrypted with the deployment's key ring
 (``core.crypto``) and bound to its account and field, so a ciphertext copied to another
 row or field does not open. Opening raises ``core.crypto.DecryptionError``.
 """
@@ -32,7 +33,10 @@ def unseal(key_ring: KeyRing, account_id: uuid.UUID, field: str, sealed: bytes) 
 
 
 def imap_login(key_ring: KeyRing, account: MailAccount, password: str | None = None) -> ServerLogin:
-    """The IMAP login: with ``password``, else the stored one opened."""
+    """The IMAP login: with ``password``, else the stored one opened (an OAuth2 account has
+    none: see core.accounts.logins)."""
+    if password is None and account.imap_password_encrypted is None:
+        raise DecryptionError("the account has no stored password")
     return ServerLogin(
         host=account.imap_host,
         port=account.imap_port,
@@ -40,7 +44,7 @@ def imap_login(key_ring: KeyRing, account: MailAccount, password: str | None = N
         username=account.imap_username,
         password=password
         if password is not None
-        else unseal(key_ring, account.id, IMAP, account.imap_password_encrypted),
+        else unseal(key_ring, account.id, IMAP, account.imap_password_encrypted or b""),
     )
 
 

@@ -75,9 +75,17 @@ async def prove_servers(
     login is to be proven this ends the session's transaction first, so that no connection
     or lock is held while the servers answer: call it before anything is written."""
     account = await service.owned_for_change(viewer, account_id)
+    if account.uses_oauth and (changes.imap is not None or changes.smtp is not None):
+        raise ServiceError(
+            ErrorCode.INVALID_INPUT,
+            "This account signs in with OAuth2 and uses its provider's servers.",
+            "imap" if changes.imap is not None else "smtp",
+        )
     imap, smtp = _validated(changes, account.email_address)
     if imap is not None:
-        await service.check_login_unused(viewer.user_id, imap, other_than=account.id)
+        await service.check_login_unused(
+            viewer.user_id, imap.host, imap.username, other_than=account.id
+        )
     if imap is None and smtp is None:
         return ProvenServers(remove_smtp=changes.remove_smtp)
     await service.session.rollback()
@@ -98,7 +106,9 @@ async def store_servers(
     bring the folder list the proof made and let an AUTH_FAILED or ERROR account resume."""
     account = await service.owned_for_change(viewer, account_id)
     if proven.imap is not None:  # again, under the lock: an add may have raced the proof
-        await service.check_login_unused(viewer.user_id, proven.imap, other_than=account.id)
+        await service.check_login_unused(
+            viewer.user_id, proven.imap.host, proven.imap.username, other_than=account.id
+        )
     if proven.imap is not None and proven.mailboxes is not None:
         await _store_imap(service, account, proven.imap, proven.mailboxes)
     if proven.smtp is not None:

@@ -19,15 +19,17 @@ from core.accounts.inputs import (
     validate_new_account,
 )
 from core.accounts.limits import apply_account_limit
+from core.accounts.logins import stored_imap_login
 from core.accounts.status import AUTH_FAILED, ERROR, status_after_resume, transition
 from core.accounts.verification import verify_logins, verify_smtp
 from core.errors import ErrorCode, ServiceError
 from core.identity import repository as identity_repository
 from core.identity.viewer import Viewer
-from core.mail.imap import imap_session
+from core.mail.imap import Mailbox, imap_session
 from core.mail.mailbox import MailboxOps
 from core.mail.server import ServerLogin
 from core.models import AccountStatus, MailAccount, Plan, Sharing, User
+from core.oauth.tokens import revoke_grant_after_commit
 from core.plans import account_limit
 from core.runtime import Runtime
 from core.sync.requests import request_sync
@@ -72,37 +74,40 @@ class AccountService:
             )
 
     async def check_login_unused(
-        self, owner_id: uuid.UUID, imap: ServerLogin, other_than: uuid.UUID | None = None
+        self,
+        owner_id: uuid.UUID,
+        host: str,
+        username: str,
+        other_than: uuid.UUID | None = None,
     ) -> None:
         """DUPLICATE_ACCOUNT when another of the owner's accounts logs in to the same
         mailbox (server and username), whatever address it was connected as: it would be
         synced twice."""
         existing = await repository.owned_with_login(
-            self.session, owner_id, imap.host, imap.username, other_than=other_than
+            self.session, owner_id, host, username, other_than=other_than
         )
         if existing is not None:
             raise ServiceError(
                 ErrorCode.DUPLICATE_ACCOUNT,
-                f"{imap.username} on {imap.host} is already connected, as "
-                f"{existing.email_address}.",
+                f"{username} on {host} is already connected, as {existing.email_address}.",
                 "imap.username",
             )
 
-    async def _check_room_for(
-        self, owner_id: uuid.UUID, plan: Plan, address: str, imap: ServerLogin
-    ) -> None:
+    async def check_room_for(self, owner_id: uuid.UUID, plan: Plan, address: str | None) -> None:
+        """The plan's checks for one more account (``address`` None: not known yet)."""
         if plan is Plan.ESSENTIAL:
             raise ServiceError(
                 ErrorCode.SYNC_NOT_IN_PLAN,
                 "Your company's plan (ESSENTIAL) does not include email sync.",
             )
-        if await repository.owner_has_address(self.session, owner_id, address):
+        if address is not None and await repository.owner_has_address(
+            self.session, owner_id, address
+        ):
             raise ServiceError(
                 ErrorCode.DUPLICATE_ACCOUNT,
                 f"You have already connected {address}.",
                 "emailAddress",
             )
-        await self.check_login_unused(owner_id, imap)
         limit = account_limit(plan)
         if await repository.count_owned(self.session, owner_id) >= limit:
             raise ServiceError(
@@ -116,18 +121,27 @@ class AccountService:
     async def add(self, viewer: Viewer, data: NewAccount) -> MailAccount:
         """Verify the logins, then store the account (READY) and its folders."""
         valid = validate_new_account(data)
-        await self._check_room_for(viewer.user_id, viewer.plan, valid.email_address, valid.imap)
+        await self.check_room_for(viewer.user_id, viewer.plan, valid.email_address)
+        await self.check_login_unused(viewer.user_id, valid.imap.host, valid.imap.username)
         # Release the pooled connection while we talk to the mail server (up to the mail
         # timeout): nothing has been written yet, and the checks are repeated under a lock.
         await self.session.rollback()
         await self.count_credential_check(viewer)
         mailboxes = await verify_logins(valid.imap, valid.smtp, self.runtime.mail_options)
+        return await self.store_new_account(
+            viewer, self._new_account_row(viewer.user_id, valid), mailboxes
+        )
 
+    async def store_new_account(
+        self, viewer: Viewer, account: MailAccount, mailboxes: list[Mailbox]
+    ) -> MailAccount:
+        """Store a verified account (READY) and its folders, after the plan's checks under a
+        lock on the user (so parallel adds cannot pass the limit)."""
         user = await identity_repository.lock_user(self.session, viewer.user_id)
         plan = await identity_repository.get_company_plan(self.session, viewer.company_id)
-        await self._check_room_for(viewer.user_id, plan, valid.email_address, valid.imap)
+        await self.check_room_for(viewer.user_id, plan, account.email_address)
+        await self.check_login_unused(viewer.user_id, account.imap_host, account.imap_username)
         is_first = await repository.count_owned(self.session, viewer.user_id) == 0
-        account = self._new_account_row(viewer.user_id, valid)
         self.session.add(account)
         await self.session.flush()
         await repository.add_folders(self.session, account.id, mailboxes)
@@ -200,6 +214,13 @@ class AccountService:
     ) -> MailAccount:
         """Store new passwords after proving them; an AUTH_FAILED or ERROR account resumes."""
         account = await self.owned_for_change(viewer, account_id)
+        if account.uses_oauth:
+            raise ServiceError(
+                ErrorCode.INVALID_INPUT,
+                "This account signs in with OAuth2, not a password: reconnect it with "
+                "startOAuthConnection(accountId).",
+                "accountId",
+            )
         if not imap_password:
             raise ServiceError(ErrorCode.INVALID_INPUT, "The password is empty.", "imapPassword")
         if smtp_password is not None and account.smtp_username is None:
@@ -258,7 +279,7 @@ class AccountService:
         account = await repository.get_owned(self.session, viewer.user_id, account_id)
         if account is None:
             raise _not_found()
-        login = credentials.imap_login(self.runtime.key_ring, account)
+        login = stored_imap_login(self.runtime, account)
         known = [
             StoredFolder.of(f) for f in await repository.folders_of(self.session, [account.id])
         ]
@@ -275,6 +296,7 @@ class AccountService:
         await identity_repository.lock_user(self.session, viewer.user_id)
         account = await self.owned_for_change(viewer, account_id)
         removed_id = account.id
+        await revoke_grant_after_commit(self.session, self.runtime, account)
         await repository.delete_account(self.session, account)
         await self.session.flush()
         # One account fewer may bring the user back within the plan's limit.

@@ -7,6 +7,7 @@ has committed.
     READY --startSync--> SYNCING --run done--> ACTIVE --next run--> SYNCING ...
     SYNCING/ACTIVE/ERROR --network or server fault--> ERROR (retried with backoff)
     SYNCING/ACTIVE/ERROR --login refused--> AUTH_FAILED --reconnect--> ACTIVE
+    READY --an OAuth2 sign-in revoked (found by a send)--> AUTH_FAILED --reconnect--> READY
     any but PAUSED --pauseSync or the plan's limit--> PAUSED --resume--> READY/ACTIVE
 """
 
@@ -31,7 +32,7 @@ RUNNING = frozenset({SYNCING, ACTIVE, ERROR})
 PAUSABLE = RUNNING | {AUTH_FAILED}
 
 _ALLOWED: dict[AccountStatus, frozenset[AccountStatus]] = {
-    READY: frozenset({SYNCING, PAUSED}),
+    READY: frozenset({SYNCING, PAUSED, AUTH_FAILED}),
     SYNCING: frozenset({ACTIVE, ERROR, AUTH_FAILED, PAUSED}),
     ACTIVE: frozenset({SYNCING, ERROR, AUTH_FAILED, PAUSED}),
     ERROR: frozenset({SYNCING, ACTIVE, READY, AUTH_FAILED, PAUSED}),

@@ -72,6 +72,21 @@ async def find_viewer(
     return viewer, row[5]
 
 
+async def viewer_of_user(session: AsyncSession, user_id: uuid.UUID) -> Viewer | None:
+    """The user as a viewer now (role and plan as they are), e.g. when a browser comes
+    back from an OAuth2 sign-in that the user started (no API token: ``token_id`` None)."""
+    row = (
+        await session.execute(
+            select(User.id, User.company_id, User.role, Company.plan)
+            .join(Company, Company.id == User.company_id)
+            .where(User.id == user_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return Viewer(user_id=row[0], company_id=row[1], role=row[2], plan=row[3])
+
+
 async def touch_token(
     session: AsyncSession, token_id: uuid.UUID, now: datetime, unless_since: datetime
 ) -> None:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import aioimaplib
 
@@ -198,6 +199,8 @@ async def _connect_and_login(login: ServerLogin, options: MailConnectOptions) ->
     )
     implicit_tls = tls if login.security is ConnectionSecurity.SSL else None
     client: aioimaplib.IMAP4 | None = None
+    # Before connecting: getting a token may mean a refresh at the provider.
+    token = await login.access_token() if login.uses_xoauth2 else None
     try:
         async with asyncio.timeout(options.timeout):
             address = await resolve_mail_host(
@@ -207,20 +210,10 @@ async def _connect_and_login(login: ServerLogin, options: MailConnectOptions) ->
             await _greeting(client, login, options.greeting_timeout or options.timeout)
             if login.security is ConnectionSecurity.STARTTLS and tls is not None:
                 await _starttls(client, host, tls)
-            if "LOGINDISABLED" in {c.upper() for c in client.protocol.capabilities}:
-                raise ServiceError(
-                    ErrorCode.TLS_FAILED,
-                    f"{host} accepts logins only over TLS: choose SSL or STARTTLS.",
-                    "security",
-                )
-            # aioimaplib quotes the password but sends the user name as is.
-            response = await client.login(aioimaplib.quoted(login.username), login.password)
-            if response.result != "OK":
-                raise ServiceError(
-                    ErrorCode.INVALID_CREDENTIALS,
-                    f"{host} refused the login for {login.username}.",
-                    "password",
-                )
+            if token is not None:
+                response = await _xoauth2(client, login, token)
+            else:
+                response = await _password_login(client, login)
             if not any(b"CAPABILITY" in bytes(line) for line in response.lines):
                 # Servers announce more once logged in; most say so in LOGIN's OK already.
                 await client.protocol.capability()
@@ -258,6 +251,44 @@ async def _greeting(client: aioimaplib.IMAP4, login: ServerLogin, seconds: float
             f"within {seconds:g} s.",
             "host",
         ) from None
+
+
+async def _password_login(client: aioimaplib.IMAP4, login: ServerLogin) -> Any:
+    if "LOGINDISABLED" in {c.upper() for c in client.protocol.capabilities}:
+        raise ServiceError(
+            ErrorCode.TLS_FAILED,
+            f"{login.host} accepts logins only over TLS: choose SSL or STARTTLS.",
+            "security",
+        )
+    # aioimaplib quotes the password but sends the user name as is.
+    response = await client.login(aioimaplib.quoted(login.username), login.password)
+    if response.result != "OK":
+        raise ServiceError(
+            ErrorCode.INVALID_CREDENTIALS,
+            f"{login.host} refused the login for {login.username}.",
+            "password",
+        )
+    return response
+
+
+async def _xoauth2(client: aioimaplib.IMAP4, login: ServerLogin, token: str) -> Any:
+    """AUTHENTICATE XOAUTH2; a refused token is retried once with a newer one, if any
+    (the provider may have ended it early, e.g. after a password change)."""
+    if "AUTH=XOAUTH2" not in {c.upper() for c in client.protocol.capabilities}:
+        raise ServiceError(
+            ErrorCode.INVALID_CREDENTIALS, f"{login.host} does not offer XOAUTH2 sign-in."
+        )
+    response = await client.xoauth2(login.username, token)
+    if response.result != "OK":
+        newer = await login.token_after_refusal(token)
+        if newer is not None and newer != token:
+            response = await client.xoauth2(login.username, newer)
+    if response.result != "OK":
+        raise ServiceError(
+            ErrorCode.INVALID_CREDENTIALS,
+            f"{login.host} refused the sign-in for {login.username}; reconnect the account.",
+        )
+    return response
 
 
 async def _starttls(client: aioimaplib.IMAP4, host: str, context: ssl.SSLContext) -> None:

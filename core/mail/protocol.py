@@ -116,3 +116,12 @@ class LinearIMAP4ClientProtocol(aioimaplib.IMAP4ClientProtocol):
                 timeout=timeout,
             )
         )
+
+    def _continuation(self, line: bytes) -> None:
+        command = self.pending_sync_command
+        if command is not None and command.name == "AUTHENTICATE":
+            # The mechanism's error report (base64 JSON): an empty response ends the
+            # exchange and the server answers NO. The report itself is not needed.
+            self.transport.write(CRLF)
+            return
+        super()._continuation(line)

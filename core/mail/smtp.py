@@ -3,6 +3,7 @@
 Failures are classified by the step that failed and by aiosmtplib's exception types (5.x),
 never by the text of a message: the connection (and, with SSL, its handshake), STARTTLS,
 then AUTH, whose absence is read from the server's EHLO extensions before trying it.
+An OAuth2 login uses AUTH XOAUTH2 with its access token (fetched before connecting).
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ def _classify(login: SmtpServer, exc: BaseException, *, in_tls: bool) -> Service
     """The user's error for a failure of aiosmtplib or the network; ``in_tls``: during
     the TLS handshake (implicit SSL or STARTTLS)."""
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        if isinstance(login, ServerLogin) and login.uses_xoauth2:
+            return ServiceError(
+                ErrorCode.INVALID_CREDENTIALS,
+                f"{login.host} refused the SMTP sign-in for {login.username}; "
+                "reconnect the account.",
+            )
         return ServiceError(
             ErrorCode.INVALID_CREDENTIALS,
             f"{login.host} refused the SMTP login"
@@ -84,8 +91,9 @@ def _classify(login: SmtpServer, exc: BaseException, *, in_tls: bool) -> Service
     return _unreachable(login)
 
 
-async def _open(client: aiosmtplib.SMTP, login: SmtpServer) -> None:
-    """Greeting, STARTTLS when asked for, then AUTH when there is a login."""
+async def _open(client: aiosmtplib.SMTP, login: SmtpServer, token: str | None) -> None:
+    """Greeting, STARTTLS when asked for, then AUTH when there is a login (XOAUTH2 with
+    ``token`` when there is one)."""
     ssl_connect = login.security is ConnectionSecurity.SSL
     try:
         await client.connect()
@@ -116,9 +124,28 @@ async def _open(client: aiosmtplib.SMTP, login: SmtpServer) -> None:
                 "username and password out if it relays mail without one.",
                 "security",
             )
-        await client.login(login.username, login.password)
+        if token is not None:
+            await _xoauth2(client, login, token)
+        else:
+            await client.login(login.username, login.password)
     except (aiosmtplib.SMTPException, OSError) as exc:
         raise _classify(login, exc, in_tls=False) from None
+
+
+async def _xoauth2(client: aiosmtplib.SMTP, login: ServerLogin, token: str) -> None:
+    """AUTH XOAUTH2; a refused token is retried once with a newer one, if any (the provider
+    may have ended it early, e.g. after a password change)."""
+    if "xoauth2" not in client.server_auth_methods:
+        raise ServiceError(
+            ErrorCode.INVALID_CREDENTIALS, f"{login.host} does not offer XOAUTH2 sign-in."
+        )
+    try:
+        await client.auth_xoauth2(login.username, token)
+    except aiosmtplib.SMTPAuthenticationError:
+        newer = await login.token_after_refusal(token)
+        if newer is None or newer == token:
+            raise
+        await client.auth_xoauth2(login.username, newer)
 
 
 @asynccontextmanager
@@ -127,6 +154,10 @@ async def smtp_session(
 ) -> AsyncIterator[aiosmtplib.SMTP]:
     """An SMTP connection, logged in unless ``login`` is a relay; errors are ServiceErrors."""
     client: aiosmtplib.SMTP | None = None
+    # Before connecting: getting a token may mean a refresh at the provider.
+    token = None
+    if isinstance(login, ServerLogin) and login.uses_xoauth2:
+        token = await login.access_token()
     try:
         async with asyncio.timeout(options.timeout):
             address = await resolve_mail_host(
@@ -147,7 +178,7 @@ async def smtp_session(
                 tls_context=client_tls_context(options.tls_ca_file),
                 timeout=options.timeout,
             )
-            await _open(client, login)
+            await _open(client, login, token)
     except ServiceError:
         await _quit(client)
         raise

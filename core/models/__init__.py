@@ -5,8 +5,10 @@ from core.models.base import Base
 from core.models.company import Company
 from core.models.enums import (
     AccountStatus,
+    AuthMethod,
     ConnectionSecurity,
     FolderRole,
+    OAuthProvider,
     PastSync,
     PauseReason,
     Plan,
@@ -18,6 +20,7 @@ from core.models.enums import (
 from core.models.folder import Folder
 from core.models.instance import InstanceSecret
 from core.models.message import Message
+from core.models.oauth import OAuthGrant
 from core.models.outgoing import OutgoingMessage
 from core.models.thread import ThreadKey
 from core.models.user import ApiToken, User
@@ -25,6 +28,7 @@ from core.models.user import ApiToken, User
 __all__ = [
     "AccountStatus",
     "ApiToken",
+    "AuthMethod",
     "Base",
     "Company",
     "ConnectionSecurity",
@@ -33,6 +37,8 @@ __all__ = [
     "InstanceSecret",
     "MailAccount",
     "Message",
+    "OAuthGrant",
+    "OAuthProvider",
     "OutgoingMessage",
     "PastSync",
     "PauseReason",

@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import (
     ARRAY,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from core.models.base import Base, created_at, uuid_pk
 from core.models.enums import (
     AccountStatus,
+    AuthMethod,
     ConnectionSecurity,
     PastSync,
     PauseReason,
@@ -36,6 +38,11 @@ class MailAccount(Base):
             "owner_id",
             func.lower(text("email_address")),
             unique=True,
+        ),
+        # Only OAuth2 accounts go without an IMAP password (their tokens are in oauth_grants).
+        CheckConstraint(
+            "auth_method <> 'PASSWORD' OR imap_password_encrypted IS NOT NULL",
+            name="password_accounts_have_a_password",
         ),
     )
 
@@ -57,8 +64,12 @@ class MailAccount(Base):
         db_enum(ConnectionSecurity, "imap_security")
     )
     imap_username: Mapped[str] = mapped_column(Text)
-    # AES-GCM ciphertexts bound to (account id, field); see core.crypto.
-    imap_password_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    auth_method: Mapped[AuthMethod] = mapped_column(
+        db_enum(AuthMethod, "auth_method"), server_default=AuthMethod.PASSWORD.value
+    )
+    # AES-GCM ciphertexts bound to (account id, field); see core.crypto. NULL for OAuth2
+    # accounts, whose tokens live in oauth_grants.
+    imap_password_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     smtp_host: Mapped[str | None] = mapped_column(Text)
     smtp_port: Mapped[int | None] = mapped_column(Integer)
     smtp_security: Mapped[ConnectionSecurity | None] = mapped_column(
@@ -85,3 +96,7 @@ class MailAccount(Base):
     @property
     def has_smtp(self) -> bool:
         return self.smtp_host is not None
+
+    @property
+    def uses_oauth(self) -> bool:
+        return self.auth_method is not AuthMethod.PASSWORD

@@ -26,6 +26,27 @@ class ConnectionSecurity(enum.StrEnum):
     NONE = "NONE"
 
 
+class AuthMethod(enum.StrEnum):
+    """How an account logs in to its mail servers."""
+
+    PASSWORD = "PASSWORD"  # IMAP/SMTP passwords (addMailAccount)
+    GOOGLE = "GOOGLE"  # OAuth2 sign-in, XOAUTH2 with the access token
+    MICROSOFT = "MICROSOFT"
+    GENERIC = "GENERIC"  # the OAuth2 provider configured in the settings
+
+
+class OAuthProvider(enum.StrEnum):
+    """The OAuth2 sign-ins an account can be connected with (AuthMethod without PASSWORD)."""
+
+    GOOGLE = "GOOGLE"
+    MICROSOFT = "MICROSOFT"
+    GENERIC = "GENERIC"
+
+    @property
+    def auth_method(self) -> AuthMethod:
+        return AuthMethod(self.value)
+
+
 class Sharing(enum.StrEnum):
     PRIVATE = "PRIVATE"
     SHARED = "SHARED"

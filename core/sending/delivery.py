@@ -25,8 +25,8 @@ import aioimaplib
 import aiosmtplib
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.accounts import credentials
 from core.accounts import repository as accounts
+from core.accounts.logins import stored_imap_login, stored_smtp_login
 from core.accounts.status import RUNNING
 from core.crypto import DecryptionError
 from core.db import session_scope
@@ -35,6 +35,7 @@ from core.mail.imap import imap_session
 from core.mail.server import ServerLogin, SmtpServer
 from core.mail.smtp import smtp_session
 from core.models import MailAccount, OutgoingMessage, SendStatus, SentCopy
+from core.oauth.tokens import SignInExpired
 from core.runtime import Runtime
 from core.sending import repository
 from core.sending.compose import envelope_recipients, needs_smtputf8
@@ -142,7 +143,7 @@ class OutgoingDelivery:
                 self._fail(session, outgoing, "The account was removed before it was sent.")
                 return None
             try:
-                login = credentials.smtp_login(self.runtime.key_ring, account)
+                login = stored_smtp_login(self.runtime, account)
             except DecryptionError:
                 login = None
             if login is None:
@@ -207,6 +208,8 @@ class OutgoingDelivery:
                 await client.data(attempt.mime)
                 return {a: _reply_text(*r) for a, r in refused.items()}
         except ServiceError as error:
+            if isinstance(error, SignInExpired):
+                raise PermanentFailure(error.message) from None
             if error.code is ErrorCode.INVALID_CREDENTIALS:
                 raise PermanentFailure(
                     "The SMTP server refused the stored login; reconnect the account."
@@ -291,7 +294,7 @@ class OutgoingDelivery:
                 outgoing.sent_copy = SentCopy.NO_FOLDER
                 return None
             try:
-                login = credentials.imap_login(self.runtime.key_ring, account)
+                login = stored_imap_login(self.runtime, account)
             except DecryptionError:
                 outgoing.sent_copy = SentCopy.FAILED
                 return None

@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 
 import aioimaplib
 
-from core.accounts import credentials
 from core.accounts import repository as accounts
 from core.accounts.folders import StoredFolder, apply_server_folders, folder_statuses
+from core.accounts.logins import stored_imap_login
 from core.accounts.status import ACTIVE, AUTH_FAILED, ERROR, RUNNING, SYNCING, transition
 from core.crypto import DecryptionError
 from core.db import session_scope
@@ -30,6 +30,7 @@ from core.mail.mailbox import ImapCommandError, MailboxOps
 from core.mail.server import ServerLogin
 from core.models import MailAccount, PastSync
 from core.notifications import announce_now
+from core.oauth.tokens import SignInExpired
 from core.runtime import Runtime
 from core.settings import Settings
 from core.sync import repository
@@ -65,7 +66,9 @@ def failure_of(error: BaseException) -> Failure:
         )
     if isinstance(error, ServiceError):
         if error.code is ErrorCode.INVALID_CREDENTIALS:
-            return Failure(error.code.value, AUTH_FAILED_MESSAGE, auth=True)
+            # An expired OAuth2 sign-in says so (and to sign in again); a password doesn't.
+            message = error.message if isinstance(error, SignInExpired) else AUTH_FAILED_MESSAGE
+            return Failure(error.code.value, message, auth=True)
         return Failure(error.code.value, error.message)
     if isinstance(error, ImapCommandError):
         return Failure("IMAP_COMMAND_REFUSED", f"The mail server answered an error: {error}.")
@@ -163,7 +166,7 @@ class AccountSyncRun:
             context = AccountContext(
                 account.id, account.owner_id, account.past_sync or PastSync.ONE_MONTH
             )
-            login = credentials.imap_login(self.runtime.key_ring, account)
+            login = stored_imap_login(self.runtime, account)
             initial = account.initial_sync_pending and self.only is None
             self.requested_at = account.sync_requested_at
             transition(session, self.runtime.events, account, SYNCING)

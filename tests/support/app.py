@@ -48,9 +48,11 @@ class _Server(uvicorn.Server):
 
 
 @asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[RunningApp]:
+async def serve(settings: Settings, port: int | None = None) -> AsyncIterator[RunningApp]:
+    """Serve the app on ``port`` (default: a free one; pass one when the settings must
+    name the app's own URL, e.g. the OAuth2 redirect URL)."""
     app = create_app(settings)
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = _Server(config)
     task = asyncio.create_task(server.serve())

@@ -26,6 +26,7 @@ TABLES = [
     "messages",
     "thread_keys",
     "outgoing_messages",
+    "oauth_grants",
 ]
 
 

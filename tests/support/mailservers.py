@@ -6,7 +6,14 @@
   on ``ssl_port`` (certificate for ``localhost`` and ``127.0.0.1`` from a throwaway trustme
   CA), passwd-file users, Maildir storage and the special-use mailboxes Sent, Drafts, Trash,
   Junk and Archive, auto-created and subscribed.  CONDSTORE and QRESYNC are built into
-  Dovecot (no plugin needed); they show up in the post-login CAPABILITY.
+  Dovecot (no plugin needed); they show up in the post-login CAPABILITY.  With
+  ``oauth2_introspection_url`` it also offers XOAUTH2 and OAUTHBEARER through its ``oauth2``
+  passdb (``introspection_mode = post``: the token is POSTed to the provider, whose answer
+  must be ``"active": true`` with a ``username`` equal to the login name;
+  ``active_attribute``/``active_value`` check the former, ``username_attribute`` the
+  latter).  The passwd-file passdb is then limited to PLAIN and LOGIN, so a token is never
+  tried as a password; a refused token is answered ``+ <base64 JSON error>``, and ``NO``
+  once the client sends its empty line.
 * :func:`start_pymap` runs pymap's in-memory ``dict`` backend with its demo data
   (``demouser`` / ``demopass``), plain IMAP only.
 
@@ -292,10 +299,12 @@ def _dovecot_config(
     key_file: Path,
     port: int,
     ssl_port: int,
+    oauth2_conf: Path | None = None,
 ) -> str:
     as_root = os.getuid() == 0
     p = _conf_path
     home_root = p(users.home_root)
+    mechanisms = "plain login" + (" xoauth2 oauthbearer" if oauth2_conf else "")
     lines = [
         "# Written by tests/support/mailservers.py: a throwaway Dovecot for tests.",
         f"base_dir = {p(base_dir)}",
@@ -306,7 +315,7 @@ def _dovecot_config(
         f"listen = {LOOPBACK}",
         "",
         "disable_plaintext_auth = no",
-        "auth_mechanisms = plain login",
+        f"auth_mechanisms = {mechanisms}",
         "auth_failure_delay = 0",
         "auth_verbose = yes",
         "# Authenticates nobody; it only sets nodelay, which survives the real passdb's",
@@ -318,6 +327,18 @@ def _dovecot_config(
         "passdb {",
         "  driver = passwd-file",
         f"  args = scheme=PLAIN {p(users.users_dir)}/%u",
+    ]
+    if oauth2_conf is not None:
+        # Passwords are checked against the passwd-file, tokens only by the oauth2 passdb.
+        lines += [
+            "  mechanisms = plain login",
+            "}",
+            "passdb {",
+            "  driver = oauth2",
+            "  mechanisms = xoauth2 oauthbearer",
+            f"  args = {p(oauth2_conf)}",
+        ]
+    lines += [
         "}",
         "userdb {",
         "  driver = static",
@@ -396,8 +417,36 @@ def _dovecot_config(
     return "\n".join(lines) + "\n"
 
 
-def start_dovecot(workdir: Path) -> ImapServer:
-    """Start a private Dovecot on free loopback ports, with state under ``workdir``."""
+def _write_oauth2_conf(root: Path, introspection_url: str) -> Path:
+    """The oauth2 passdb's settings: every token is POSTed (``token=...``) to the
+    provider's RFC 7662 introspection endpoint; the token must be active and belong to the
+    user named in the XOAUTH2/OAUTHBEARER request."""
+    if any(c.isspace() for c in introspection_url):
+        raise ValueError("the introspection URL must not contain white space")
+    path = root / "dovecot-oauth2.conf.ext"
+    path.write_text(
+        "\n".join(
+            [
+                "introspection_mode = post",
+                f"introspection_url = {introspection_url}",
+                "username_attribute = username",
+                "active_attribute = active",
+                "active_value = true",
+                "timeout_msecs = 5000",
+                "",
+            ]
+        )
+    )
+    path.chmod(0o600)  # it holds the resource-server credentials
+    return path
+
+
+def start_dovecot(workdir: Path, *, oauth2_introspection_url: str | None = None) -> ImapServer:
+    """Start a private Dovecot on free loopback ports, with state under ``workdir``.
+
+    With ``oauth2_introspection_url`` (``http://user:password@host:port/path``) it also
+    offers XOAUTH2 and OAUTHBEARER, validated by the ``oauth2`` passdb against that URL.
+    """
     missing = [str(binary) for binary in DOVECOT_BINARIES if not os.access(binary, os.X_OK)]
     if missing:
         raise DovecotUnavailable(
@@ -417,6 +466,9 @@ def start_dovecot(workdir: Path) -> ImapServer:
     if os.getuid() == 0:
         os.chown(users.home_root, mail_uid, mail_gid)
     ca_file, cert_file, key_file = _write_tls_files(root / "tls")
+    oauth2_conf = (
+        _write_oauth2_conf(root, oauth2_introspection_url) if oauth2_introspection_url else None
+    )
     users.add(DOVECOT_USER, DOVECOT_PASSWORD, replace=True)  # the workdir may be reused
 
     cleanup: list[Path] = []
@@ -445,6 +497,7 @@ def start_dovecot(workdir: Path) -> ImapServer:
                     key_file=key_file,
                     port=port,
                     ssl_port=ssl_port,
+                    oauth2_conf=oauth2_conf,
                 )
             )
             log_path.unlink(missing_ok=True)

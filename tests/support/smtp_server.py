@@ -9,12 +9,22 @@ whether it succeeded; never the password), so a test can tell that a login reall
 It also records every message it accepts (envelope and bytes), can answer DATA with
 scripted replies (``reply_to_data``: e.g. one 451, or a 554 every time), and with
 ``tls_files`` offers STARTTLS and requires it before AUTH.
+
+With ``introspection_url`` it also offers AUTH XOAUTH2 and checks each bearer token the
+way Dovecot's oauth2 passdb does: an RFC 7662 introspection POST to the identity provider
+(``tests/support/oauth_provider.py``), which must say the token is active and belongs to
+the user named in the XOAUTH2 request. A refused token is answered as Google and Microsoft
+do: a 334 challenge with a JSON error, then 535 once the client sends its empty line.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import ssl
 import threading
+import urllib.parse
 import uuid
 from collections import deque
 from collections.abc import Iterator
@@ -22,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -152,6 +163,62 @@ class _Recorder:
         return self.server.take_data(envelope)
 
 
+_XOAUTH2_ERROR = base64.b64encode(
+    json.dumps({"status": "401", "schemes": "bearer", "scope": "mail"}).encode()
+)
+
+
+class _OAuthRecorder(_Recorder):
+    """Also AUTH XOAUTH2, each token checked at the identity provider's introspection."""
+
+    def __init__(self, server: SmtpServer, introspection_url: str) -> None:
+        super().__init__(server)
+        parts = urllib.parse.urlsplit(introspection_url)
+        self._auth = (
+            urllib.parse.unquote(parts.username or ""),
+            urllib.parse.unquote(parts.password or ""),
+        )
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+        self._url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+    async def _token_owner(self, token: str) -> str | None:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(self._url, data={"token": token}, auth=self._auth)
+        answer = response.json() if response.status_code == 200 else {}
+        active = answer.get("active") is True
+        return str(answer.get("username")) if active else None
+
+    # aiosmtpd finds a mechanism by its method name: auth_<MECHANISM>.
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        if len(args) > 1:
+            blob = args[1].encode()
+        else:
+            challenge = await server.challenge_auth("")
+            if not isinstance(challenge, bytes):
+                return AuthResult(success=False, handled=True)
+            blob = base64.b64encode(challenge)
+        try:
+            fields = dict(
+                part.split("=", 1)
+                for part in base64.b64decode(blob, validate=True).decode().split("\x01")
+                if "=" in part
+            )
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            await server.push("501 5.5.2 Can't decode XOAUTH2")
+            return AuthResult(success=False, handled=True)
+        user = fields.get("user", "")
+        scheme, _, token = fields.get("auth", "").partition(" ")
+        owner = await self._token_owner(token) if scheme.lower() == "bearer" else None
+        ok = owner is not None and owner.lower() == user.lower()
+        self.server.record(AuthAttempt("XOAUTH2", user, ok))
+        if ok:
+            return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+        await server.challenge_auth(_XOAUTH2_ERROR, encode_to_b64=False)
+        return AuthResult(success=False, handled=False)  # not handled: aiosmtpd sends the 535
+
+
 @contextmanager
 def running_smtp_server(
     username: str = "smtp-user@example.com",
@@ -159,10 +226,13 @@ def running_smtp_server(
     *,
     tls_files: tuple[str, str] | None = None,
     offer_auth: bool = True,
+    introspection_url: str | None = None,
 ) -> Iterator[SmtpServer]:
     """Start aiosmtpd on a free loopback port; stop it on exit. ``tls_files`` (certificate
     chain, key): offer STARTTLS and require it before AUTH and mail. ``offer_auth=False``
-    (without TLS): no AUTH in EHLO, as a server that allows logins only over TLS."""
+    (without TLS): no AUTH in EHLO, as a server that allows logins only over TLS.
+    ``introspection_url`` (``http://user:password@host:port/path``): also accept XOAUTH2
+    tokens it calls active."""
     server = SmtpServer(
         host=LOOPBACK,
         port=free_port(),
@@ -174,8 +244,13 @@ def running_smtp_server(
     if tls_files is not None:
         tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls_context.load_cert_chain(*tls_files)
+    handler = (
+        _OAuthRecorder(server, introspection_url)
+        if introspection_url is not None
+        else _Recorder(server)
+    )
     controller = Controller(
-        _Recorder(server),
+        handler,
         hostname=LOOPBACK,
         port=server.port,
         authenticator=_Authenticator(server),

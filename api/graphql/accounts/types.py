@@ -6,7 +6,14 @@ from datetime import datetime
 import strawberry
 
 from api.graphql.context import Info
-from api.graphql.enums import AccountStatus, ConnectionSecurity, FolderRole, PastSync, Sharing
+from api.graphql.enums import (
+    AccountStatus,
+    AuthMethod,
+    ConnectionSecurity,
+    FolderRole,
+    PastSync,
+    Sharing,
+)
 from api.graphql.errors import UserError
 from api.graphql.identity.types import User
 from core import models
@@ -54,6 +61,9 @@ class MailAccount:
         description="The folders chosen for sync; empty until startSync."
     )
     past_sync: PastSync | None
+    auth_method: AuthMethod = strawberry.field(
+        description="PASSWORD, or the OAuth2 provider it signs in with (XOAUTH2)."
+    )
     imap: ServerSettings
     smtp: ServerSettings | None
     last_synced_at: datetime | None
@@ -80,6 +90,7 @@ class MailAccount:
             sharing=row.sharing,
             labels=list(row.labels),
             past_sync=row.past_sync,
+            auth_method=row.auth_method,
             imap=ServerSettings(
                 host=row.imap_host,
                 port=row.imap_port,

@@ -5,8 +5,8 @@ Folders indexed before this get the window their account's past-sync setting giv
 now on (an approximation of when they were first indexed) and an unknown unsynced count,
 so their next run counts the server's mail once, by UIDs (no bodies).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-02 00:10:00
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
