@@ -23,6 +23,12 @@ _FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)")
 _MODSEQ = re.compile(rb"\bMODSEQ \((\d+)\)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 _INTERNALDATE = re.compile(rb'\bINTERNALDATE "([^"]+)"')
+_QUOTED_SECTION = re.compile(rb'\bBODY\[HEADER\.FIELDS \([^)]*\)\] "((?:[^"\\]|\\.)*)"')
+_ESCAPED = re.compile(rb"\\(.)")
+
+
+def _unquote(text: bytes) -> bytes:
+    return _ESCAPED.sub(rb"\1", text)
 
 
 @dataclass(frozen=True)
@@ -276,6 +282,9 @@ class MailboxOps:
             size = _SIZE.search(meta)
             if item is None or size is None:
                 continue
+            if literal is None:  # RFC 3501 lets a short section come as a quoted string
+                quoted = _QUOTED_SECTION.search(meta)
+                literal = _unquote(quoted.group(1)) if quoted else b""
             found.append(
                 HeaderItem(
                     item.uid,
@@ -283,7 +292,7 @@ class MailboxOps:
                     item.modseq,
                     item.internal_date,
                     int(size.group(1)),
-                    literal or b"",
+                    literal,
                 )
             )
         return found
