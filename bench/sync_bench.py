@@ -522,15 +522,16 @@ class StepTimers:
     POINTS = (
         ("core.mail.imap", None, "_connect_and_login", "IMAP connect + login"),
         ("core.mail.imap", "ImapConnection", "logout", "IMAP logout"),
-        ("core.sync.folder", "FolderSync", "_unchanged", "STATUS check (unchanged?)"),
+        ("core.mail.mailbox", "MailboxOps", "status", "IMAP STATUS (unchanged?)"),
         ("core.mail.mailbox", "MailboxOps", "select", "IMAP SELECT"),
         ("core.mail.mailbox", "MailboxOps", "uid_search", "IMAP UID SEARCH"),
+        ("core.mail.mailbox", "MailboxOps", "fetch_uids", "IMAP UID FETCH of UIDs"),
         ("core.mail.mailbox", "MailboxOps", "fetch_flags", "IMAP UID FETCH of flags"),
         ("core.mail.mailbox", "MailboxOps", "fetch_messages", "IMAP UID FETCH of bodies"),
         ("core.sync.parse_pool", "MessageParser", "parse", "MIME parsing (awaited; pool)"),
-        ("core.sync.folder", None, "build_rows", "build_rows (rows from messages)"),
+        ("core.sync.pipeline", None, "build_rows", "build_rows (rows from messages)"),
         ("core.threads.repository", None, "thread_ids_for", "  of which thread lookup query"),
-        ("core.sync.repository", None, "rematch_parked", "rematch_parked query"),
+        ("core.sync.repository", None, "rekey_parked", "rekey_parked query"),
         ("core.sync.repository", None, "insert_messages", "insert_messages (INSERT)"),
         ("core.threads.repository", None, "remember_thread_keys", "remember_thread_keys"),
         ("sqlalchemy.ext.asyncio", "AsyncSession", "commit", "commits"),
@@ -822,7 +823,7 @@ def summarize_profile(path: Path, wall: float) -> list[str]:
         ("core/sync/rows.py", "build_rows", "rows.build_rows"),
         ("core/threads/repository.py", "thread_ids_for", "threads.thread_ids_for"),
         ("core/sync/repository.py", "insert_messages", "repository.insert_messages"),
-        ("core/sync/repository.py", "rematch_parked", "repository.rematch_parked"),
+        ("core/sync/repository.py", "rekey_parked", "repository.rekey_parked"),
         ("sqlalchemy", "_compile_w_cache", "SQLAlchemy statement compilation"),
     )
     lines.append("Cumulative time in key steps (for coroutines: while running, not waiting):")

@@ -43,6 +43,7 @@ class Runtime:
             timeout=self.settings.mail_timeout_seconds,
             tls_ca_file=self.settings.tls_ca_file,
             ports=self.settings.allowed_mail_ports,
+            greeting_timeout=self.settings.mail_greeting_timeout_seconds,
         )
 
 

@@ -43,6 +43,9 @@ class Settings(DatabaseSettings, OAuthSettings):
     graphiql: bool = True
     # Seconds allowed for connecting to and logging in to a mail server.
     mail_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+    # Seconds an IMAP server that accepted the connection has to send its greeting: one
+    # that never greets is given up on soon, and said so, not after the whole timeout.
+    mail_greeting_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     # A PEM bundle trusted in addition to the system CAs (a company's own mail CA, tests).
     tls_ca_file: str | None = None
     credential_checks_per_minute: int = Field(default=10, ge=1)

@@ -24,7 +24,12 @@ from workers.send_job import (
     requeue_unfinished_sends,
     send_outgoing,
 )
-from workers.sync_job import SYNC_JOB_TIMEOUT_SECONDS, schedule_due_syncs, sync_account
+from workers.sync_job import (
+    SYNC_JOB_TIMEOUT_SECONDS,
+    queue_sync_asked_during_the_job,
+    schedule_due_syncs,
+    sync_account,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +85,7 @@ def build_worker(
         handle_signals=not burst,
         poll_delay=POLL_DELAY_SECONDS,
         keep_result=0,
+        after_job_end=queue_sync_asked_during_the_job,
     )
 
 

@@ -25,17 +25,31 @@ SCHEDULE_BATCH = 1000
 SYNC_JOB_TIMEOUT_SECONDS = 900
 
 
+AGAIN = "mailsync_sync_again"  # in a job's ctx: the account to queue once arq lets go
+
+
 async def sync_account(ctx: dict[str, Any], account_id: str) -> dict[str, object] | None:
     runtime: Runtime = ctx["runtime"]
     tuning: SyncTuning = ctx.get("tuning") or tuning_for(runtime.settings)
     result = await run_sync(runtime, uuid.UUID(account_id), tuning)
     if result is None:
         return None
+    if result.again:
+        # The job id is still this job's until arq has finished it: queue in after_job_end.
+        ctx[AGAIN] = result.account_id
     return {
         "new": result.counts.new,
         "updated": result.counts.updated,
         "removed": result.counts.removed,
     }
+
+
+async def queue_sync_asked_during_the_job(ctx: dict[str, Any]) -> None:
+    """arq's after_job_end: a sync asked for while the job ran is queued now."""
+    account_id = ctx.get(AGAIN)
+    if isinstance(account_id, uuid.UUID):
+        runtime: Runtime = ctx["runtime"]
+        await runtime.jobs.enqueue_sync(account_id)
 
 
 async def schedule_due_syncs(ctx: dict[str, Any]) -> int:

@@ -90,6 +90,26 @@ async def owner_has_address(session: AsyncSession, owner_id: uuid.UUID, address:
     return found is not None
 
 
+async def owned_with_login(
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    host: str,
+    username: str,
+    *,
+    other_than: uuid.UUID | None = None,
+) -> MailAccount | None:
+    """The owner's account that logs in as ``username`` on ``host`` (both compared without
+    case), other than ``other_than``: the same mailbox, whatever address it was added as."""
+    query = select(MailAccount).where(
+        MailAccount.owner_id == owner_id,
+        func.lower(MailAccount.imap_host) == host.lower(),
+        func.lower(MailAccount.imap_username) == username.lower(),
+    )
+    if other_than is not None:
+        query = query.where(MailAccount.id != other_than)
+    return await session.scalar(query.limit(1))
+
+
 async def add_folders(
     session: AsyncSession, account_id: uuid.UUID, mailboxes: Iterable[Mailbox]
 ) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from core.accounts import credentials
 from core.accounts.folders import apply_server_folders
@@ -19,10 +18,10 @@ from core.accounts.status import ACTIVE, SYNCING
 from core.accounts.verification import verify_logins, verify_smtp
 from core.errors import ErrorCode, ServiceError
 from core.identity.viewer import Viewer
-from core.jobs import enqueue_sync_after_commit
 from core.mail.imap import Mailbox
 from core.mail.server import ServerLogin, SmtpServer
 from core.models import MailAccount
+from core.sync.requests import request_sync
 
 
 @dataclass(frozen=True)
@@ -83,6 +82,10 @@ async def prove_servers(
             "imap" if changes.imap is not None else "smtp",
         )
     imap, smtp = _validated(changes, account.email_address)
+    if imap is not None:
+        await service.check_login_unused(
+            viewer.user_id, imap.host, imap.username, other_than=account.id
+        )
     if imap is None and smtp is None:
         return ProvenServers(remove_smtp=changes.remove_smtp)
     await service.session.rollback()
@@ -102,6 +105,10 @@ async def store_servers(
     """Lock the account again and store what ``prove_servers`` proved. New IMAP settings
     bring the folder list the proof made and let an AUTH_FAILED or ERROR account resume."""
     account = await service.owned_for_change(viewer, account_id)
+    if proven.imap is not None:  # again, under the lock: an add may have raced the proof
+        await service.check_login_unused(
+            viewer.user_id, proven.imap.host, proven.imap.username, other_than=account.id
+        )
     if proven.imap is not None and proven.mailboxes is not None:
         await _store_imap(service, account, proven.imap, proven.mailboxes)
     if proven.smtp is not None:
@@ -129,8 +136,7 @@ async def _store_imap(
     was_running = account.status in (SYNCING, ACTIVE)
     service.resume_after_proven_login(account)
     if was_running:
-        account.next_sync_at = datetime.now(UTC)
-        enqueue_sync_after_commit(service.session, service.runtime.jobs, account.id)
+        request_sync(service.session, service.runtime.jobs, account)
 
 
 def _store_smtp(service: AccountService, account: MailAccount, smtp: SmtpServer) -> None:

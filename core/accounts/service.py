@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts import credentials, repository
-from core.accounts.folders import apply_server_folders
+from core.accounts.folders import StoredFolder, apply_server_folders, folder_statuses
 from core.accounts.inputs import (
     NewAccount,
     ValidAccount,
@@ -26,13 +25,14 @@ from core.accounts.verification import verify_logins, verify_smtp
 from core.errors import ErrorCode, ServiceError
 from core.identity import repository as identity_repository
 from core.identity.viewer import Viewer
-from core.jobs import enqueue_sync_after_commit
 from core.mail.imap import Mailbox, imap_session
+from core.mail.mailbox import MailboxOps
 from core.mail.server import ServerLogin
 from core.models import AccountStatus, MailAccount, Plan, Sharing, User
 from core.oauth.tokens import revoke_grant_after_commit
 from core.plans import account_limit
 from core.runtime import Runtime
+from core.sync.requests import request_sync
 
 CREDENTIAL_CHECK_WINDOW_SECONDS = 60.0
 
@@ -73,6 +73,26 @@ class AccountService:
                 "Too many login checks in the last minute; wait a minute and try again.",
             )
 
+    async def check_login_unused(
+        self,
+        owner_id: uuid.UUID,
+        host: str,
+        username: str,
+        other_than: uuid.UUID | None = None,
+    ) -> None:
+        """DUPLICATE_ACCOUNT when another of the owner's accounts logs in to the same
+        mailbox (server and username), whatever address it was connected as: it would be
+        synced twice."""
+        existing = await repository.owned_with_login(
+            self.session, owner_id, host, username, other_than=other_than
+        )
+        if existing is not None:
+            raise ServiceError(
+                ErrorCode.DUPLICATE_ACCOUNT,
+                f"{username} on {host} is already connected, as {existing.email_address}.",
+                "imap.username",
+            )
+
     async def check_room_for(self, owner_id: uuid.UUID, plan: Plan, address: str | None) -> None:
         """The plan's checks for one more account (``address`` None: not known yet)."""
         if plan is Plan.ESSENTIAL:
@@ -102,6 +122,7 @@ class AccountService:
         """Verify the logins, then store the account (READY) and its folders."""
         valid = validate_new_account(data)
         await self.check_room_for(viewer.user_id, viewer.plan, valid.email_address)
+        await self.check_login_unused(viewer.user_id, valid.imap.host, valid.imap.username)
         # Release the pooled connection while we talk to the mail server (up to the mail
         # timeout): nothing has been written yet, and the checks are repeated under a lock.
         await self.session.rollback()
@@ -119,6 +140,7 @@ class AccountService:
         user = await identity_repository.lock_user(self.session, viewer.user_id)
         plan = await identity_repository.get_company_plan(self.session, viewer.company_id)
         await self.check_room_for(viewer.user_id, plan, account.email_address)
+        await self.check_login_unused(viewer.user_id, account.imap_host, account.imap_username)
         is_first = await repository.count_owned(self.session, viewer.user_id) == 0
         self.session.add(account)
         await self.session.flush()
@@ -247,8 +269,7 @@ class AccountService:
             transition(self.session, self.runtime.events, account, status_after_resume(account))
             if account.status is AccountStatus.ACTIVE:
                 account.initial_sync_pending = True
-                account.next_sync_at = datetime.now(UTC)
-                enqueue_sync_after_commit(self.session, self.runtime.jobs, account.id)
+                request_sync(self.session, self.runtime.jobs, account)
 
     async def refresh_folders(self, viewer: Viewer, account_id: uuid.UUID) -> None:
         """List the server's folders again (one IMAP login, counted like any login check)
@@ -259,12 +280,16 @@ class AccountService:
         if account is None:
             raise _not_found()
         login = stored_imap_login(self.runtime, account)
+        known = [
+            StoredFolder.of(f) for f in await repository.folders_of(self.session, [account.id])
+        ]
         await self.session.rollback()
         await self.count_credential_check(viewer)
         async with imap_session(login, self.runtime.mail_options) as imap:
             mailboxes = await imap.list_mailboxes()
+            statuses = await folder_statuses(MailboxOps(imap), known, mailboxes)
         locked = await self.owned_for_change(viewer, account_id)
-        await apply_server_folders(self.session, locked, mailboxes)
+        await apply_server_folders(self.session, locked, mailboxes, statuses)
 
     async def remove(self, viewer: Viewer, account_id: uuid.UUID | None) -> uuid.UUID:
         """Delete the account and its synced mail; the default is not reassigned."""

@@ -153,7 +153,8 @@ class _Shape:
 
 
 def _matches(table: type[Message], shape: _Shape) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
+    # Marked \Deleted on the server and not expunged yet: hidden, as mail clients do.
+    conditions: list[ColumnElement[bool]] = [table.is_deleted.is_(False)]
     if shape.unread:
         conditions.append(table.is_read == bindparam("is_read"))
     if shape.thread:
@@ -322,7 +323,11 @@ async def threads(
             .label("copy"),
         )
         .join(MailAccount, MailAccount.id == Message.account_id)
-        .where(Message.thread_id.in_(thread_ids), readable_by(viewer))
+        .where(
+            Message.thread_id.in_(thread_ids),
+            Message.is_deleted.is_(False),
+            readable_by(viewer),
+        )
         .subquery()
     )
     newest = (

@@ -19,10 +19,10 @@ from core.inbox import repository
 from core.inbox.cursor import Cursor, decode_cursor
 from core.inbox.repository import MessageRow, PageFilter, Scope
 from core.inbox.search import to_tsquery_text
-from core.jobs import enqueue_sync_after_commit
 from core.models import FolderRole
 from core.runtime import Runtime
 from core.sync import repository as sync_repository
+from core.sync.requests import request_syncs
 
 MAX_PAGE_SIZE = 100
 MAX_MARK = 500
@@ -134,7 +134,6 @@ async def mark_messages(
     await repository.set_flags(session, ids, change.read, change.flagged)
     for folder_id in sorted({m.folder_id for m in found.values()}):
         await sync_repository.refresh_folder_counts(session, folder_id)
-    for account_id in sorted({m.account_id for m in found.values()}):
-        enqueue_sync_after_commit(session, runtime.jobs, account_id)
+    await request_syncs(session, runtime.jobs, sorted({m.account_id for m in found.values()}))
     by_id = {row.id: row for row in await repository.rows_by_id(session, ids)}
     return [by_id[i] for i in dict.fromkeys(message_ids)]

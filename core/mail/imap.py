@@ -207,7 +207,7 @@ async def _connect_and_login(login: ServerLogin, options: MailConnectOptions) ->
                 host, login.port, allow_private=options.allow_private_hosts, ports=options.ports
             )
             client = _DirectIMAP4(host, address, login.port, options.timeout, implicit_tls)
-            await client.wait_hello_from_server()
+            await _greeting(client, login, options.greeting_timeout or options.timeout)
             if login.security is ConnectionSecurity.STARTTLS and tls is not None:
                 await _starttls(client, host, tls)
             if token is not None:
@@ -233,6 +233,22 @@ async def _connect_and_login(login: ServerLogin, options: MailConnectOptions) ->
         raise ServiceError(
             ErrorCode.SERVER_UNREACHABLE,
             f"Could not reach an IMAP server at {host}:{login.port} ({_network_reason(exc)}).",
+            "host",
+        ) from None
+
+
+async def _greeting(client: aioimaplib.IMAP4, login: ServerLogin, seconds: float) -> None:
+    """Connected (TCP, and TLS for SSL), then the server's greeting within ``seconds``: a
+    server that accepts connections and never speaks is named as such."""
+    await client._client_task  # its failures are the connection's (refused, TLS, ...)
+    try:
+        async with asyncio.timeout(seconds):
+            await client.wait_hello_from_server()
+    except TimeoutError:
+        raise ServiceError(
+            ErrorCode.SERVER_UNREACHABLE,
+            f"{login.host}:{login.port} accepted the connection but sent no IMAP greeting "
+            f"within {seconds:g} s.",
             "host",
         ) from None
 

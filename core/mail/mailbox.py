@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from core.mail import fingerprint
 from core.mail.imap import ImapConnection
 from core.mail.utf7 import encode_mailbox_name
 
@@ -22,6 +23,12 @@ _FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)")
 _MODSEQ = re.compile(rb"\bMODSEQ \((\d+)\)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 _INTERNALDATE = re.compile(rb'\bINTERNALDATE "([^"]+)"')
+_QUOTED_SECTION = re.compile(rb'\bBODY\[HEADER\.FIELDS \([^)]*\)\] "((?:[^"\\]|\\.)*)"')
+_ESCAPED = re.compile(rb"\\(.)")
+
+
+def _unquote(text: bytes) -> bytes:
+    return _ESCAPED.sub(rb"\1", text)
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,19 @@ class FlagsItem:
     uid: int
     flags: frozenset[str]
     modseq: int | None
+    internal_date: str | None = None  # when asked for (``fetch_flags(dates=True)``)
+
+
+@dataclass(frozen=True)
+class HeaderItem:
+    """A message's flags, size, arrival and the few header lines of its fingerprint."""
+
+    uid: int
+    flags: frozenset[str]
+    modseq: int | None
+    internal_date: str | None
+    size: int
+    header: bytes
 
 
 @dataclass(frozen=True)
@@ -130,12 +150,34 @@ def _flags_item(line: bytes) -> FlagsItem | None:
     uid, flags = _UID.search(line), _FLAGS.search(line)
     if uid is None or flags is None:
         return None
-    modseq = _MODSEQ.search(line)
+    modseq, date = _MODSEQ.search(line), _INTERNALDATE.search(line)
     return FlagsItem(
         int(uid.group(1)),
         frozenset(flags.group(1).decode().split()),
         int(modseq.group(1)) if modseq else None,
+        date.group(1).decode() if date else None,
     )
+
+
+def _fetch_records(response: Any) -> list[tuple[bytes, bytes | None]]:
+    """A FETCH answer as (the item text, the literal if any) per message: the text after
+    a literal is joined to the text before it."""
+    records: list[tuple[bytes, bytes | None]] = []
+    meta = b""
+    literal: bytes | None = None
+    started = False
+    for line in response.lines:
+        if isinstance(line, bytearray):
+            literal = bytes(line)
+        elif _FETCH_START.match(line):
+            if started:
+                records.append((meta, literal))
+            meta, literal, started = line, None, True
+        elif started:
+            meta += b" " + line  # items the server sent after the literal
+    if started:
+        records.append((meta, literal))
+    return records
 
 
 class MailboxOps:
@@ -215,8 +257,51 @@ class MailboxOps:
         response = await self.client.uid("store", uids, action, flags)
         _check(response, "UID STORE")
 
-    async def fetch_flags(self, uids: str, changed_since: int | None = None) -> list[FlagsItem]:
-        items = "(UID FLAGS MODSEQ)" if self.condstore else "(UID FLAGS)"
+    async def fetch_uids(self, uids: str) -> list[int]:
+        """The UIDs in ``uids`` (e.g. ``"101:*"``) by UID FETCH, not UID SEARCH: some servers
+        answer ``UID SEARCH UID n:*`` as if it named positions. ``n:*`` always includes the
+        last message, even below n: callers filter."""
+        response = await self.client.uid("fetch", uids, "(UID)")
+        _check(response, "UID FETCH UID")
+        found: list[int] = []
+        for line in _bytes_lines(response):
+            uid = _UID.search(line) if _FETCH_START.match(line) else None
+            if uid is not None:
+                found.append(int(uid.group(1)))
+        return found
+
+    async def fetch_headers(self, uids: str) -> list[HeaderItem]:
+        """Flags, size, INTERNALDATE and the fingerprint's header lines: no body."""
+        items = f"(UID FLAGS RFC822.SIZE INTERNALDATE {fingerprint.FETCH_ITEM}"
+        items += " MODSEQ)" if self.condstore else ")"
+        response = await self.client.uid("fetch", uids, items)
+        _check(response, "UID FETCH HEADER")
+        found: list[HeaderItem] = []
+        for meta, literal in _fetch_records(response):
+            item = _flags_item(meta)
+            size = _SIZE.search(meta)
+            if item is None or size is None:
+                continue
+            if literal is None:  # RFC 3501 lets a short section come as a quoted string
+                quoted = _QUOTED_SECTION.search(meta)
+                literal = _unquote(quoted.group(1)) if quoted else b""
+            found.append(
+                HeaderItem(
+                    item.uid,
+                    item.flags,
+                    item.modseq,
+                    item.internal_date,
+                    int(size.group(1)),
+                    literal,
+                )
+            )
+        return found
+
+    async def fetch_flags(
+        self, uids: str, changed_since: int | None = None, *, dates: bool = False
+    ) -> list[FlagsItem]:
+        items = "(UID FLAGS MODSEQ" if self.condstore else "(UID FLAGS"
+        items += " INTERNALDATE)" if dates else ")"
         if changed_since is not None:
             items += f" (CHANGEDSINCE {changed_since})"
         response = await self.client.uid("fetch", uids, items)
@@ -235,13 +320,10 @@ class MailboxOps:
         response = await self.client.uid("fetch", uids, items)
         _check(response, "UID FETCH BODY")
         messages: list[FetchedMessage] = []
-        meta = b""
-        raw: bytes | None = None
-
-        def finish() -> None:
+        for meta, raw in _fetch_records(response):
             uid = _UID.search(meta)
             if uid is None or raw is None:
-                return
+                continue
             flags = _FLAGS.search(meta)
             modseq, size, date = (
                 _MODSEQ.search(meta),
@@ -258,14 +340,4 @@ class MailboxOps:
                     raw=raw,
                 )
             )
-
-        for line in response.lines:
-            if isinstance(line, bytearray):
-                raw = bytes(line)
-            elif _FETCH_START.match(line):
-                finish()
-                meta, raw = line, None
-            else:
-                meta += b" " + line  # items the server sent after the literal
-        finish()
         return messages

@@ -106,3 +106,4 @@ class MailConnectOptions:
     timeout: float
     tls_ca_file: str | None
     ports: frozenset[int] | None = None  # the ports a mail server may be on (None: any)
+    greeting_timeout: float | None = None  # for the IMAP greeting (None: ``timeout``)

@@ -82,6 +82,9 @@ class MailAccount(Base):
     last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The scheduler's cursor: when this account is next due, and the backoff state.
     next_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    # When a sync was last asked for (syncNow, marks, new settings): a run that finds it
+    # changed at its end makes the account due again (core/sync/requests.py).
+    sync_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     consecutive_failures: Mapped[int] = mapped_column(Integer, server_default="0")
     # The next completed run is the first after startSync/reconnect (syncCompleted.initial).
     initial_sync_pending: Mapped[bool] = mapped_column(Boolean, server_default="false")

@@ -44,6 +44,14 @@ class Folder(Base):
     # past-sync window. NULL when the backfill is complete.
     backfill_before_uid: Mapped[int | None] = mapped_column(BigInteger)
     server_message_count: Mapped[int | None] = mapped_column(Integer)
+    # The past-sync window as it was when the folder was first indexed: mail that arrived
+    # before window_start (NULL: no limit) among the UIDs below window_end_uid (the mail
+    # there then) is not synced; later mail always is. unsynced_count: how many server
+    # messages that leaves out, as last counted (NULL: not known; the next run counts).
+    # The self-check compares the stored rows plus unsynced_count with the server's count.
+    window_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    window_end_uid: Mapped[int | None] = mapped_column(BigInteger)
+    unsynced_count: Mapped[int | None] = mapped_column(Integer, server_default="0")
     message_count: Mapped[int] = mapped_column(Integer, server_default="0")
     unread_count: Mapped[int] = mapped_column(Integer, server_default="0")
     last_full_flag_scan_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

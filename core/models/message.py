@@ -83,11 +83,17 @@ class Message(Base):
     is_read: Mapped[bool] = mapped_column(Boolean, server_default="false")
     is_flagged: Mapped[bool] = mapped_column(Boolean, server_default="false")
     is_answered: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    # \Deleted on the server but not expunged yet: kept (it may be undeleted), not shown.
+    is_deleted: Mapped[bool] = mapped_column(Boolean, server_default="false")
     has_attachments: Mapped[bool] = mapped_column(Boolean, server_default="false")
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
     body_text: Mapped[str | None] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
     size: Mapped[int] = mapped_column(Integer, server_default="0")
+    # core.mail.fingerprint of the raw headers and size: re-finds the row after the server
+    # renumbers the folder, also without a (unique) Message-ID. NULL for rows stored
+    # before it existed (they are re-found by Message-ID only).
+    fingerprint: Mapped[str | None] = mapped_column(Text)
     # Read / flagged changed here (markMessages) and not yet stored on the server, each on
     # its own: the sync writes back only the changed flag, first, and never overwrites it
     # with the server's older value (while still taking the other flag from the server).

@@ -40,6 +40,7 @@ from core.runtime import Runtime
 from core.sending import repository
 from core.sending.compose import envelope_recipients, needs_smtputf8
 from core.sending.service import announce_change
+from core.sync.requests import request_syncs
 
 log = logging.getLogger(__name__)
 
@@ -330,4 +331,5 @@ class OutgoingDelivery:
                 outgoing.sent_copy = outcome
                 outgoing.updated_at = datetime.now(UTC)  # the requeue clock starts again
         if outcome is SentCopy.APPENDED and task.sync_after:
-            await self.runtime.jobs.enqueue_sync(task.account_id)
+            async with session_scope(self.runtime.session_factory) as session:
+                await request_syncs(session, self.runtime.jobs, [task.account_id])

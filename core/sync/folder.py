@@ -1,13 +1,16 @@
-"""One folder's incremental sync: new mail, backfill of past mail, flags, deletions.
+"""One folder's incremental sync: new mail, backfill of past mail, flags, deletions, and a
+self-check that heals any difference from the server.
 
-Every chunk's rows and the checkpoint that covers them are committed together, so a crash
-loses at most one chunk of work and a rerun never duplicates (``ON CONFLICT DO NOTHING``
-on (folder, uid)).
+No step trusts a single server answer that buggy servers get wrong: new mail is found by
+``UID FETCH <highest+1>:*`` (never ``UID SEARCH UID n:*``, which some servers answer as if
+``n:*`` were positions), a missing UIDNEXT in SELECT is taken from STATUS, and after each
+run the stored count is checked against the server's: when they differ the folder is
+reconciled by UIDs and flags alone. A renumbered folder (new UIDVALIDITY) keeps its rows,
+found again by content fingerprint or Message-ID (``core.sync.rekey``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -15,25 +18,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core.db import SessionFactory, session_scope
-from core.mail.mailbox import (
-    FetchedMessage,
-    FlagsItem,
-    MailboxOps,
-    MailboxState,
-    QuickResync,
-    uid_set,
-)
-from core.mail.parsing import ParsedMessage
+from core.mail.mailbox import FlagsItem, HeaderItem, MailboxOps, MailboxState, QuickResync, uid_set
 from core.models import PastSync
 from core.sync import repository
+from core.sync.flags import flag_columns
 from core.sync.parse_pool import INLINE, MessageParser
+from core.sync.pipeline import MessagePipeline, chunks
+from core.sync.rekey import match_parked
 from core.sync.repository import FolderCheckpoint
-from core.sync.rows import build_rows, flag_columns
-from core.threads import repository as threads
+from core.sync.rows import internal_date
 
 Progress = Callable[[str, int, int], Awaitable[None]]
-# A chunk in the pipeline: its UIDs, the fetched messages, their parsing under way.
-_Stage = tuple[list[int], list[FetchedMessage], "asyncio.Task[list[ParsedMessage]]"]
 
 PAST_SYNC_DAYS: dict[PastSync, int | None] = {
     PastSync.NONE: 0,
@@ -44,6 +39,7 @@ PAST_SYNC_DAYS: dict[PastSync, int | None] = {
     PastSync.ALL: None,
 }
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+HEADERS_CHUNK = 500  # messages per header-only FETCH when re-finding renumbered rows
 
 
 @dataclass
@@ -77,10 +73,6 @@ def imap_date(moment: datetime) -> str:
     return f"{moment.day}-{_MONTHS[moment.month - 1]}-{moment.year}"
 
 
-def _chunks(items: Sequence[int], size: int) -> list[list[int]]:
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
-
-
 class FolderSync:
     def __init__(
         self,
@@ -96,15 +88,26 @@ class FolderSync:
         self.account = account
         self.folder = folder
         self.tuning = tuning
-        self.progress = progress
         self.counts = SyncCounts()
-        # Rows parked by a UIDVALIDITY change wait to be re-keyed by Message-ID.
-        self.rebuilding = False
+        self.pipeline = MessagePipeline(
+            sessions,
+            ops,
+            account_id=account.account_id,
+            owner_id=account.owner_id,
+            folder_id=folder.id,
+            folder_name=folder.name,
+            chunk=tuning.fetch_chunk,
+            parser=tuning.parser,
+            progress=progress,
+        )
 
     async def run(self) -> SyncCounts:
         folder = self.folder
-        if await self._unchanged():
-            return self.counts
+        status: MailboxState | None = None
+        if folder.uidvalidity is not None and folder.backfill_before_uid is None:
+            status = await self.ops.status(folder.name)
+            if self._unchanged(status):
+                return self.counts
         quick: QuickResync | None = None
         if self.ops.qresync and folder.uidvalidity and folder.highest_modseq:
             quick = await self.ops.select_since(
@@ -114,12 +117,10 @@ class FolderSync:
         else:
             state = await self.ops.select(folder.name)
         if folder.uidvalidity != state.uidvalidity:
-            quick = None  # the server ignored what we knew: everything is rebuilt
-            await self._start_index(state, rebuild=folder.uidvalidity is not None)
-        if self.folder.backfill_before_uid is not None:  # a rebuild is always backfilled
-            async with self.sessions() as session:
-                self.rebuilding = await repository.has_parked(session, self.folder.id)
-        await self._fetch_new()
+            quick = None  # the server ignored what we knew: every UID is new to us
+            await self._start_index(state, renumbered=folder.uidvalidity is not None)
+        await self._refind_parked(state)
+        await self._fetch_new(state)
         await self._backfill()
         if quick is not None:
             await self._apply_flags(quick.changed)
@@ -127,28 +128,21 @@ class FolderSync:
         else:
             await self._sync_flags(state)
             await self._sync_deletions()
-        await self._finish(state)
+        await self._finish(state, status)
         return self.counts
 
-    async def _delete_ranges(self, ranges: list[tuple[int, int]]) -> None:
-        """QRESYNC's VANISHED (EARLIER): expunged since our MODSEQ."""
-        if not ranges:
-            return
-        async with session_scope(self.sessions) as session:
-            self.counts.removed += await repository.delete_uid_ranges(
-                session, self.folder.id, ranges
-            )
+    # -- deciding ---------------------------------------------------------------------------
 
-    async def _unchanged(self) -> bool:
-        """One STATUS round trip decides whether the folder needs anything at all."""
+    def _unchanged(self, status: MailboxState) -> bool:
+        """One STATUS round trip decides whether the folder needs anything at all: the
+        server's numbers are those of the last run, and the store still adds up to them."""
         folder = self.folder
-        if folder.uidvalidity is None or folder.backfill_before_uid is not None:
-            return False
-        status = await self.ops.status(folder.name)
         same = (
             status.uidvalidity == folder.uidvalidity
             and status.uidnext == folder.uidnext
             and status.exists == folder.server_message_count
+            and folder.unsynced_count is not None
+            and folder.stored_count + folder.unsynced_count == status.exists
         )
         if self.ops.condstore:
             return same and status.highestmodseq == folder.highest_modseq
@@ -158,140 +152,119 @@ class FolderSync:
         last = self.folder.last_full_flag_scan_at
         return last is None or datetime.now(UTC) - last >= self.tuning.full_flag_scan_every
 
-    async def _start_index(self, state: MailboxState, *, rebuild: bool) -> None:
-        """A first sync, or a new UIDVALIDITY: every server UID below UIDNEXT is past mail."""
-        top = (state.uidnext or (max(await self.ops.uid_search("ALL"), default=0) + 1)) - 1
-        window = PAST_SYNC_DAYS[self.account.past_sync]
-        changes: dict[str, Any] = {
-            "uidvalidity": state.uidvalidity,
-            "highest_uid": top,
-            "highest_modseq": state.highestmodseq,
-            # A rebuild always runs the backfill: it re-keys or drops every parked row.
-            "backfill_before_uid": top + 1 if window != 0 or rebuild else None,
-        }
-        async with session_scope(self.sessions) as session:
-            if rebuild:
-                await repository.park_uids_for_rematch(session, self.folder.id)
-            await repository.save_checkpoint(session, self.folder.id, changes)
+    def _wanted(self, uid: int, arrived: str | None) -> bool:
+        """Whether a server message belongs in the store: mail that arrived after the folder
+        was first indexed always does; older mail when it is inside the past-sync window."""
+        folder = self.folder
+        if folder.window_start is None:
+            return True
+        if folder.window_end_uid is not None and uid >= folder.window_end_uid:
+            return True
+        when = internal_date(arrived)
+        return when is None or when >= folder.window_start
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def _saved(self, changes: dict[str, Any]) -> None:
         self.folder = replace(self.folder, **changes)
-
-    async def _fetch_new(self) -> None:
-        highest = self.folder.highest_uid
-        # "n:*" always matches the last message, even below n: filter.
-        uids = [u for u in await self.ops.uid_search(f"UID {highest + 1}:*") if u > highest]
-        uids.sort()
-        await self._store_chunks(uids, lambda chunk: {"highest_uid": max(chunk)})
-
-    async def _backfill(self) -> None:
-        before = self.folder.backfill_before_uid
-        if before is None:
-            return
-        if before > 1:
-            criteria = f"UID 1:{before - 1}"
-            since = await self._backfill_since()
-            if since is not None:
-                criteria += f" SINCE {imap_date(since)}"
-            uids = sorted(
-                (u for u in await self.ops.uid_search(criteria) if u < before), reverse=True
-            )
-        else:
-            uids = []
-        # Newest first, so that the inbox fills from the top.
-        await self._store_chunks(uids, lambda chunk: {"backfill_before_uid": min(chunk)})
-        async with session_scope(self.sessions) as session:
-            self.counts.removed += await repository.drop_parked(session, self.folder.id)
-            await repository.save_checkpoint(session, self.folder.id, {"backfill_before_uid": None})
-        self.folder = replace(self.folder, backfill_before_uid=None)
-
-    async def _backfill_since(self) -> datetime | None:
-        """The start of the past-sync window; a rebuild reaches back to the oldest row it
-        must re-find as well (None: no limit)."""
-        days = PAST_SYNC_DAYS[self.account.past_sync]
-        if days is None:
-            return None
-        window_start = datetime.now(UTC) - timedelta(days=days)
-        async with self.sessions() as session:
-            oldest_parked = await repository.oldest_parked_date(session, self.folder.id)
-        if oldest_parked is not None:
-            return min(window_start, oldest_parked - timedelta(days=1))
-        return window_start
-
-    async def _store_chunks(
-        self, uids: list[int], checkpoint: Callable[[list[int]], dict[str, Any]]
-    ) -> None:
-        """Fetch, parse and store ``uids`` in chunks, as a pipeline: while one chunk is
-        written, the next is parsed (in a pool process when configured) and the one after
-        is on the wire. Chunks are written in order, each with its checkpoint, so a crash
-        loses at most the one parsed chunk that was waiting for its turn."""
-        chunks = _chunks(uids, self.tuning.fetch_chunk)
-        fetching = self._fetch(chunks[0]) if chunks else None
-        previous: _Stage | None = None
-        in_flight: list[asyncio.Task[Any]] = []
-        done = 0
-        try:
-            for index, chunk in enumerate(chunks):
-                assert fetching is not None
-                fetched = await fetching
-                fetching = self._fetch(chunks[index + 1]) if index + 1 < len(chunks) else None
-                parsing = asyncio.create_task(self.tuning.parser.parse([m.raw for m in fetched]))
-                in_flight = [parsing] + ([fetching] if fetching is not None else [])
-                if previous is not None:
-                    done += await self._write_parsed(previous, checkpoint)
-                    await self.progress(self.folder.name, done, len(uids))
-                previous = (chunk, fetched, parsing)
-            if previous is not None:
-                done += await self._write_parsed(previous, checkpoint)
-                await self.progress(self.folder.name, done, len(uids))
-        finally:
-            for task in in_flight:  # the run failed: the next run fetches these again
-                if not task.done():
-                    task.cancel()
-                elif not task.cancelled():
-                    task.exception()  # retrieved: the error that matters is already raised
 
     async def _save(self, changes: dict[str, Any]) -> None:
         """Commit checkpoint ``changes`` on their own, then hold them in ``self.folder``."""
         async with session_scope(self.sessions) as session:
             await repository.save_checkpoint(session, self.folder.id, changes)
-        self.folder = replace(self.folder, **changes)
+        self._saved(changes)
 
-    async def _write_parsed(
-        self, stage: _Stage, checkpoint: Callable[[list[int]], dict[str, Any]]
-    ) -> int:
-        chunk, fetched, parsing = stage
-        await self._write_chunk(fetched, await parsing, checkpoint(chunk))
-        return len(chunk)
+    async def _store(self, uids: list[int], checkpoint: Callable[[list[int]], Any]) -> None:
+        self.counts.new += await self.pipeline.store(uids, checkpoint, self._saved)
 
-    def _fetch(self, chunk: list[int]) -> asyncio.Task[list[FetchedMessage]]:
-        return asyncio.create_task(self.ops.fetch_messages(uid_set(chunk)))
+    # -- the steps ---------------------------------------------------------------------------
 
-    async def _write_chunk(
-        self,
-        fetched: list[FetchedMessage],
-        parsed: list[ParsedMessage],
-        checkpoint: dict[str, Any],
-    ) -> None:
-        """The chunk's rows and the checkpoint that covers them, in one transaction."""
+    async def _start_index(self, state: MailboxState, *, renumbered: bool) -> None:
+        """A first sync, or a new UIDVALIDITY: every server UID below UIDNEXT is past mail.
+        A renumbered folder parks its rows (negated UIDs) to be found again."""
+        top = (state.uidnext or (await self._last_uid(state)) + 1) - 1
+        days = PAST_SYNC_DAYS[self.account.past_sync]
+        changes: dict[str, Any] = {
+            "uidvalidity": state.uidvalidity,
+            "highest_uid": top,
+            "highest_modseq": state.highestmodseq,
+        }
+        if renumbered:  # the same window; the parked rows tell what was stored
+            start = self.folder.window_start
+            changes |= {"backfill_before_uid": None, "unsynced_count": None}
+        else:
+            start = None if days is None else datetime.now(UTC) - timedelta(days=days)
+            changes |= {
+                "window_start": start,
+                "backfill_before_uid": top + 1 if days != 0 else None,
+                # Counted by the reconcile the self-check runs once this run ends.
+                "unsynced_count": 0 if start is None else None,
+            }
+        changes["window_end_uid"] = top + 1 if start is not None else None
         async with session_scope(self.sessions) as session:
+            if renumbered:
+                await repository.park_uids_for_rematch(session, self.folder.id)
+            await repository.save_checkpoint(session, self.folder.id, changes)
+        self._saved(changes)
 
-            async def lookup(keys: Sequence[str]) -> dict[str, uuid.UUID]:
-                return await threads.thread_ids_for(session, self.account.owner_id, keys)
+    async def _last_uid(self, state: MailboxState) -> int:
+        if state.exists == 0:
+            return 0
+        return max(await self.ops.fetch_uids("*"), default=0)
 
-            built = await build_rows(
-                fetched,
-                parsed,
-                account_id=self.account.account_id,
-                folder_id=self.folder.id,
-                lookup_threads=lookup,
+    async def _refind_parked(self, state: MailboxState) -> None:
+        """Rows parked by a renumbering are matched to the server's messages by their
+        header lines and size (no bodies); server mail that matches none and belongs in the
+        store is fetched as new; parked rows that match nothing are gone. Resumable: each
+        step commits, and what is stored already is not looked at again."""
+        async with self.sessions() as session:
+            parked = await repository.parked_rows(session, self.folder.id)
+            stored = await repository.stored_uids(session, self.folder.id) if parked else set()
+        if not parked:
+            return
+        on_server = await self.ops.fetch_uids("1:*") if state.exists else []
+        candidates = sorted(set(on_server) - stored)
+        items: list[HeaderItem] = []
+        for part in chunks(candidates, HEADERS_CHUNK):
+            items.extend(await self.ops.fetch_headers(uid_set(part)))
+        matched = match_parked(parked, items)
+        async with session_scope(self.sessions) as session:
+            await repository.rekey_parked(session, matched.rekeys)
+        wanted = [i.uid for i in matched.unmatched if self._wanted(i.uid, i.internal_date)]
+        await self._store(sorted(wanted, reverse=True), lambda chunk: {})
+        async with session_scope(self.sessions) as session:
+            self.counts.removed += await repository.drop_parked(session, self.folder.id)
+            await repository.save_checkpoint(
+                session, self.folder.id, {"unsynced_count": len(matched.unmatched) - len(wanted)}
             )
-            if self.rebuilding:
-                by_uid = {row["uid"]: row for row in built.rows}
-                known = {mid: by_uid[uid] for uid, mid in built.message_ids.items()}
-                await repository.rematch_parked(session, self.folder.id, known)
-            self.counts.new += await repository.insert_messages(session, built.rows)
-            await threads.remember_thread_keys(session, self.account.owner_id, built.thread_keys)
-            await repository.save_checkpoint(session, self.folder.id, checkpoint)
-        self.folder = replace(self.folder, **checkpoint)
+        self._saved({"unsynced_count": len(matched.unmatched) - len(wanted)})
+
+    async def _fetch_new(self, state: MailboxState) -> None:
+        if state.exists == 0:
+            return
+        highest = self.folder.highest_uid
+        # "n:*" always matches the last message, even below n: filter.
+        uids = sorted(u for u in await self.ops.fetch_uids(f"{highest + 1}:*") if u > highest)
+        await self._store(uids, lambda chunk: {"highest_uid": max(chunk)})
+
+    async def _backfill(self) -> None:
+        """Past mail inside the window, newest first, so that the inbox fills from the top.
+        SEARCH is only asked for dates; the UID range is applied here."""
+        before = self.folder.backfill_before_uid
+        if before is None:
+            return
+        uids: list[int] = []
+        if before > 1:
+            start = self.folder.window_start
+            if start is None:
+                found = await self.ops.fetch_uids(f"1:{before - 1}")
+            else:
+                found = await self.ops.uid_search(f"SINCE {imap_date(start)}")
+            async with self.sessions() as session:
+                stored = await repository.stored_uids(session, self.folder.id)
+            uids = sorted((u for u in set(found) - stored if u < before), reverse=True)
+        await self._store(uids, lambda chunk: {"backfill_before_uid": min(chunk)})
+        await self._save({"backfill_before_uid": None})
 
     async def _sync_flags(self, state: MailboxState) -> None:
         folder = self.folder
@@ -308,8 +281,8 @@ class FolderSync:
         async with self.sessions() as session:
             uids = sorted(await repository.stored_uids(session, folder.id))
         items: list[FlagsItem] = []
-        for chunk in _chunks(uids, self.tuning.flags_chunk):
-            items.extend(await self.ops.fetch_flags(uid_set(chunk)))
+        for part in chunks(uids, self.tuning.flags_chunk):
+            items.extend(await self.ops.fetch_flags(uid_set(part)))
         await self._apply_flags(items)
         await self._save({"last_full_flag_scan_at": datetime.now(UTC)})
 
@@ -324,30 +297,66 @@ class FolderSync:
             for item in flag_items:
                 wanted = flag_columns(item.flags)
                 if item.uid in stored and stored[item.uid] != wanted:
-                    changes.append((item.uid, *wanted, item.modseq))
+                    changes.append((item.uid, wanted, item.modseq))
             await repository.update_flags(session, self.folder.id, changes)
         self.counts.updated += len(changes)
+
+    async def _delete_ranges(self, ranges: list[tuple[int, int]]) -> None:
+        """QRESYNC's VANISHED (EARLIER): expunged since our MODSEQ."""
+        if not ranges:
+            return
+        async with session_scope(self.sessions) as session:
+            self.counts.removed += await repository.delete_uid_ranges(
+                session, self.folder.id, ranges
+            )
 
     async def _sync_deletions(self) -> None:
         """RFC 4549 4.3.1: what the server no longer has among the UIDs we stored."""
         folder = self.folder
         if folder.highest_uid == 0:
             return
-        on_server = set(await self.ops.uid_search(f"UID 1:{folder.highest_uid}"))
+        on_server = set(await self.ops.fetch_uids(f"1:{folder.highest_uid}"))
         async with session_scope(self.sessions) as session:
             stored = await repository.stored_uids(session, folder.id)
             gone = sorted(stored - on_server)
             self.counts.removed += await repository.delete_uids(session, folder.id, gone)
 
-    async def _finish(self, state: MailboxState) -> None:
+    async def _finish(self, state: MailboxState, status: MailboxState | None) -> None:
+        uidnext = state.uidnext
+        if uidnext is None:  # a SELECT without UIDNEXT (RFC 3501 allows it): STATUS has it
+            uidnext = (status or await self.ops.status(self.folder.name)).uidnext
         changes: dict[str, Any] = {
-            "uidnext": state.uidnext,
+            "uidnext": uidnext,
             "server_message_count": state.exists,
             "last_synced_at": datetime.now(UTC),
         }
         if state.highestmodseq is not None:
             changes["highest_modseq"] = state.highestmodseq
         async with session_scope(self.sessions) as session:
+            stored = await repository.refresh_folder_counts(session, self.folder.id)
+            await repository.save_checkpoint(session, self.folder.id, changes)
+        self._saved(changes)
+        unsynced = self.folder.unsynced_count
+        if unsynced is None or stored + unsynced != state.exists:
+            await self._reconcile(state)
+
+    async def _reconcile(self, state: MailboxState) -> None:
+        """The self-check found the store and the server apart: compare them by UIDs and
+        flags (no bodies), fetch what is missing, remove what is gone, fix the flags."""
+        items = await self.ops.fetch_flags("1:*", dates=True) if state.exists else []
+        on_server = {item.uid: item for item in items}
+        async with session_scope(self.sessions) as session:
+            stored = await repository.stored_uids(session, self.folder.id)
+            gone = sorted(stored - set(on_server))
+            self.counts.removed += await repository.delete_uids(session, self.folder.id, gone)
+        await self._apply_flags([item for uid, item in on_server.items() if uid in stored])
+        missing = sorted(set(on_server) - stored, reverse=True)
+        wanted = [u for u in missing if self._wanted(u, on_server[u].internal_date)]
+        await self._store(
+            wanted, lambda chunk: {"highest_uid": max(self.folder.highest_uid, *chunk)}
+        )
+        changes = {"unsynced_count": len(missing) - len(wanted), "server_message_count": len(items)}
+        async with session_scope(self.sessions) as session:
             await repository.refresh_folder_counts(session, self.folder.id)
             await repository.save_checkpoint(session, self.folder.id, changes)
-        self.folder = replace(self.folder, **changes)
+        self._saved(changes)

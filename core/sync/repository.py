@@ -15,17 +15,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts.status import RUNNING
 from core.models import Folder, MailAccount, Message
+from core.sync.flags import Flags
 
 _MESSAGES = cast(Table, Message.__table__)
 
 
-async def folders(session: AsyncSession, account_id: uuid.UUID) -> list[Folder]:
-    """Every folder of the account, selected ones in sync order (role, then name)."""
-    return list(
-        await session.scalars(
-            select(Folder).where(Folder.account_id == account_id).order_by(Folder.role, Folder.name)
-        )
+_STORED = (
+    select(func.count())
+    .where(Message.folder_id == Folder.id, Message.uid > 0)
+    .correlate(Folder)
+    .scalar_subquery()
+)
+
+
+async def folders(session: AsyncSession, account_id: uuid.UUID) -> list[tuple[Folder, int]]:
+    """Every folder of the account with its number of stored rows (counted for selected
+    ones only), selected ones in sync order (role, then name). One statement."""
+    rows = await session.execute(
+        select(Folder, case((Folder.selected, _STORED), else_=0))
+        .where(Folder.account_id == account_id)
+        .order_by(Folder.role, Folder.name)
     )
+    return [(folder, int(stored)) for folder, stored in rows]
 
 
 @dataclass(frozen=True)
@@ -43,27 +54,28 @@ class FolderCheckpoint:
     server_message_count: int | None
     last_full_flag_scan_at: datetime | None
     last_synced_at: datetime | None
+    window_start: datetime | None
+    window_end_uid: int | None
+    unsynced_count: int | None
+    stored_count: int = 0  # not a column: the rows stored when it was read
 
     @classmethod
-    def of(cls, folder: Folder) -> FolderCheckpoint:
-        return cls(**{f.name: getattr(folder, f.name) for f in dataclasses.fields(cls)})
+    def of(cls, folder: Folder, stored_count: int) -> FolderCheckpoint:
+        columns = {f.name: getattr(folder, f.name) for f in dataclasses.fields(cls)[:-1]}
+        return cls(**columns, stored_count=stored_count)
 
 
 async def selected_checkpoints(
     session: AsyncSession, account_id: uuid.UUID
 ) -> list[FolderCheckpoint]:
     """The checkpoints of the folders to sync, in sync order (role, then name)."""
-    rows = await session.scalars(
-        select(Folder)
-        .where(Folder.account_id == account_id, Folder.selected.is_(True))
-        .order_by(Folder.role, Folder.name)
-    )
-    return [FolderCheckpoint.of(folder) for folder in rows]
+    return [FolderCheckpoint.of(f, n) for f, n in await folders(session, account_id) if f.selected]
 
 
 _CHECKPOINT_COLUMNS = frozenset(f.name for f in dataclasses.fields(FolderCheckpoint)) - {
     "id",
     "name",
+    "stored_count",
 }
 
 
@@ -87,13 +99,17 @@ async def stored_uids(session: AsyncSession, folder_id: uuid.UUID) -> set[int]:
 
 async def stored_flags(
     session: AsyncSession, folder_id: uuid.UUID, uids: Sequence[int]
-) -> dict[int, tuple[bool, bool, bool]]:
+) -> dict[int, Flags]:
     rows = await session.execute(
-        select(Message.uid, Message.is_read, Message.is_flagged, Message.is_answered).where(
-            Message.folder_id == folder_id, Message.uid.in_(uids)
-        )
+        select(
+            Message.uid,
+            Message.is_read,
+            Message.is_flagged,
+            Message.is_answered,
+            Message.is_deleted,
+        ).where(Message.folder_id == folder_id, Message.uid.in_(uids))
     )
-    return {uid: (read, flagged, answered) for uid, read, flagged, answered in rows}
+    return {uid: Flags(*flags) for uid, *flags in rows}
 
 
 _UPDATE_FLAGS = (
@@ -109,6 +125,7 @@ _UPDATE_FLAGS = (
             (_MESSAGES.c.flagged_pending, _MESSAGES.c.is_flagged), else_=bindparam("flagged")
         ),
         is_answered=bindparam("answered"),
+        is_deleted=bindparam("deleted"),
         modseq=bindparam("row_modseq"),
     )
 )
@@ -117,19 +134,20 @@ _UPDATE_FLAGS = (
 async def update_flags(
     session: AsyncSession,
     folder_id: uuid.UUID,
-    changes: Iterable[tuple[int, bool, bool, bool, int | None]],
+    changes: Iterable[tuple[int, Flags, int | None]],
 ) -> None:
     """One statement for all the changes (a flag scan may change thousands of rows)."""
     params = [
         {
             "folder": folder_id,
             "row_uid": uid,
-            "read": read,
-            "flagged": flagged,
-            "answered": answered,
+            "read": flags.read,
+            "flagged": flags.flagged,
+            "answered": flags.answered,
+            "deleted": flags.deleted,
             "row_modseq": modseq,
         }
-        for uid, read, flagged, answered, modseq in changes
+        for uid, flags, modseq in changes
     ]
     if params:
         await session.execute(_UPDATE_FLAGS, params)
@@ -192,6 +210,7 @@ _REKEY_PARKED = (
         uid=bindparam("new_uid"),
         modseq=bindparam("row_modseq"),
         is_answered=bindparam("answered"),
+        is_deleted=bindparam("deleted"),
         # A mark made here and not yet written back stays (it is pushed next run).
         is_read=case((_MESSAGES.c.read_pending, _MESSAGES.c.is_read), else_=bindparam("read")),
         is_flagged=case(
@@ -201,48 +220,49 @@ _REKEY_PARKED = (
 )
 
 
-async def rematch_parked(
-    session: AsyncSession, folder_id: uuid.UUID, fetched: dict[str, dict[str, Any]]
-) -> set[str]:
-    """Give parked rows with these Message-IDs their new UID and the flags the server has
-    now (``fetched``: Message-ID -> the new row's values); the Message-IDs matched. Two
-    statements whatever the number of rows."""
-    if not fetched:
-        return set()
-    parked = await session.execute(
-        select(Message.id, Message.message_id).where(
-            Message.folder_id == folder_id,
-            Message.uid < 0,
-            Message.message_id.in_(list(fetched)),
-        )
+@dataclass(frozen=True)
+class ParkedRow:
+    id: int
+    message_id: str | None
+    fingerprint: str | None
+
+
+async def parked_rows(session: AsyncSession, folder_id: uuid.UUID) -> list[ParkedRow]:
+    """The folder's rows waiting to be found again after a renumbering, oldest first."""
+    rows = await session.execute(
+        select(Message.id, Message.message_id, Message.fingerprint)
+        .where(Message.folder_id == folder_id, Message.uid < 0)
+        .order_by(Message.id)
     )
-    params: list[dict[str, Any]] = []
-    matched: set[str] = set()
-    for row_id, message_id in parked:
-        if message_id in matched or message_id is None:
-            continue  # one row per Message-ID; a duplicate parked copy is dropped later
-        row = fetched[message_id]
-        params.append(
-            {
-                "row_id": row_id,
-                "new_uid": row["uid"],
-                "row_modseq": row["modseq"],
-                "answered": row["is_answered"],
-                "read": row["is_read"],
-                "flagged": row["is_flagged"],
-            }
-        )
-        matched.add(message_id)
+    return [ParkedRow(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class Rekey:
+    """A parked row found again: its new UID and the flags the server has now."""
+
+    row_id: int
+    uid: int
+    modseq: int | None
+    flags: Flags
+
+
+async def rekey_parked(session: AsyncSession, rekeys: Sequence[Rekey]) -> None:
+    """One statement for all of them (executemany)."""
+    params = [
+        {
+            "row_id": r.row_id,
+            "new_uid": r.uid,
+            "row_modseq": r.modseq,
+            "answered": r.flags.answered,
+            "deleted": r.flags.deleted,
+            "read": r.flags.read,
+            "flagged": r.flags.flagged,
+        }
+        for r in rekeys
+    ]
     if params:
         await session.execute(_REKEY_PARKED, params)
-    return matched
-
-
-async def has_parked(session: AsyncSession, folder_id: uuid.UUID) -> bool:
-    found = await session.scalar(
-        select(Message.id).where(Message.folder_id == folder_id, Message.uid < 0).limit(1)
-    )
-    return found is not None
 
 
 async def drop_parked(session: AsyncSession, folder_id: uuid.UUID) -> int:
@@ -252,20 +272,24 @@ async def drop_parked(session: AsyncSession, folder_id: uuid.UUID) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult
 
 
-async def refresh_folder_counts(session: AsyncSession, folder_id: uuid.UUID) -> None:
+async def refresh_folder_counts(session: AsyncSession, folder_id: uuid.UUID) -> int:
+    """Recompute the folder's message and unread counts; the number of stored rows."""
+    shown = Message.is_deleted.is_(False)  # marked \Deleted: hidden until expunged
     counts = (
         await session.execute(
             select(
                 func.count(),
-                func.count().filter(Message.is_read.is_(False)),
+                func.count().filter(shown),
+                func.count().filter(shown, Message.is_read.is_(False)),
             ).where(Message.folder_id == folder_id, Message.uid > 0)
         )
     ).one()
     await session.execute(
         update(Folder)
         .where(Folder.id == folder_id)
-        .values(message_count=counts[0], unread_count=counts[1])
+        .values(message_count=counts[1], unread_count=counts[2])
     )
+    return int(counts[0])
 
 
 async def due_account_ids(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:
@@ -282,13 +306,16 @@ async def due_account_ids(session: AsyncSession, now: datetime, limit: int) -> l
     return list(rows)
 
 
-async def oldest_parked_date(session: AsyncSession, folder_id: uuid.UUID) -> datetime | None:
-    """The oldest arrival (INTERNALDATE, what SEARCH SINCE compares) among parked rows."""
-    return await session.scalar(
-        select(func.min(func.coalesce(Message.internal_date, Message.date))).where(
-            Message.folder_id == folder_id, Message.uid < 0
+async def mark_sync_requested(
+    session: AsyncSession, account_ids: Sequence[uuid.UUID], now: datetime
+) -> None:
+    if account_ids:
+        await session.execute(
+            update(MailAccount)
+            .where(MailAccount.id.in_(account_ids))
+            .values(next_sync_at=now, sync_requested_at=now)
+            .execution_options(synchronize_session=False)
         )
-    )
 
 
 async def unselect_folder(session: AsyncSession, folder: Folder) -> None:
@@ -301,6 +328,9 @@ async def unselect_folder(session: AsyncSession, folder: Folder) -> None:
     folder.uidnext = None
     folder.server_message_count = None
     folder.backfill_before_uid = None
+    folder.window_start = None
+    folder.window_end_uid = None
+    folder.unsynced_count = 0
     folder.last_full_flag_scan_at = None
     folder.message_count = 0
     folder.unread_count = 0

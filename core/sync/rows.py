@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from core.mail import fingerprint
 from core.mail.mailbox import FetchedMessage
 from core.mail.parsing import ParsedMessage, thread_key_candidates
+from core.sync.flags import flag_columns
 
 ThreadLookup = Callable[[Sequence[str]], Awaitable[dict[str, uuid.UUID]]]
 
@@ -17,7 +19,6 @@ ThreadLookup = Callable[[Sequence[str]], Awaitable[dict[str, uuid.UUID]]]
 @dataclass
 class BuiltRows:
     rows: list[dict[str, Any]]
-    message_ids: dict[int, str]  # UID -> Message-ID, to re-key rows after a UIDVALIDITY change
     thread_keys: dict[str, uuid.UUID]  # every key this chunk used, to remember
 
 
@@ -28,12 +29,6 @@ def internal_date(value: str | None) -> datetime | None:
         return datetime.strptime(value.strip(), "%d-%b-%Y %H:%M:%S %z")
     except ValueError:
         return None
-
-
-def flag_columns(flags: frozenset[str]) -> tuple[bool, bool, bool]:
-    """(is_read, is_flagged, is_answered) from IMAP system flags (case-insensitive)."""
-    lowered = {f.lower() for f in flags}
-    return "\\seen" in lowered, "\\flagged" in lowered, "\\answered" in lowered
 
 
 async def build_rows(
@@ -50,16 +45,13 @@ async def build_rows(
     known = await lookup_threads(sorted(keys))
     threads = dict(known)
     rows: list[dict[str, Any]] = []
-    message_ids: dict[int, str] = {}
     for message, p in parsed:
         candidates = thread_key_candidates(p)
         thread_id = next((threads[k] for k in candidates if k in threads), None) or uuid.uuid4()
         for key in candidates:  # later messages of this chunk join the same conversation
             threads.setdefault(key, thread_id)
-        if p.message_id:
-            message_ids[message.uid] = p.message_id
         rows.append(_row(message, p, account_id, folder_id, thread_id))
-    return BuiltRows(rows, message_ids, {k: t for k, t in threads.items() if k not in known})
+    return BuiltRows(rows, {k: t for k, t in threads.items() if k not in known})
 
 
 def _address(name: str | None, address: str) -> dict[str, str | None]:
@@ -74,7 +66,7 @@ def _row(
     thread_id: uuid.UUID,
 ) -> dict[str, Any]:
     received = internal_date(message.internal_date)
-    is_read, is_flagged, is_answered = flag_columns(message.flags)
+    flags = flag_columns(message.flags)
     return {
         "account_id": account_id,
         "folder_id": folder_id,
@@ -92,9 +84,10 @@ def _row(
         "date": p.date or received or datetime.now(UTC),
         "internal_date": received,
         "snippet": p.snippet,
-        "is_read": is_read,
-        "is_flagged": is_flagged,
-        "is_answered": is_answered,
+        "is_read": flags.read,
+        "is_flagged": flags.flagged,
+        "is_answered": flags.answered,
+        "is_deleted": flags.deleted,
         "has_attachments": p.has_attachments,
         "attachments": [
             {"filename": a.filename, "contentType": a.content_type, "size": a.size}
@@ -103,4 +96,5 @@ def _row(
         "body_text": p.body_text,
         "body_html": p.body_html,
         "size": message.size,
+        "fingerprint": fingerprint.of_message(message.raw, message.size),
     }

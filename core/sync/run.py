@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import aioimaplib
 
 from core.accounts import repository as accounts
-from core.accounts.folders import apply_server_folders
+from core.accounts.folders import StoredFolder, apply_server_folders, folder_statuses
 from core.accounts.logins import stored_imap_login
 from core.accounts.status import ACTIVE, AUTH_FAILED, ERROR, RUNNING, SYNCING, transition
 from core.crypto import DecryptionError
@@ -28,7 +28,7 @@ from core.events import Event, SyncCompleted, SyncProgress
 from core.mail.imap import Mailbox, imap_session
 from core.mail.mailbox import ImapCommandError, MailboxOps
 from core.mail.server import ServerLogin
-from core.models import PastSync
+from core.models import MailAccount, PastSync
 from core.notifications import announce_now
 from core.oauth.tokens import SignInExpired
 from core.runtime import Runtime
@@ -47,12 +47,54 @@ AUTH_FAILED_MESSAGE = "The mail server refused the stored login; reconnect the a
 
 
 @dataclass(frozen=True)
+class Failure:
+    """Why a run failed: ``code`` for logs and metrics (an ErrorCode, or the kind of
+    fault), ``message`` for the user (``lastError``, never a secret), ``auth`` when only
+    a new password helps (no retry)."""
+
+    code: str
+    message: str
+    auth: bool = False
+
+
+def failure_of(error: BaseException) -> Failure:
+    if isinstance(error, DecryptionError):
+        return Failure(
+            "CREDENTIALS_UNREADABLE",
+            "The stored password cannot be decrypted; reconnect the account.",
+            auth=True,
+        )
+    if isinstance(error, ServiceError):
+        if error.code is ErrorCode.INVALID_CREDENTIALS:
+            # An expired OAuth2 sign-in says so (and to sign in again); a password doesn't.
+            message = error.message if isinstance(error, SignInExpired) else AUTH_FAILED_MESSAGE
+            return Failure(error.code.value, message, auth=True)
+        return Failure(error.code.value, error.message)
+    if isinstance(error, ImapCommandError):
+        return Failure("IMAP_COMMAND_REFUSED", f"The mail server answered an error: {error}.")
+    if isinstance(error, TimeoutError):
+        return Failure("TIMEOUT", "The mail server did not answer in time; retrying later.")
+    return Failure("CONNECTION_FAILED", "The connection to the mail server failed; retrying later.")
+
+
+_FAULTS = (
+    DecryptionError,
+    ServiceError,
+    ImapCommandError,
+    aioimaplib.AioImapException,
+    OSError,
+    TimeoutError,
+)
+
+
+@dataclass(frozen=True)
 class RunResult:
     account_id: uuid.UUID
     initial: bool
     counts: SyncCounts
     started_at: datetime
     finished_at: datetime
+    again: bool = False  # a sync was asked for during this run: queue one now
 
 
 def tuning_for(settings: Settings, parser: MessageParser = INLINE) -> SyncTuning:
@@ -101,6 +143,9 @@ class AccountSyncRun:
         self.account_id = account_id
         self.tuning = tuning
         self.only = frozenset(folders) if folders is not None else None
+        self.folder: str | None = None  # the folder being synced, for the failure's log line
+        self.requested_at: datetime | None = None  # sync_requested_at when the run began
+        self.again = False
 
     async def _publish(self, owner_id: uuid.UUID, event: Event) -> None:
         await announce_now(self.runtime.events, owner_id, event)
@@ -123,16 +168,15 @@ class AccountSyncRun:
             )
             login = stored_imap_login(self.runtime, account)
             initial = account.initial_sync_pending and self.only is None
+            self.requested_at = account.sync_requested_at
             transition(session, self.runtime.events, account, SYNCING)
         return context, login, initial
 
     async def _run_locked(self) -> RunResult | None:
         try:
             begun = await self._begin()
-        except DecryptionError:
-            await self._fail(
-                "The stored password cannot be decrypted; reconnect the account.", auth=True
-            )
+        except DecryptionError as error:
+            await self._fail(failure_of(error))
             return None
         if begun is None:
             return None
@@ -152,7 +196,9 @@ class AccountSyncRun:
             async with imap_session(login, self.runtime.mail_options) as connection:
                 ops = MailboxOps(connection)
                 await ops.enable_extensions()
-                removed, folders = await self._refresh_folders(await connection.list_mailboxes())
+                removed, folders = await self._refresh_folders(
+                    ops, await connection.list_mailboxes()
+                )
                 counts.removed += removed
                 if self.only is not None:
                     folders = [f for f in folders if f.name in self.only]
@@ -160,23 +206,18 @@ class AccountSyncRun:
                 for position, folder in enumerate(folders):
                     if position and not await self._still_wanted():
                         return None  # paused or removed meanwhile: stop between folders
+                    self.folder = folder.name
                     folder_counts = await FolderSync(
                         self.runtime.session_factory, ops, context, folder, self.tuning, progress
                     ).run()
                     counts.add(folder_counts)
-        except ServiceError as error:
-            auth = error.code is ErrorCode.INVALID_CREDENTIALS
-            # An expired OAuth2 sign-in says so (and to sign in again); a password doesn't.
-            generic = auth and not isinstance(error, SignInExpired)
-            await self._fail(AUTH_FAILED_MESSAGE if generic else error.message, auth=auth)
-            return None
-        except (ImapCommandError, aioimaplib.AioImapException, OSError, TimeoutError) as error:
-            log.warning("sync of account %s failed: %s", self.account_id, type(error).__name__)
-            await self._fail(self._fault_message(error), auth=False)
+                self.folder = None
+        except _FAULTS as error:
+            await self._fail(failure_of(error))
             return None
         finished = datetime.now(UTC)
         await self._succeed(initial)
-        result = RunResult(self.account_id, initial, counts, started, finished)
+        result = RunResult(self.account_id, initial, counts, started, finished, self.again)
         await self._publish(
             context.owner_id,
             SyncCompleted(
@@ -191,28 +232,26 @@ class AccountSyncRun:
         )
         return result
 
-    @staticmethod
-    def _fault_message(error: BaseException) -> str:
-        if isinstance(error, ImapCommandError):
-            return f"The mail server answered an error: {error}."
-        if isinstance(error, TimeoutError):
-            return "The mail server did not answer in time; retrying later."
-        return "The connection to the mail server failed; retrying later."
-
     async def _refresh_folders(
-        self, mailboxes: list[Mailbox]
+        self, ops: MailboxOps, mailboxes: list[Mailbox]
     ) -> tuple[int, list[FolderCheckpoint]]:
-        """Apply folders created or deleted on the server since the last run; the number of
-        stored messages that left with deleted synced folders, and the folders to sync."""
-        async with session_scope(self.runtime.session_factory) as session:
+        """Apply folders created, renamed or deleted on the server since the last run; the
+        number of stored messages that left with deleted synced folders, and the folders to
+        sync. The server is asked about possible renames before the account is locked."""
+        async with self.runtime.session_factory() as session:
             folders = await repository.folders(session, self.account_id)
-            if {f.name for f in folders} == {m.name for m in mailboxes}:  # the common case
-                return 0, [FolderCheckpoint.of(f) for f in folders if f.selected]
+        if {f.name for f, _ in folders} == {m.name for m in mailboxes}:  # the common case
+            return 0, [FolderCheckpoint.of(f, stored) for f, stored in folders if f.selected]
+        known = [StoredFolder.of(f) for f, _ in folders]
+        statuses = await folder_statuses(ops, known, mailboxes)
+        async with session_scope(self.runtime.session_factory) as session:
             account = await accounts.get(session, self.account_id, lock=True)
             if account is None:
                 return 0, []
-            refresh = await apply_server_folders(session, account, mailboxes)
+            refresh = await apply_server_folders(session, account, mailboxes, statuses)
             selected = await repository.selected_checkpoints(session, self.account_id)
+        if refresh.renamed:
+            log.info("account %s: synced folders renamed on the server", self.account_id)
         if refresh.dropped_selected:
             log.info("account %s: synced folders gone from the server", self.account_id)
         return refresh.dropped_messages, selected
@@ -236,12 +275,34 @@ class AccountSyncRun:
                 account.next_sync_at = now + interval
             if await repository.has_pending_flags(session, self.account_id):
                 account.next_sync_at = now  # marked during this run: write them back soon
+            self._again_if_asked(account, now)
             if initial:
                 account.initial_sync_pending = False
             if account.status is SYNCING:  # not if paused meanwhile
                 transition(session, self.runtime.events, account, ACTIVE)
 
-    async def _fail(self, message: str, *, auth: bool) -> None:
+    def _again_if_asked(self, account: MailAccount, now: datetime) -> None:
+        """A sync asked for while this run was under way gets a run after it."""
+        if account.sync_requested_at != self.requested_at:
+            account.next_sync_at = now
+            self.again = True
+
+    async def _fail(self, failure: Failure) -> None:
+        """Record the failure (lastError, backoff, status) and log one line about it."""
+        log.warning(
+            "sync failed: account=%s folder=%s code=%s message=%r",
+            self.account_id,
+            "-" if self.folder is None else repr(self.folder),
+            failure.code,
+            failure.message,
+            extra={
+                "account_id": str(self.account_id),
+                "folder": self.folder,
+                "error_code": failure.code,
+                "error_message": failure.message,
+            },
+        )
+        message, auth = failure.message, failure.auth
         now = datetime.now(UTC)
         base = timedelta(seconds=self.runtime.settings.sync_interval_seconds)
         async with session_scope(self.runtime.session_factory) as session:
@@ -253,5 +314,7 @@ class AccountSyncRun:
             account.next_sync_at = (
                 None if auth else now + backoff(account.consecutive_failures, base)
             )
+            if not auth:
+                self._again_if_asked(account, now)
             if account.status in RUNNING:  # not if paused meanwhile
                 transition(session, self.runtime.events, account, AUTH_FAILED if auth else ERROR)

@@ -6,7 +6,6 @@ Each use case changes rows, then enqueues the sync job after the commit.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,11 +14,11 @@ from core.accounts.service import AccountService
 from core.accounts.status import PAUSABLE, RUNNING, transition
 from core.errors import ErrorCode, ServiceError
 from core.identity.viewer import Viewer
-from core.jobs import enqueue_sync_after_commit
 from core.mail.folders import sync_by_default
 from core.models import AccountStatus, Folder, MailAccount, PastSync, PauseReason, Sharing
 from core.runtime import Runtime
 from core.sync import repository
+from core.sync.requests import request_sync
 
 
 def _not_ready(message: str) -> ServiceError:
@@ -105,10 +104,9 @@ class SyncService:
         account.sharing = sharing
         account.past_sync = past_sync
         account.initial_sync_pending = True
-        account.next_sync_at = datetime.now(UTC)
         self._set_status(account, AccountStatus.SYNCING)
+        request_sync(self.session, self.runtime.jobs, account)
         await self.session.flush()
-        enqueue_sync_after_commit(self.session, self.runtime.jobs, account.id)
         return account
 
     async def change_labels(self, account: MailAccount, labels: list[str]) -> None:
@@ -122,16 +120,14 @@ class SyncService:
         account.labels = await self._select(account, labels)
         await self.session.flush()
         if account.status in RUNNING:
-            account.next_sync_at = datetime.now(UTC)
-            enqueue_sync_after_commit(self.session, self.runtime.jobs, account.id)
+            request_sync(self.session, self.runtime.jobs, account)
 
     async def sync_now(self, viewer: Viewer, account_id: uuid.UUID | None) -> MailAccount:
         account = await self.accounts.owned_for_change(viewer, account_id)
         if account.status not in RUNNING:
             raise _not_ready(f"The account is {account.status}; it cannot sync now.")
-        account.next_sync_at = datetime.now(UTC)
+        request_sync(self.session, self.runtime.jobs, account)
         await self.session.flush()
-        enqueue_sync_after_commit(self.session, self.runtime.jobs, account.id)
         return account
 
     async def pause(self, viewer: Viewer, account_id: uuid.UUID | None) -> MailAccount:
@@ -160,7 +156,6 @@ class SyncService:
             self._set_status(account, AccountStatus.READY)
         else:
             self._set_status(account, AccountStatus.ACTIVE)
-            account.next_sync_at = datetime.now(UTC)
-            enqueue_sync_after_commit(self.session, self.runtime.jobs, account.id)
+            request_sync(self.session, self.runtime.jobs, account)
         await self.session.flush()
         return account

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from core.accounts import credentials
 from core.mail.server import ServerLogin
-from core.models import AccountStatus, Folder, MailAccount, Message, SendStatus
+from core.models import AccountStatus, Folder, MailAccount, Message, Plan, SendStatus
 from core.runtime import Runtime
 from core.settings import Settings
 from tests.sending.helpers import outgoing_row, run_worker, send
@@ -254,3 +254,29 @@ async def test_another_users_account_is_not_found_and_no_login_is_tried(
     payload = await _update(stranger, account_id, smtp=smtp_server.smtp_input())
     assert [e["code"] for e in payload["userErrors"]] == ["NOT_FOUND"]
     assert smtp_server.attempts == []
+
+
+async def test_moving_imap_onto_another_accounts_mailbox_is_duplicate_account(
+    gql: GraphQLClient, new_user: NewUser, dovecot: ImapServer, runtime: Runtime
+) -> None:
+    """Two of one user's accounts on the same mailbox would sync it twice, whether added
+    so or edited so."""
+    client = gql.as_user((await new_user(plan=Plan.POWER)).token)
+    first = await add_account(client, dovecot)
+    second = await add_account(client, dovecot)
+    before = await _row(runtime, second["id"])
+    taken = {
+        "host": dovecot.host.upper(),
+        "port": dovecot.port,
+        "security": "NONE",
+        "username": first["imap"]["username"],
+        "password": dovecot.password,
+    }
+    payload = await _update(client, second["id"], imap=taken)
+    assert payload["account"] is None
+    [error] = payload["userErrors"]
+    assert (error["code"], error["field"]) == ("DUPLICATE_ACCOUNT", "imap.username")
+    assert _columns(await _row(runtime, second["id"])) == _columns(before)
+    # Its own login again is no duplicate.
+    own = {**taken, "host": dovecot.host, "username": second["imap"]["username"]}
+    assert (await _update(client, second["id"], imap=own))["userErrors"] == []

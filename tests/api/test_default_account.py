@@ -32,13 +32,13 @@ async def _me_default(client: GraphQLClient) -> str | None:
 
 
 async def test_first_account_becomes_the_default_and_the_second_does_not(
-    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, runtime: Runtime
+    gql: GraphQLClient, new_user: NewUser, dovecot: ImapServer, runtime: Runtime
 ) -> None:
     user = await new_user(company="Default Co", plan=Plan.PROFESSIONAL)
     client = gql.as_user(user.token)
 
-    first = await add_account(client, pymap)
-    second = await add_account(client, pymap)
+    first = await add_account(client, dovecot)
+    second = await add_account(client, dovecot)
 
     assert first["isDefault"] is True
     assert second["isDefault"] is False
@@ -48,11 +48,11 @@ async def test_first_account_becomes_the_default_and_the_second_does_not(
 
 
 async def test_set_default_account_switches_it(
-    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, runtime: Runtime
+    gql: GraphQLClient, new_user: NewUser, dovecot: ImapServer, runtime: Runtime
 ) -> None:
     user = await new_user(company="Switch Co", plan=Plan.PROFESSIONAL)
     client = gql.as_user(user.token)
-    first, second = await add_accounts(client, pymap, 2)
+    first, second = await add_accounts(client, dovecot, 2)
 
     data = await client.execute(SET_DEFAULT, {"id": second["id"]})
 
@@ -66,11 +66,11 @@ async def test_set_default_account_switches_it(
 
 
 async def test_set_default_account_null_clears_it(
-    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, runtime: Runtime
+    gql: GraphQLClient, new_user: NewUser, dovecot: ImapServer, runtime: Runtime
 ) -> None:
     user = await new_user(company="Clear Co", plan=Plan.PROFESSIONAL)
     client = gql.as_user(user.token)
-    first, second = await add_accounts(client, pymap, 2)
+    first, second = await add_accounts(client, dovecot, 2)
 
     data = await client.execute(SET_DEFAULT, {"id": None})
 
@@ -83,15 +83,15 @@ async def test_set_default_account_null_clears_it(
 
 
 async def test_a_cleared_default_is_not_silently_set_by_the_next_add(
-    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, runtime: Runtime
+    gql: GraphQLClient, new_user: NewUser, dovecot: ImapServer, runtime: Runtime
 ) -> None:
     """Only the user's first account becomes the default on its own; the user chose none."""
     user = await new_user(company="No Default Co", plan=Plan.PROFESSIONAL)
     client = gql.as_user(user.token)
-    first = await add_account(client, pymap)
+    first = await add_account(client, dovecot)
     await client.execute(SET_DEFAULT, {"id": None})
 
-    second = await add_account(client, pymap)
+    second = await add_account(client, dovecot)
 
     assert second["isDefault"] is False
     assert await default_account_id(runtime, user.id) is None
@@ -99,11 +99,11 @@ async def test_a_cleared_default_is_not_silently_set_by_the_next_add(
 
 
 async def test_removing_the_default_account_leaves_no_default(
-    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, runtime: Runtime
+    gql: GraphQLClient, new_user: NewUser, dovecot: ImapServer, runtime: Runtime
 ) -> None:
     user = await new_user(company="Remove Default Co", plan=Plan.POWER)
     client = gql.as_user(user.token)
-    first, second, third = await add_accounts(client, pymap, 3)
+    first, second, third = await add_accounts(client, dovecot, 3)
     assert await default_account_id(runtime, user.id) == uuid.UUID(first["id"])
 
     data = await client.execute(REMOVE_ACCOUNT, {"id": first["id"]})
@@ -115,11 +115,11 @@ async def test_removing_the_default_account_leaves_no_default(
 
 
 async def test_removing_another_account_keeps_the_default(
-    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, runtime: Runtime
+    gql: GraphQLClient, new_user: NewUser, dovecot: ImapServer, runtime: Runtime
 ) -> None:
     user = await new_user(company="Keep Default Co", plan=Plan.PROFESSIONAL)
     client = gql.as_user(user.token)
-    first, second = await add_accounts(client, pymap, 2)
+    first, second = await add_accounts(client, dovecot, 2)
     await client.execute(SET_DEFAULT, {"id": second["id"]})
 
     data = await client.execute(REMOVE_ACCOUNT, {"id": first["id"]})
@@ -130,15 +130,15 @@ async def test_removing_another_account_keeps_the_default(
 
 
 async def test_another_users_account_cannot_be_the_default(
-    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, runtime: Runtime
+    gql: GraphQLClient, new_user: NewUser, dovecot: ImapServer, runtime: Runtime
 ) -> None:
     user = await new_user(company="Mine Co", plan=Plan.PROFESSIONAL)
     teammate = await new_user(company="Mine Co")
     stranger = await new_user(company="Theirs Co", plan=Plan.PROFESSIONAL)
     client = gql.as_user(user.token)
-    own = await add_account(client, pymap)
-    teammates = await add_account(gql.as_user(teammate.token), pymap)
-    strangers = await add_account(gql.as_user(stranger.token), pymap)
+    own = await add_account(client, dovecot)
+    teammates = await add_account(gql.as_user(teammate.token), dovecot)
+    strangers = await add_account(gql.as_user(stranger.token), dovecot)
 
     for foreign in (teammates, strangers):
         data = await client.execute(SET_DEFAULT, {"id": foreign["id"]})
@@ -153,11 +153,11 @@ async def test_another_users_account_cannot_be_the_default(
 
 
 async def test_malformed_or_unknown_id_is_not_found_and_keeps_the_default(
-    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, runtime: Runtime
+    gql: GraphQLClient, new_user: NewUser, dovecot: ImapServer, runtime: Runtime
 ) -> None:
     user = await new_user(company="Typo Co", plan=Plan.PROFESSIONAL)
     client = gql.as_user(user.token)
-    own = await add_account(client, pymap)
+    own = await add_account(client, dovecot)
 
     for bad_id in ("not-an-id", "", str(uuid.uuid4())):
         data = await client.execute(SET_DEFAULT, {"id": bad_id})

@@ -49,7 +49,7 @@ def _by_email(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 async def _company_with_accounts(
     gql: GraphQLClient,
     new_user: NewUser,
-    pymap: ImapServer,
+    dovecot: ImapServer,
     *,
     company: str,
     users: int,
@@ -59,20 +59,20 @@ async def _company_with_accounts(
     admin = await new_user(company=company, plan=Plan.ENTERPRISE, admin=True)
     members = [admin] + [await new_user(company=company) for _ in range(users - 1)]
     for member in members:
-        await add_accounts(gql.as_user(member.token), pymap, accounts_each)
+        await add_accounts(gql.as_user(member.token), dovecot, accounts_each)
     return admin
 
 
 async def test_admin_sees_every_user_of_the_company_with_their_accounts(
-    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, runtime: Runtime
+    gql: GraphQLClient, new_user: NewUser, dovecot: ImapServer, runtime: Runtime
 ) -> None:
     admin = await new_user(company="Usage Co", plan=Plan.PROFESSIONAL, admin=True)
     busy = await new_user(company="Usage Co")
     idle = await new_user(company="Usage Co")
     outsider = await new_user(company="Not Usage Co", plan=Plan.PROFESSIONAL, admin=True)
-    busy_accounts = await add_accounts(gql.as_user(busy.token), pymap, 2)
-    admin_accounts = await add_accounts(gql.as_user(admin.token), pymap, 1)
-    await add_accounts(gql.as_user(outsider.token), pymap, 1)
+    busy_accounts = await add_accounts(gql.as_user(busy.token), dovecot, 2)
+    admin_accounts = await add_accounts(gql.as_user(admin.token), dovecot, 1)
+    await add_accounts(gql.as_user(outsider.token), dovecot, 1)
 
     data = await gql.as_user(admin.token).execute(SYNC_USAGE)
 
@@ -92,11 +92,11 @@ async def test_admin_sees_every_user_of_the_company_with_their_accounts(
 
 
 async def test_sync_usage_follows_plan_changes(
-    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, runtime: Runtime
+    gql: GraphQLClient, new_user: NewUser, dovecot: ImapServer, runtime: Runtime
 ) -> None:
     admin = await new_user(company="Usage Shrink Co", plan=Plan.POWER, admin=True)
     member = await new_user(company="Usage Shrink Co")
-    oldest, newest = await add_accounts(gql.as_user(member.token), pymap, 2)
+    oldest, newest = await add_accounts(gql.as_user(member.token), dovecot, 2)
 
     await set_plan(runtime, "Usage Shrink Co", Plan.ADVANCED)
     data = await gql.as_user(admin.token).execute(SYNC_USAGE)
@@ -111,11 +111,11 @@ async def test_sync_usage_follows_plan_changes(
 
 
 async def test_regular_user_gets_a_forbidden_top_level_error(
-    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, runtime: Runtime
+    gql: GraphQLClient, new_user: NewUser, dovecot: ImapServer, runtime: Runtime
 ) -> None:
     await new_user(company="Usage Co", plan=Plan.PROFESSIONAL, admin=True)
     regular = await new_user(company="Usage Co")
-    await add_accounts(gql.as_user(regular.token), pymap, 1)
+    await add_accounts(gql.as_user(regular.token), dovecot, 1)
 
     response = await gql.as_user(regular.token).post(SYNC_USAGE)
 
@@ -127,13 +127,13 @@ async def test_regular_user_gets_a_forbidden_top_level_error(
 
 
 async def test_sync_usage_statement_count_does_not_grow_with_the_company(
-    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, runtime: Runtime
+    gql: GraphQLClient, new_user: NewUser, dovecot: ImapServer, runtime: Runtime
 ) -> None:
     small = await _company_with_accounts(
-        gql, new_user, pymap, company="Small Co", users=2, accounts_each=1
+        gql, new_user, dovecot, company="Small Co", users=2, accounts_each=1
     )
     large = await _company_with_accounts(
-        gql, new_user, pymap, company="Large Co", users=4, accounts_each=2
+        gql, new_user, dovecot, company="Large Co", users=4, accounts_each=2
     )
 
     with counted_statements(runtime) as small_statements:

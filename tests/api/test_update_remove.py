@@ -149,11 +149,11 @@ async def test_updating_an_unknown_account_is_not_found(
 
 
 async def test_remove_deletes_the_account_and_its_folders(
-    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, runtime: Runtime
+    gql: GraphQLClient, new_user: NewUser, dovecot: ImapServer, runtime: Runtime
 ) -> None:
     user = await new_user(company="Remove Co", plan=Plan.PROFESSIONAL)
     client = gql.as_user(user.token)
-    removed, kept = await add_accounts(client, pymap, 2)
+    removed, kept = await add_accounts(client, dovecot, 2)
     kept_folders = await count_folders(runtime, kept["id"])
     assert await count_folders(runtime, removed["id"]) > 0
 

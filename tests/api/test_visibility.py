@@ -88,16 +88,16 @@ async def _assert_invisible_and_unchangeable(
 
 
 async def test_another_companys_user_cannot_see_or_change_an_account(
-    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, runtime: Runtime
+    gql: GraphQLClient, new_user: NewUser, dovecot: ImapServer, runtime: Runtime
 ) -> None:
     owner = await new_user(company="Owner Co", plan=Plan.PROFESSIONAL)
     outsider = await new_user(company="Outsider Co", plan=Plan.PROFESSIONAL)
     owner_client = gql.as_user(owner.token)
-    private = await add_account(owner_client, pymap, displayName="Private box")
-    shared = await add_account(owner_client, pymap, displayName="Team box")
+    private = await add_account(owner_client, dovecot, displayName="Private box")
+    shared = await add_account(owner_client, dovecot, displayName="Team box")
     await _share(owner_client, shared["id"])
     outsider_client = gql.as_user(outsider.token)
-    await add_account(outsider_client, pymap)
+    await add_account(outsider_client, dovecot)
 
     # Even a SHARED account is for the owner's company only.
     for account in (private, shared):
@@ -106,28 +106,28 @@ async def test_another_companys_user_cannot_see_or_change_an_account(
 
 
 async def test_a_teammate_cannot_see_or_change_a_private_account(
-    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, runtime: Runtime
+    gql: GraphQLClient, new_user: NewUser, dovecot: ImapServer, runtime: Runtime
 ) -> None:
     owner = await new_user(company="Private Co", plan=Plan.PROFESSIONAL)
     teammate = await new_user(company="Private Co")
-    private = await add_account(gql.as_user(owner.token), pymap, displayName="Mine")
+    private = await add_account(gql.as_user(owner.token), dovecot, displayName="Mine")
     teammate_client = gql.as_user(teammate.token)
-    await add_account(teammate_client, pymap)
+    await add_account(teammate_client, dovecot)
 
     await _assert_invisible_and_unchangeable(teammate_client, teammate, private, runtime)
     assert [str(r.id) for r in await owned_rows(runtime, owner.id)] == [private["id"]]
 
 
 async def test_a_teammate_reads_a_shared_account_but_cannot_change_it(
-    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, runtime: Runtime
+    gql: GraphQLClient, new_user: NewUser, dovecot: ImapServer, runtime: Runtime
 ) -> None:
     owner = await new_user(company="Shared Co", plan=Plan.PROFESSIONAL)
     teammate = await new_user(company="Shared Co")
     owner_client = gql.as_user(owner.token)
-    shared = await add_account(owner_client, pymap, displayName="Sales team")
+    shared = await add_account(owner_client, dovecot, displayName="Sales team")
     await _share(owner_client, shared["id"])
     teammate_client = gql.as_user(teammate.token)
-    teammate_own = await add_account(teammate_client, pymap)
+    teammate_own = await add_account(teammate_client, dovecot)
     before = snapshot(await account_row(runtime, shared["id"]))
 
     data = await teammate_client.execute(MAIL_ACCOUNT, {"id": shared["id"]})
@@ -155,13 +155,13 @@ async def test_a_teammate_reads_a_shared_account_but_cannot_change_it(
 
 
 async def test_making_an_account_private_again_hides_it_from_teammates(
-    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, runtime: Runtime
+    gql: GraphQLClient, new_user: NewUser, dovecot: ImapServer, runtime: Runtime
 ) -> None:
     owner = await new_user(company="Unshare Co", plan=Plan.PROFESSIONAL)
     teammate = await new_user(company="Unshare Co")
     owner_client = gql.as_user(owner.token)
     teammate_client = gql.as_user(teammate.token)
-    account = await add_account(owner_client, pymap)
+    account = await add_account(owner_client, dovecot)
     await _share(owner_client, account["id"])
     assert (await teammate_client.execute(MAIL_ACCOUNT, {"id": account["id"]}))["mailAccount"]
 
@@ -178,13 +178,13 @@ async def test_making_an_account_private_again_hides_it_from_teammates(
 
 
 async def test_a_shared_accounts_owner_shows_teammates_only_shared_accounts(
-    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, runtime: Runtime
+    gql: GraphQLClient, new_user: NewUser, dovecot: ImapServer, runtime: Runtime
 ) -> None:
     """Reading a shared account's owner must not reveal the owner's private accounts."""
     owner = await new_user(company="Owner View Co", plan=Plan.POWER)
     teammate = await new_user(company="Owner View Co")
     owner_client = gql.as_user(owner.token)
-    private_default, shared, private_other = await add_accounts(owner_client, pymap, 3)
+    private_default, shared, private_other = await add_accounts(owner_client, dovecot, 3)
     await _share(owner_client, shared["id"])
     assert str(await default_account_id(runtime, owner.id)) == private_default["id"]
 
@@ -198,17 +198,17 @@ async def test_a_shared_accounts_owner_shows_teammates_only_shared_accounts(
 
 
 async def test_mail_accounts_lists_only_the_viewers_own_accounts(
-    gql: GraphQLClient, new_user: NewUser, pymap: ImapServer, runtime: Runtime
+    gql: GraphQLClient, new_user: NewUser, dovecot: ImapServer, runtime: Runtime
 ) -> None:
     alice = await new_user(company="List Co", plan=Plan.PROFESSIONAL)
     bob = await new_user(company="List Co")
     carol = await new_user(company="Other List Co", plan=Plan.PROFESSIONAL)
     dave = await new_user(company="List Co")
     alice_client = gql.as_user(alice.token)
-    alice_shared, alice_private = await add_accounts(alice_client, pymap, 2)
+    alice_shared, alice_private = await add_accounts(alice_client, dovecot, 2)
     await _share(alice_client, alice_shared["id"])
-    bob_accounts = await add_accounts(gql.as_user(bob.token), pymap, 2)
-    carol_accounts = await add_accounts(gql.as_user(carol.token), pymap, 1)
+    bob_accounts = await add_accounts(gql.as_user(bob.token), dovecot, 2)
+    carol_accounts = await add_accounts(gql.as_user(carol.token), dovecot, 1)
 
     lists = {
         name: {a["id"] for a in (await gql.as_user(u.token).execute(MAIL_ACCOUNTS))["mailAccounts"]}

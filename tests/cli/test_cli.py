@@ -15,7 +15,7 @@ from core.crypto import KeyRing
 from core.identity.service import authenticate
 from core.models import AccountStatus, Company, MailAccount, Plan, Role, User
 from core.runtime import Runtime
-from tests.support.factories import ADD_ACCOUNT, account_input
+from tests.support.factories import ADD_ACCOUNT, account_input, own_mailbox
 from tests.support.graphql import GraphQLClient
 from tests.support.mailservers import ImapServer
 
@@ -114,7 +114,7 @@ async def test_create_user_prints_a_working_token_last(runtime: Runtime, databas
 async def test_set_plan_downgrade_pauses_newest_and_upgrade_resumes(
     runtime: Runtime,
     gql: GraphQLClient,
-    pymap: ImapServer,
+    dovecot: ImapServer,
     database_url: str,
     redis_server: str,
     secret_key: str,
@@ -133,7 +133,10 @@ async def test_set_plan_downgrade_pauses_newest_and_upgrade_resumes(
     token = created.stdout.strip().splitlines()[-1]
     client = gql.as_user(token)
     for address in ("first@globex.com", "second@globex.com", "third@globex.com"):
-        data = await client.execute(ADD_ACCOUNT, {"input": account_input(pymap, address)})
+        login = own_mailbox(dovecot)  # three accounts of one user: three mailboxes
+        data = await client.execute(
+            ADD_ACCOUNT, {"input": account_input(dovecot, address, **login)}
+        )
         assert data["addMailAccount"]["userErrors"] == []
 
     full_env = _env(

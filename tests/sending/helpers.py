@@ -14,6 +14,7 @@ from sqlalchemy import select
 from core.models import OutgoingMessage
 from core.runtime import Runtime
 from core.settings import Settings
+from tests.support import factories
 from tests.support.graphql import GraphQLClient
 from tests.support.smtp_server import SmtpServer
 from tests.support.sync import Mailbox, burst_worker
@@ -62,12 +63,17 @@ async def add_sending_account(
     address: str | None = None,
     display_name: str | None = None,
     relay: bool = False,
+    own_mailbox: bool = False,
 ) -> dict[str, Any]:
     """An account on ``box`` (IMAP) that sends through ``smtp`` (``relay``: without a
-    login); the API's answer."""
+    login); the API's answer. ``own_mailbox``: on a new mailbox of box's Dovecot instead,
+    for a second account of the same user (the same login twice is DUPLICATE_ACCOUNT)."""
+    imap = box.imap_input()
+    if own_mailbox:
+        imap |= factories.own_mailbox(box.server)
     account_input: dict[str, Any] = {
         "emailAddress": address or f"sender-{uuid.uuid4().hex[:8]}@example.com",
-        "imap": box.imap_input(),
+        "imap": imap,
     }
     if smtp is not None:
         account_input["smtp"] = smtp.smtp_input()

@@ -54,7 +54,9 @@ async def test_default_other_own_account_and_a_teammates_shared_one(
     client, mate = gql.as_user(owner.token), gql.as_user(teammate.token)
     async with private_mailbox("dovecot", dovecot, tmp_path) as box:
         await add_sending_account(client, box, smtp_server, address="one@example.com")
-        second = await add_sending_account(client, box, smtp_server, address="two@example.com")
+        second = await add_sending_account(
+            client, box, smtp_server, address="two@example.com", own_mailbox=True
+        )
         shared = await add_sending_account(mate, box, smtp_server, address="mate@example.com")
         made_shared = await mate.execute(
             UPDATE_ACCOUNT, {"input": {"accountId": shared["id"], "sharing": "SHARED"}}
@@ -97,7 +99,9 @@ async def test_automated_email_follows_the_default_and_needs_one(
     client = gql.as_user(owner.token)
     async with private_mailbox("dovecot", dovecot, tmp_path) as box:
         await add_sending_account(client, box, smtp_server, address="first@example.com")
-        second = await add_sending_account(client, box, smtp_server, address="second@example.com")
+        second = await add_sending_account(
+            client, box, smtp_server, address="second@example.com", own_mailbox=True
+        )
 
         before = await send_automated(client, subject="Follow-up 1")
         assert before["userErrors"] == []
@@ -144,7 +148,7 @@ async def test_accounts_that_cannot_send(
     client = gql.as_user(owner.token)
     async with private_mailbox("dovecot", dovecot, tmp_path) as box:
         imap_only = await add_sending_account(client, box, None)
-        sending = await add_sending_account(client, box, smtp_server)
+        sending = await add_sending_account(client, box, smtp_server, own_mailbox=True)
     assert _errors(await send(client, fromAccountId=imap_only["id"])) == [
         ("ACCOUNT_NOT_SENDABLE", "fromAccountId")
     ]
@@ -240,7 +244,7 @@ async def test_rate_limit_per_account(
         client = GraphQLClient(gql.http, app.graphql_url).as_user(owner.token)
         async with private_mailbox("dovecot", dovecot, tmp_path) as box:
             first = await add_sending_account(client, box, smtp_server)
-            second = await add_sending_account(client, box, smtp_server)
+            second = await add_sending_account(client, box, smtp_server, own_mailbox=True)
         for _ in range(2):
             assert (await send(client, fromAccountId=first["id"]))["userErrors"] == []
         assert _errors(await send(client, fromAccountId=first["id"])) == [("RATE_LIMITED", None)]
@@ -260,7 +264,10 @@ async def test_outgoing_messages_cost_the_same_statements_for_2_or_6(
     owner = await new_user(plan=Plan.POWER)
     client = gql.as_user(owner.token)
     async with private_mailbox("dovecot", dovecot, tmp_path) as box:
-        accounts = [await add_sending_account(client, box, smtp_server) for _ in range(2)]
+        accounts = [
+            await add_sending_account(client, box, smtp_server, own_mailbox=index > 0)
+            for index in range(2)
+        ]
     query = """query($first: Int!) {
       outgoingMessages(first: $first) { id status account { id emailAddress owner { email } } }
     }"""

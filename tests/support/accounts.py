@@ -12,7 +12,7 @@ from core.accounts.service import change_company_plan
 from core.db import session_scope
 from core.models import Folder, MailAccount, Plan, User
 from core.runtime import Runtime
-from tests.support.factories import ADD_ACCOUNT, TestUser, account_input
+from tests.support.factories import ADD_ACCOUNT, TestUser, account_input, own_mailbox
 from tests.support.graphql import GraphQLClient
 from tests.support.mailservers import ImapServer
 
@@ -79,8 +79,12 @@ mutation SetDefault($id: ID) {{
 async def try_add_account(
     client: GraphQLClient, server: ImapServer, address: str | None = None, **extra: Any
 ) -> dict[str, Any]:
-    """The addMailAccount payload, whatever it says."""
-    data = await client.execute(ADD_ACCOUNT, {"input": {**account_input(server, address), **extra}})
+    """The addMailAccount payload, whatever it says. On Dovecot each account is a mailbox
+    of its own (a new user)."""
+    login = own_mailbox(server) if server.name == "dovecot" else {}
+    data = await client.execute(
+        ADD_ACCOUNT, {"input": {**account_input(server, address, **login), **extra}}
+    )
     payload: dict[str, Any] = data["addMailAccount"]
     return payload
 

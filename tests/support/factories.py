@@ -56,6 +56,14 @@ def imap_input(server: ImapServer, **overrides: Any) -> dict[str, Any]:
     return values
 
 
+def own_mailbox(server: ImapServer) -> dict[str, str]:
+    """The login of a new mailbox on ``server`` (Dovecot): one user's accounts must each be
+    another mailbox, since the same login twice is DUPLICATE_ACCOUNT."""
+    username = f"box{next(_sequence)}-{uuid.uuid4().hex[:6]}@example.test"
+    server.add_user(username, server.password)
+    return {"username": username, "password": server.password}
+
+
 def account_input(server: ImapServer, address: str | None = None, **imap: Any) -> dict[str, Any]:
     return {
         "emailAddress": address or f"box{next(_sequence)}@example.com",

@@ -142,6 +142,32 @@ class ImapAdmin:
 
         await self._run(work)
 
+    async def search(self, folder: str, criteria: str) -> list[int]:
+        """``UID SEARCH <criteria>``: the UIDs the server answers."""
+
+        def work(c: imaplib.IMAP4) -> list[int]:
+            c.select(_quote(folder), readonly=True)
+            typ, data = c.uid("SEARCH", criteria)
+            assert typ == "OK", data
+            return [int(n) for n in (data[0] or b"").split()]
+
+        return await self._run(work)
+
+    async def copy(self, folder: str, uid: int, target: str) -> None:
+        def work(c: imaplib.IMAP4) -> None:
+            c.select(_quote(folder))
+            typ, data = c.uid("COPY", str(uid), _quote(target))
+            assert typ == "OK", data
+
+        await self._run(work)
+
+    async def rename(self, folder: str, new_name: str) -> None:
+        def work(c: imaplib.IMAP4) -> None:
+            typ, data = c.rename(_quote(folder), _quote(new_name))
+            assert typ == "OK", data
+
+        await self._run(work)
+
     async def create(self, folder: str) -> None:
         await self._run(lambda c: c.create(_quote(folder)))
 

@@ -17,7 +17,8 @@ in the field, one quirk or several per test:
 The proxy reads both directions line by line and passes literals through untouched, so a
 rewrite never lands inside a message. It also logs each client command (``commands``:
 the command name, e.g. ``STATUS`` or ``UID FETCH``, and the line without LOGIN's
-arguments), and can hold a command until a test lets it through (:meth:`hold`).
+arguments), can hold a command until a test lets it through (:meth:`hold`), and can
+answer one with NO itself, as a server having a bad moment would (:meth:`refuse`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,13 @@ class _Hold:
 
 
 @dataclass
+class _Refusal:
+    name: str
+    containing: str
+    used: bool = False
+
+
+@dataclass
 class QuirksProxy:
     target_host: str
     target_port: int
@@ -74,6 +82,7 @@ class QuirksProxy:
     rewritten: int = 0  # server lines or client commands changed by a quirk
     connections: int = 0
     _holds: list[_Hold] = field(default_factory=list)
+    _refusals: list[_Refusal] = field(default_factory=list)
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -105,6 +114,11 @@ class QuirksProxy:
         self._holds.append(hold)
         return hold
 
+    def refuse(self, name: str, containing: str = "") -> None:
+        """Answer the next client command called ``name`` (whose line contains
+        ``containing``) with a tagged NO, without passing it on."""
+        self._refusals.append(_Refusal(name.upper(), containing))
+
     # -- plumbing -----------------------------------------------------------------------
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
@@ -121,7 +135,7 @@ class QuirksProxy:
             client_w.close()
             self._tasks.discard(task)
             return
-        upstream = asyncio.create_task(self._client_to_server(client_r, server_w, number))
+        upstream = asyncio.create_task(self._client_to_server(client_r, server_w, client_w, number))
         try:
             await self._server_to_client(server_r, client_w)
         finally:
@@ -135,13 +149,22 @@ class QuirksProxy:
             self._tasks.discard(task)
 
     async def _client_to_server(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, number: int
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        client: asyncio.StreamWriter,
+        number: int,
     ) -> None:
         starts_command = True
         with contextlib.suppress(OSError, asyncio.IncompleteReadError, ConnectionError):
             while line := await reader.readuntil(b"\n"):
                 if starts_command:
                     line = await self._command(line, number)
+                    refused = self._refused(line)
+                    if refused is not None:
+                        client.write(refused)
+                        await client.drain()
+                        continue
                 writer.write(line)
                 literal = _LITERAL.search(line)
                 if literal:
@@ -170,6 +193,17 @@ class QuirksProxy:
                 await hold.released.wait()
                 break
         return line
+
+    def _refused(self, line: bytes) -> bytes | None:
+        match = _COMMAND.match(line)
+        if match is None:
+            return None
+        name = " ".join(match.group("name").decode().upper().split())
+        for refusal in self._refusals:
+            if not refusal.used and refusal.name == name and refusal.containing in line.decode():
+                refusal.used = True
+                return match.group("tag") + b" NO [UNAVAILABLE] Refused for the test.\r\n"
+        return None
 
     async def _server_to_client(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

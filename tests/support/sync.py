@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import uuid
 from collections.abc import AsyncIterator
@@ -9,7 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
@@ -42,6 +43,17 @@ class Mailbox:
             "username": self.username,
             "password": self.password,
         }
+
+
+class _Proxy(Protocol):
+    host: str
+    port: int
+
+
+def seen_through(box: Mailbox, proxy: _Proxy) -> Mailbox:
+    """The mailbox as a client reaches it through ``proxy`` (the admin stays direct)."""
+    server = dataclasses.replace(box.server, host=proxy.host, port=proxy.port)
+    return Mailbox(server, box.username, box.password, box.admin)
 
 
 @asynccontextmanager
@@ -155,3 +167,24 @@ async def server_state(
             uid: ("\\Seen" in f, "\\Flagged" in f, "\\Answered" in f) for uid, f in flags.items()
         }
     return state
+
+
+Flags3 = tuple[bool, bool, bool]
+
+
+def state_differences(
+    stored: dict[str, dict[int, Flags3]], expected: dict[str, dict[int, Flags3]]
+) -> list[str]:
+    """Every way ``stored`` differs from ``expected`` ({folder: {uid: flags}}), in words."""
+    problems = []
+    for folder in sorted(set(stored) | set(expected)):
+        mine, theirs = stored.get(folder, {}), expected.get(folder, {})
+        if missing := sorted(set(theirs) - set(mine)):
+            problems.append(f"{folder}: missing uids {missing}")
+        if extra := sorted(set(mine) - set(theirs)):
+            problems.append(f"{folder}: extra uids {extra}")
+        wrong = {u: (mine[u], theirs[u]) for u in sorted(set(mine) & set(theirs))}
+        wrong = {u: pair for u, pair in wrong.items() if pair[0] != pair[1]}
+        if wrong:
+            problems.append(f"{folder}: flags (read, flagged, answered) stored vs server {wrong}")
+    return problems

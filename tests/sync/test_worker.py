@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,12 +24,14 @@ from core.sync.run import AUTH_FAILED_MESSAGE, AccountSyncRun
 from tests.support.app import RunningApp
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
+from tests.support.imap_quirks import QuirksProxy
 from tests.support.mailservers import ImapServer
 from tests.support.sync import (
     EVERY_RUN,
     burst_worker,
     connect_and_start,
     private_mailbox,
+    seen_through,
     sync_once,
 )
 from tests.support.websocket import receives_nothing, subscribe, websocket
@@ -242,3 +245,44 @@ async def test_idle_crons_log_nothing_and_the_filter_knows_arqs_lines(
             arq_log.removeFilter(installed)
     assert _arq_job_lines(caplog.records) == []
     assert any(r.name == "arq.worker" for r in caplog.records)  # the worker did log its start
+
+
+SYNC_NOW = """
+mutation($id: ID!) { syncNow(accountId: $id) { account { id } userErrors { code } } }
+"""
+
+
+async def test_sync_now_during_a_running_sync_gets_a_run_after_it(
+    gql: GraphQLClient,
+    runtime: Runtime,
+    new_user: NewUser,
+    dovecot: ImapServer,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    """The job id de-duplicates a syncNow that arrives while its run is under way: that
+    request must not be lost (nor wait a whole interval)."""
+    owner = await new_user()
+    client = gql.as_user(owner.token)
+    async with (
+        private_mailbox("dovecot", dovecot, tmp_path) as box,
+        QuirksProxy(box.server.host, box.server.port) as proxy,
+    ):
+        account_id = await connect_and_start(client, seen_through(box, proxy), labels=["INBOX"])
+        await sync_once(runtime, account_id)  # synced: the next run is an interval away
+        mark = len(proxy.commands)
+
+        held = proxy.hold("LIST")  # the run stops once logged in, until released
+        assert (await client.execute(SYNC_NOW, {"id": str(account_id)}))["syncNow"][
+            "userErrors"
+        ] == []
+        worker = asyncio.create_task(burst_worker(make_settings()))
+        await asyncio.wait_for(held.reached.wait(), 30)
+        during = await client.execute(SYNC_NOW, {"id": str(account_id)})
+        assert during["syncNow"]["userErrors"] == []
+        held.released.set()
+        await asyncio.wait_for(worker, 60)
+        await burst_worker(make_settings())  # whatever the first worker left queued
+
+        runs = [c for c in proxy.commands[mark:] if c.name == "LOGIN"]
+        assert len(runs) == 2, proxy.names(mark)

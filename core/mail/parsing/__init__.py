@@ -40,6 +40,7 @@ import logging
 from email.message import Message
 from email.parser import BytesParser
 
+from core.mail import fingerprint
 from core.mail.msgid import MAX_MSG_ID_BYTES
 from core.mail.parsing._defences import (
     _PARAM_FIELD,
@@ -81,6 +82,7 @@ __all__ = [
     "Address",
     "AttachmentInfo",
     "ParsedMessage",
+    "header_message_id",
     "parse_message",
     "thread_key_candidates",
 ]
@@ -121,6 +123,14 @@ def thread_key_candidates(parsed: ParsedMessage) -> tuple[str, ...]:
     if parsed.message_id is not None:
         ids.append(parsed.message_id)
     return tuple(dict.fromkeys(ids))
+
+
+def header_message_id(header: bytes) -> str | None:
+    """The Message-ID in raw header lines (e.g. a FETCH of ``HEADER.FIELDS (MESSAGE-ID)``),
+    as :func:`parse_message` would store it; None when there is none or it is malformed."""
+    values = fingerprint.header_values(header, "message-id")
+    ids = _msg_ids([values[0].decode("utf-8", "replace")], bare_ok=True) if values else []
+    return ids[0] if ids else None
 
 
 # --- the message ---------------------------------------------------------------------------
