@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from core.models import Folder, Message
@@ -33,6 +34,8 @@ def _small_message(index: int) -> bytes:
     ).encode()
 
 
+# ~50 s alone on 2 cores; room for a machine that is running other work too.
+@pytest.mark.timeout(300)
 async def test_ten_thousand_messages_sync_and_flags_scan_in_bounded_responses(
     gql: GraphQLClient,
     runtime: Runtime,
