@@ -77,6 +77,14 @@ class Settings(DatabaseSettings, OAuthSettings):
     mail_ports: str = "25,465,587,143,993,2525"
     # Seconds a request waits for a free database connection before UNAVAILABLE.
     db_pool_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Where `mailsync api` listens (its --host/--port flags override these).
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # /metrics answers only with this bearer token when set (else to anyone who reaches it).
+    metrics_token: str | None = None
+    # A worker serves its Prometheus metrics on this port (0: not served).
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
 
     @field_validator("redis_url")
     @classmethod
@@ -115,7 +123,7 @@ class Settings(DatabaseSettings, OAuthSettings):
         return KeyRing.from_settings(self.secret_keys)
 
 
-S = TypeVar("S", bound=DatabaseSettings)
+S = TypeVar("S", bound=BaseSettings)
 
 
 def load_settings(kind: type[S], **overrides: Any) -> S:
