@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from redis.exceptions import ResponseError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -22,6 +23,8 @@ from api.metrics import gauge_refresher, metrics_endpoint
 from api.oauth_callback import oauth_callback
 from api.request_id import RequestId
 from api.view import MailsyncGraphQL
+from api.web import ASSETS_PATH as WEB_ASSETS_PATH
+from api.web import web_app_response, web_assets
 from core.db import ping
 from core.metrics import track_pool
 from core.runtime import Runtime, open_runtime
@@ -101,11 +104,28 @@ def create_app(settings: Settings) -> Starlette:
     ]
     if settings.graphiql:
         routes.append(Mount(ASSETS_PATH, graphiql_assets()))
+    if settings.web_app:
+        routes.append(Route("/", lambda request: web_app_response()))
+        routes.append(Mount(WEB_ASSETS_PATH, web_assets()))
+    middleware = [
+        Middleware(RequestId),
+        Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes),
+    ]
+    if settings.cors_origin_list:
+        # Explicit origins only; no cookies are involved (the token is a header).
+        middleware.insert(
+            1,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origin_list,
+                allow_methods=["GET", "POST"],
+                allow_headers=["authorization", "content-type", "x-request-id"],
+                expose_headers=["x-request-id"],
+                max_age=600,
+            ),
+        )
     return Starlette(
         routes=routes,
-        middleware=[
-            Middleware(RequestId),
-            Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes),
-        ],
+        middleware=middleware,
         lifespan=lifespan,
     )

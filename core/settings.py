@@ -85,6 +85,15 @@ class Settings(DatabaseSettings, OAuthSettings):
     # A worker serves its Prometheus metrics on this port (0: not served).
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)
     worker_metrics_host: str = "127.0.0.1"
+    # The Sales Inbox web app at / (the API alone: false).
+    web_app: bool = True
+    # Origins (comma-separated, e.g. https://crm.example.com) whose pages may call the API
+    # from a browser; none by default: the web app is served from the API's own origin.
+    cors_origins: str = ""
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     @field_validator("redis_url")
     @classmethod
