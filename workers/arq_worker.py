@@ -18,6 +18,7 @@ from core.runtime import Runtime, open_runtime
 from core.settings import Settings
 from core.sync.parse_pool import INLINE, MessageParser
 from core.sync.run import tuning_for
+from workers.idle import watching_inboxes
 from workers.send_job import (
     SEND_JOB_MAX_TRIES,
     SEND_JOB_TIMEOUT_SECONDS,
@@ -94,7 +95,9 @@ async def run_worker(settings: Settings, *, burst: bool = False) -> None:
     parser = MessageParser(settings.parse_processes)
     try:
         async with open_runtime(settings) as runtime:
-            await run_until_done(build_worker(runtime, burst=burst, parser=parser), runtime)
+            worker = build_worker(runtime, burst=burst, parser=parser)
+            async with watching_inboxes(runtime, None if burst else worker):
+                await run_until_done(worker, runtime)
     finally:
         parser.close()
 
