@@ -117,6 +117,8 @@ class InboxWatcher:
                     await self._mark_established(True)
                     if changed_since(state, start.stored):
                         self._pushed()
+                    if failures:
+                        log.info("account %s: IDLE watcher reconnected", self.account_id)
                     failures = 0
                     await idle.watch(self._pushed, renew_after=settings.idle_renew_seconds)
                 except _FAULTS as error:

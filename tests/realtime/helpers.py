@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,3 +86,55 @@ def completed(event: dict[str, Any]) -> dict[str, Any]:
     assert event["type"] == "next", event
     data: dict[str, Any] = event["payload"]["data"]["syncCompleted"]
     return data
+
+
+class DroppingProxy:
+    """A loopback TCP proxy that can drop every connection it carries at once, as a NAT
+    or a load balancer forgetting its flows would (a clean close towards the client)."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.accepted = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> DroppingProxy:
+        self._server = await asyncio.start_server(self._serve, self.host, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.drop_all()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    @property
+    def live(self) -> int:
+        """Connections open through the proxy now."""
+        return len(self._writers) // 2
+
+    def drop_all(self) -> int:
+        writers = list(self._writers)
+        for writer in writers:
+            writer.transport.abort()
+        return len(writers) // 2
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        server_r, server_w = await asyncio.open_connection(*self.target)
+        self._writers |= {client_w, server_w}
+
+        async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            writer.transport.abort()
+
+        try:
+            await asyncio.gather(pump(client_r, server_w), pump(server_r, client_w))
+        finally:
+            self._writers -= {client_w, server_w}
