@@ -138,3 +138,14 @@ class DroppingProxy:
             await asyncio.gather(pump(client_r, server_w), pump(server_r, client_w))
         finally:
             self._writers -= {client_w, server_w}
+
+
+async def wait_started(process: WorkerProcess, within: float = 60) -> None:
+    """Until the worker runs (a loaded machine takes seconds to import it) and its IDLE
+    supervisor has ticked once."""
+
+    async def started() -> bool:
+        return "Starting worker" in process.tail(200)
+
+    await wait_until("the worker to start", started, within=within, log=process)
+    await asyncio.sleep(1.5)
