@@ -272,7 +272,7 @@ async def counts(database_url: str, ids: list[uuid.UUID]) -> dict[str, int]:
     rows = await sql(
         database_url,
         "SELECT count(*) FILTER (WHERE l.established_at IS NOT NULL AND l.expires_at > now()),"
-        " count(*) FILTER (WHERE a.status = 'ACTIVE' AND NOT a.initial_sync_pending)"
+        " count(*) FILTER (WHERE a.last_synced_at IS NOT NULL AND NOT a.initial_sync_pending)"
         " FROM mail_accounts a LEFT JOIN watcher_leases l ON l.account_id = a.id"
         " WHERE a.id = ANY($1::uuid[])",
         ids,

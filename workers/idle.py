@@ -31,6 +31,7 @@ from core.runtime import Runtime
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
+CONNECTING_AT_ONCE = 16  # watchers of one worker logging in at the same time
 
 
 def new_worker_id() -> str:
@@ -47,6 +48,8 @@ class IdleSupervisor:
         self._task: asyncio.Task[None] | None = None
         self._renewed = 0.0
         self._stopping: asyncio.Task[None] | None = None
+        self._gate = asyncio.Semaphore(CONNECTING_AT_ONCE)
+        self._releasing: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._supervise())
@@ -80,7 +83,7 @@ class IdleSupervisor:
             log.info("IDLE watchers: %d (+%d, -%d)", len(self.watchers), len(claimed), len(gone))
 
     def _start_watcher(self, account_id: uuid.UUID) -> None:
-        watcher = InboxWatcher(self.runtime, account_id, self.worker_id)
+        watcher = InboxWatcher(self.runtime, account_id, self.worker_id, self._gate)
         task = asyncio.get_running_loop().create_task(watcher.run())
         self.watchers[account_id] = task
         task.add_done_callback(lambda done: self._watcher_ended(account_id, done))
@@ -93,7 +96,9 @@ class IdleSupervisor:
             log.error("account %s: IDLE watcher failed", account_id, exc_info=task.exception())
         # Ended by itself (no IDLE, login refused, account gone): the lease goes back; the
         # claim takes only what is watchable, so it is not taken again for nothing.
-        asyncio.get_running_loop().create_task(self._release([account_id]))
+        releasing = asyncio.get_running_loop().create_task(self._release([account_id]))
+        self._releasing.add(releasing)
+        releasing.add_done_callback(self._releasing.discard)
 
     async def _release(self, ids: list[uuid.UUID]) -> None:
         with contextlib.suppress(Exception):

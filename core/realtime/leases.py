@@ -169,11 +169,15 @@ async def in_idle(session: AsyncSession, account_ids: Sequence[uuid.UUID]) -> se
     return {row[0] for row in rows}
 
 
-async def stored_inbox(session: AsyncSession, account_id: uuid.UUID) -> InboxState | None:
-    """INBOX as the last sync saw it (to tell whether mail came while nobody watched)."""
+async def stored_inbox(
+    session: AsyncSession, account_id: uuid.UUID
+) -> tuple[str, InboxState] | None:
+    """INBOX's stored name, and the folder as the last sync saw it (to tell whether mail
+    came while nobody watched)."""
     row = (
         await session.execute(
             select(
+                Folder.name,
                 Folder.uidvalidity,
                 Folder.uidnext,
                 Folder.server_message_count,
@@ -181,4 +185,6 @@ async def stored_inbox(session: AsyncSession, account_id: uuid.UUID) -> InboxSta
             ).where(Folder.account_id == account_id, func.upper(Folder.name) == "INBOX")
         )
     ).first()
-    return None if row is None else InboxState(row[0], row[1], row[2], row[3])
+    if row is None:
+        return None
+    return row[0], InboxState(row[1], row[2], row[3], row[4])

@@ -78,12 +78,22 @@ class InboxWatcher:
     """Watches one account until cancelled, or until there is nothing to watch (the server
     offers no IDLE, the login is refused, the account stopped syncing)."""
 
-    def __init__(self, runtime: Runtime, account_id: uuid.UUID, worker_id: str) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        account_id: uuid.UUID,
+        worker_id: str,
+        gate: asyncio.Semaphore | None = None,
+    ) -> None:
         self.runtime = runtime
         self.account_id = account_id
         self.worker_id = worker_id
+        # Shared by a worker's watchers: how many may be logging in at once (a worker that
+        # starts, or takes over hundreds, does not knock on the servers all together).
+        self.gate = gate or asyncio.Semaphore(1)
+        self.inbox = INBOX  # the stored name of the folder (servers may spell it "Inbox")
         self._pending: asyncio.TimerHandle | None = None
-        self._asking: asyncio.Task[None] | None = None
+        self._asking: set[asyncio.Task[None]] = set()
         self.pushes = 0
 
     async def run(self) -> None:
@@ -95,7 +105,8 @@ class InboxWatcher:
                 if start is None:
                     return
                 try:
-                    connection = await open_connection(start.login, self.runtime.mail_options)
+                    async with self.gate:
+                        connection = await open_connection(start.login, self.runtime.mail_options)
                 except (*_FAULTS, DecryptionError) as error:
                     if failure_of(error).auth:
                         log.warning(
@@ -138,12 +149,16 @@ class InboxWatcher:
             if account is None or account.status not in RUNNING:
                 return None
             try:
-                login = stored_imap_login(self.runtime, account)
+                login: ServerLogin | DecryptionError = stored_imap_login(self.runtime, account)
             except DecryptionError as error:
-                await record_failure(self.runtime, self.account_id, error)
-                return None
+                login = error
             stored = await leases.stored_inbox(session, self.account_id)
-        return _Start(login, stored)
+        if isinstance(login, DecryptionError):
+            await record_failure(self.runtime, self.account_id, login)
+            return None
+        if stored is not None:
+            self.inbox = stored[0]
+        return _Start(login, stored[1] if stored is not None else None)
 
     async def _mark_established(self, established: bool) -> None:
         async with session_scope(self.runtime.session_factory) as session:
@@ -164,12 +179,14 @@ class InboxWatcher:
 
     def _ask_soon(self) -> None:
         self._pending = None
-        self._asking = asyncio.get_running_loop().create_task(self._ask())
+        task = asyncio.get_running_loop().create_task(self._ask())
+        self._asking.add(task)  # held until done: the loop keeps only a weak reference
+        task.add_done_callback(self._asking.discard)
 
     async def _ask(self) -> None:
         try:
             await request_folder_sync(
-                self.runtime.session_factory, self.runtime.jobs, self.account_id, [INBOX]
+                self.runtime.session_factory, self.runtime.jobs, self.account_id, [self.inbox]
             )
         except Exception:
             # PostgreSQL or Redis blipped: ask again in a second (the push is not lost).
