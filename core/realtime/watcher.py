@@ -9,12 +9,14 @@ while it waits on the server; each database step is a short transaction of its o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
 from dataclasses import dataclass
 
 import aioimaplib
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.accounts import repository as accounts
 from core.accounts.logins import stored_imap_login
@@ -36,6 +38,13 @@ log = logging.getLogger(__name__)
 INBOX = "INBOX"
 FIRST_RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 300.0
+
+
+class _Lost(Exception):
+    """This connection is over (logged already): reconnect after a delay."""
+
+
+_DATABASE_FAULTS = (SQLAlchemyError, OSError, asyncio.TimeoutError)
 _FAULTS = (
     ServiceError,
     ImapCommandError,
@@ -95,53 +104,74 @@ class InboxWatcher:
         self._pending: asyncio.TimerHandle | None = None
         self._asking: set[asyncio.Task[None]] = set()
         self.pushes = 0
+        self.failures = 0  # faults in a row, for the reconnect delay
 
     async def run(self) -> None:
-        settings = self.runtime.settings
-        failures = 0
         try:
             while True:
-                start = await self._start()
-                if start is None:
-                    return
                 try:
-                    async with self.gate:
-                        connection = await open_connection(start.login, self.runtime.mail_options)
-                except (*_FAULTS, DecryptionError) as error:
-                    if failure_of(error).auth:
-                        log.warning(
-                            "account %s: IDLE login refused; watcher stops", self.account_id
-                        )
-                        await record_failure(self.runtime, self.account_id, error)
+                    if not await self._connect_and_watch():
                         return
-                    failures += 1
-                    log.info("account %s: IDLE connect failed (%s)", self.account_id, error)
-                    await asyncio.sleep(retry_delay(failures))
-                    continue
-                idle = IdleConnection(connection, settings.idle_answer_seconds)
-                try:
-                    if not idle.offers_idle:
-                        await self._mark_without_idle()
-                        log.info("account %s: the server offers no IDLE; polling", self.account_id)
-                        return
-                    state = await idle.select_inbox()
-                    await self._mark_established(True)
-                    if changed_since(state, start.stored):
-                        self._pushed()
-                    if failures:
-                        log.info("account %s: IDLE watcher reconnected", self.account_id)
-                    failures = 0
-                    await idle.watch(self._pushed, renew_after=settings.idle_renew_seconds)
-                except _FAULTS as error:
-                    failures += 1
-                    log.info("account %s: IDLE connection lost (%s)", self.account_id, error)
-                finally:
-                    idle.close()
-                await self._mark_established(False)
-                await asyncio.sleep(retry_delay(failures))
+                except _DATABASE_FAULTS as error:  # PostgreSQL busy or away: try again later
+                    log.info(
+                        "account %s: IDLE watcher: database fault (%s)", self.account_id, error
+                    )
+                except _Lost:
+                    pass
+                self.failures += 1
+                with contextlib.suppress(*_DATABASE_FAULTS):
+                    await self._mark_established(False)
+                await asyncio.sleep(retry_delay(self.failures))
         finally:
             if self._pending is not None:
                 self._pending.cancel()
+
+    async def _connect_and_watch(self) -> bool:
+        """One connection's life; False when there is nothing to watch any more. Up to
+        IDLE, it runs under the worker's gate (database reads, login, SELECT)."""
+        settings = self.runtime.settings
+        async with self.gate:
+            start = await self._start()
+            if start is None:
+                return False
+            try:
+                connection = await open_connection(start.login, self.runtime.mail_options)
+            except (*_FAULTS, DecryptionError) as error:
+                if failure_of(error).auth:
+                    log.warning("account %s: IDLE login refused; watcher stops", self.account_id)
+                    await record_failure(self.runtime, self.account_id, error)
+                    return False
+                log.info("account %s: IDLE connect failed (%s)", self.account_id, error)
+                raise _Lost from error
+            idle = IdleConnection(connection, settings.idle_answer_seconds)
+            try:
+                if not idle.offers_idle:
+                    await self._mark_without_idle()
+                    log.info("account %s: the server offers no IDLE; polling", self.account_id)
+                    idle.close()
+                    return False
+                state = await idle.select_inbox()
+                await self._mark_established(True)
+            except _FAULTS as error:
+                idle.close()
+                log.info("account %s: IDLE SELECT failed (%s)", self.account_id, error)
+                raise _Lost from error
+            except BaseException:
+                idle.close()
+                raise
+        try:
+            if changed_since(state, start.stored):
+                self._pushed()
+            if self.failures:
+                log.info("account %s: IDLE watcher reconnected", self.account_id)
+            self.failures = 0
+            await idle.watch(self._pushed, renew_after=settings.idle_renew_seconds)
+        except _FAULTS as error:
+            log.info("account %s: IDLE connection lost (%s)", self.account_id, error)
+            raise _Lost from error
+        finally:
+            idle.close()
+        return True
 
     async def _start(self) -> _Start | None:
         async with self.runtime.session_factory() as session:
