@@ -73,7 +73,9 @@ lock: $(STAMP)
 # Dovecot and mbsync, installed when missing) and BENCH=inbox (bench/inbox_bench.py: loads 1M
 # messages, several minutes); BENCH=hardening (bench/hardening_check.py: the hardening attacks'
 # figures against a separate `mailsync api` process); BENCH=image (bench/image_check.py: builds
-# the Containerfile with podman and syncs a mailbox through its api and worker). Servers: MAILSYNC_TEST_DATABASE_URL / MAILSYNC_TEST_REDIS_URL when
+# the Containerfile with podman and syncs a mailbox through its api and worker); BENCH=realtime
+# (bench/realtime_bench.py: IDLE push latency against polling, SIGKILL takeover, 1,000 idle
+# watchers' RSS and CPU). Servers: MAILSYNC_TEST_DATABASE_URL / MAILSYNC_TEST_REDIS_URL when
 # set, else embedded ones. One benchmark with options: make bench BENCH=inbox BENCH_ARGS=--help
 BENCH ?= sync inbox
 bench: $(STAMP)
@@ -84,6 +86,10 @@ ifneq ($(filter sync,$(BENCH)),)
 endif
 ifneq ($(filter inbox,$(BENCH)),)
 	$(BIN)/python -m bench.inbox_bench $(BENCH_ARGS)
+endif
+ifneq ($(filter realtime,$(BENCH)),)
+	@test -x /usr/sbin/dovecot -a -x /usr/lib/dovecot/imap || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dovecot-imapd; }
+	$(BIN)/python -m bench.realtime_bench $(BENCH_ARGS)
 endif
 ifneq ($(filter hardening,$(BENCH)),)
 	$(BIN)/python -m bench.hardening_check

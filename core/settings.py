@@ -77,6 +77,18 @@ class Settings(DatabaseSettings, OAuthSettings):
     mail_ports: str = "25,465,587,143,993,2525"
     # Seconds a request waits for a free database connection before UNAVAILABLE.
     db_pool_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Real time (IMAP IDLE on INBOX; README, "Real time"). idle_enabled=false: polling only.
+    idle_enabled: bool = True
+    # Accounts one worker process watches at most (one IMAP connection each).
+    idle_per_worker: int = Field(default=500, ge=0)
+    # A worker's hold on its watchers; a dead worker's are taken over once it runs out.
+    idle_lease_seconds: float = Field(default=20.0, ge=2, le=600)
+    # IDLE is re-issued this often (RFC 2177: before the server's 30-minute timeout).
+    idle_renew_seconds: float = Field(default=25 * 60.0, gt=0, le=29 * 60)
+    # A server must answer DONE (and SELECT, NOOP) within this, else the connection is dead.
+    idle_answer_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Pushes arriving this close together make one sync request.
+    idle_debounce_seconds: float = Field(default=0.05, ge=0, le=10)
     # Where `mailsync api` listens (its --host/--port flags override these).
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -122,6 +122,12 @@ async def sync_account(
     return await AccountSyncRun(runtime, account_id, tuning, folders=folders).run()
 
 
+async def record_failure(runtime: Runtime, account_id: uuid.UUID, error: BaseException) -> None:
+    """Record a fault met outside a run (an IDLE watcher's login) as a run would have:
+    lastError, backoff, and the status (AUTH_FAILED for a refused login)."""
+    await AccountSyncRun(runtime, account_id, tuning_for(runtime.settings))._fail(failure_of(error))
+
+
 def backoff(failures: int, base: timedelta) -> timedelta:
     """Exponential backoff with jitter: base, 2x, 4x... each +-50 %, and never past an hour
     (the delay before jitter stops at 40 minutes, so capped retries still spread out)."""
