@@ -23,6 +23,7 @@ from api.graphql.accounts.queries import AccountQueries
 from api.graphql.accounts.subscriptions import AccountSubscriptions
 from api.graphql.accounts.sync_mutations import SyncMutations
 from api.graphql.accounts.sync_subscriptions import SyncSubscriptions
+from api.graphql.conversations.queries import ConversationQueries
 from api.graphql.errors import TIMEOUT, PublicErrors, is_expected_error
 from api.graphql.execution import FastLeafExecutionContext
 from api.graphql.identity.queries import IdentityQueries
@@ -40,7 +41,13 @@ MAX_ALIASES = 20
 
 @strawberry.type
 class Query(
-    IdentityQueries, AccountQueries, OAuthQueries, InboxQueries, UsageQueries, SendingQueries
+    IdentityQueries,
+    AccountQueries,
+    OAuthQueries,
+    InboxQueries,
+    ConversationQueries,
+    UsageQueries,
+    SendingQueries,
 ):
     pass
 
