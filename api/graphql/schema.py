@@ -27,7 +27,7 @@ from api.graphql.conversations.queries import ConversationQueries
 from api.graphql.errors import TIMEOUT, PublicErrors, is_expected_error
 from api.graphql.execution import FastLeafExecutionContext
 from api.graphql.identity.queries import IdentityQueries
-from api.graphql.inbox.mutations import InboxMutations
+from api.graphql.inbox.mutations import InboxMutations, MoveMutations
 from api.graphql.inbox.queries import InboxQueries
 from api.graphql.limits import DocumentCache, GraphQLLimits, OperationLimits, refusal
 from api.graphql.sending.mutations import SendingMutations
@@ -53,7 +53,14 @@ class Query(
 
 
 @strawberry.type
-class Mutation(AccountMutations, OAuthMutations, SyncMutations, InboxMutations, SendingMutations):
+class Mutation(
+    AccountMutations,
+    OAuthMutations,
+    SyncMutations,
+    InboxMutations,
+    MoveMutations,
+    SendingMutations,
+):
     pass
 
 

@@ -62,6 +62,7 @@ LIST_COLUMNS = (
     Message.is_flagged,
     Message.has_attachments,
     Message.attachments,
+    Message.write_back_error,
 )
 
 
@@ -85,6 +86,7 @@ class MessageRow:
     is_flagged: bool
     has_attachments: bool
     attachments: list[dict[str, Any]]
+    write_back_error: str | None = None
 
 
 @dataclass(frozen=True)

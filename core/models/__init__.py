@@ -24,6 +24,7 @@ from core.models.oauth import OAuthGrant
 from core.models.outgoing import OutgoingMessage
 from core.models.thread import ThreadKey
 from core.models.user import ApiToken, User
+from core.models.write_back import PendingMove
 
 __all__ = [
     "AccountStatus",
@@ -42,6 +43,7 @@ __all__ = [
     "OutgoingMessage",
     "PastSync",
     "PauseReason",
+    "PendingMove",
     "Plan",
     "Role",
     "SendStatus",

@@ -77,6 +77,10 @@ class Message:
     is_flagged: bool
     has_attachments: bool
     attachments: list[Attachment] = strawberry.field(description="At most 50.")
+    write_back_error: str | None = strawberry.field(
+        description="Why the last move or delete of this message could not be done on the "
+        "mail server (it was undone); null otherwise."
+    )
     # Plain fields, not resolvers: a page of 50 would otherwise await 100 DataLoader calls.
     account: MailAccount
     folder: Folder
@@ -103,6 +107,7 @@ class Message:
             is_read=row.is_read,
             is_flagged=row.is_flagged,
             has_attachments=row.has_attachments,
+            write_back_error=row.write_back_error,
             attachments=[
                 Attachment(
                     id=strawberry.ID(f"{api_id}.{index}"),
