@@ -75,6 +75,8 @@ class Settings(DatabaseSettings, OAuthSettings):
     websocket_auth_recheck_seconds: float = Field(default=30.0, gt=0)
     # The ports mail servers may be on ("any": every port, for development).
     mail_ports: str = "25,465,587,143,993,2525"
+    # Minutes-long life of an attachment's signed downloadUrl, in seconds.
+    attachment_link_seconds: int = Field(default=600, ge=10, le=86_400)
     # Seconds a request waits for a free database connection before UNAVAILABLE.
     db_pool_timeout_seconds: float = Field(default=2.0, gt=0)
     # Real time (IMAP IDLE on INBOX; README, "Real time"). idle_enabled=false: polling only.

@@ -30,6 +30,7 @@ from core.mail.imap import Mailbox, imap_session
 from core.mail.mailbox import ImapCommandError, MailboxOps
 from core.mail.server import ServerLogin
 from core.models import MailAccount, PastSync
+from core.moves.write_back import push_local_moves
 from core.notifications import announce_now
 from core.oauth.tokens import SignInExpired
 from core.runtime import Runtime
@@ -213,6 +214,7 @@ class AccountSyncRun:
                 if self.only is not None:
                     folders = [f for f in folders if f.name in self.only]
                 await push_local_flags(self.runtime.session_factory, ops, self.account_id, folders)
+                await push_local_moves(self.runtime.session_factory, ops, self.account_id)
                 for position, folder in enumerate(folders):
                     if position and not await self._still_wanted():
                         return None  # paused or removed meanwhile: stop between folders

@@ -544,8 +544,8 @@ def test_alternative_inside_mixed_with_attachments() -> None:
     assert parsed.body_html == "<p>The <b>HTML</b>.</p>"
     assert parsed.snippet == "The text."
     assert parsed.attachments == (
-        AttachmentInfo("report.pdf", "application/pdf", len(pdf)),
-        AttachmentInfo(None, "text/plain", len("notes, no name")),
+        AttachmentInfo("report.pdf", "application/pdf", len(pdf), "2", "base64"),
+        AttachmentInfo(None, "text/plain", len("notes, no name"), "3"),
     )
     assert parsed.has_attachments
 
@@ -576,8 +576,8 @@ def test_inline_images_with_content_id_are_attachments() -> None:
     parsed = parse_message(raw(message))
     assert parsed.body_html == '<p><img src="cid:logo@x"></p>'
     assert parsed.attachments == (
-        AttachmentInfo("logo.png", "image/png", len(png)),
-        AttachmentInfo(None, "image/gif", len(png)),
+        AttachmentInfo("logo.png", "image/png", len(png), "2", "base64", "logo@x", True),
+        AttachmentInfo(None, "image/gif", len(png), "3", "base64", "x@x", True),
     )
 
 
@@ -688,7 +688,7 @@ def test_a_single_part_attachment_is_not_a_body() -> None:
     )
     parsed = parse_message(message)
     assert (parsed.body_text, parsed.body_html) == (None, None)
-    assert parsed.attachments == (AttachmentInfo("a.pdf", "application/pdf", 8),)
+    assert parsed.attachments == (AttachmentInfo("a.pdf", "application/pdf", 8, "1", "base64"),)
 
 
 def test_multipart_without_boundary_is_read_as_text() -> None:
@@ -795,7 +795,7 @@ def test_mixed_rfc2231_sections_do_not_break_the_stdlib_parser() -> None:
     ).replace('boundary="b1"', 'boundary="b1"' + mixed, 1)
     parsed = parse_message(raw(message.encode("latin-1")))
     assert (parsed.subject, parsed.body_text) == ("mixed", "body")
-    assert parsed.attachments == (AttachmentInfo("ü.pdf", "application/pdf", 3),)
+    assert parsed.attachments == (AttachmentInfo("ü.pdf", "application/pdf", 3, "2", "base64"),)
 
 
 def test_huge_header_count() -> None:
