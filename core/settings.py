@@ -77,6 +77,12 @@ class Settings(DatabaseSettings, OAuthSettings):
     mail_ports: str = "25,465,587,143,993,2525"
     # Seconds a request waits for a free database connection before UNAVAILABLE.
     db_pool_timeout_seconds: float = Field(default=2.0, gt=0)
+    # A worker that cannot reach Redis retries with backoff; after this many seconds
+    # without it, it exits non-zero so that its supervisor can act.
+    worker_redis_outage_seconds: float = Field(default=300.0, gt=0)
+    # On SIGTERM a worker takes no new jobs and lets running ones finish for this long
+    # before it cancels them (a job cancelled by shutdown runs again, not counted a try).
+    worker_drain_seconds: float = Field(default=20.0, ge=0)
 
     @field_validator("redis_url")
     @classmethod

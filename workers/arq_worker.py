@@ -7,17 +7,19 @@ which enqueues): the jobs are thin adapters from arq to core's entry points.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 
 from arq import cron
-from arq.worker import Worker, func
+from arq.worker import func
 
 from core.jobs import SEND_OUTGOING, SYNC_ACCOUNT
 from core.runtime import Runtime, open_runtime
 from core.settings import Settings
 from core.sync.parse_pool import INLINE, MessageParser
 from core.sync.run import tuning_for
+from workers.resilient import REDIS_FAULTS, MailsyncWorker
 from workers.send_job import (
     SEND_JOB_MAX_TRIES,
     SEND_JOB_TIMEOUT_SECONDS,
@@ -57,8 +59,8 @@ def quiet_idle_crons() -> None:
 
 def build_worker(
     runtime: Runtime, *, burst: bool = False, parser: MessageParser = INLINE
-) -> Worker:
-    return Worker(
+) -> MailsyncWorker:
+    return MailsyncWorker(
         functions=[
             func(
                 sync_account,
@@ -86,6 +88,7 @@ def build_worker(
         poll_delay=POLL_DELAY_SECONDS,
         keep_result=0,
         after_job_end=queue_sync_asked_during_the_job,
+        redis_outage_seconds=runtime.settings.worker_redis_outage_seconds,
     )
 
 
@@ -99,11 +102,14 @@ async def run_worker(settings: Settings, *, burst: bool = False) -> None:
         parser.close()
 
 
-async def run_until_done(worker: Worker, runtime: Runtime) -> None:
+async def run_until_done(worker: MailsyncWorker, runtime: Runtime) -> None:
     """Run the worker; on the way out wait for running jobs. Not ``Worker.close``: the Redis
-    pool is the runtime's (closed by it), and arq closes it with a deprecated call."""
+    pool is the runtime's (closed by it), and arq closes it with a deprecated call.
+    Raises :class:`workers.resilient.RedisOutage` after too long without Redis."""
     try:
+        await worker.wait_for_redis()
         await worker.async_run()
     finally:
         await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
-        await runtime.redis.delete(worker.health_check_key)
+        with contextlib.suppress(*REDIS_FAULTS):  # going away because Redis is: nothing to do
+            await runtime.redis.delete(worker.health_check_key)

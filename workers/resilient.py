@@ -1,0 +1,108 @@
+"""arq's Worker, made to outlive Redis blips and to drain on SIGTERM.
+
+Written for arq 0.28 (``arq>=0.28,<0.29``): it overrides ``Worker._poll_iteration`` and
+``Worker.start_jobs`` and reads ``Worker.allow_pick_jobs``; tests/workers/test_arq_internals.py
+fails, naming this module, when the installed arq moves out of that range.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from arq.worker import Worker
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+ARQ_VERSIONS = ((0, 28), (0, 29))  # [from, to): the range these overrides were written for
+RECONNECT_MIN_SECONDS = 0.2
+RECONNECT_MAX_SECONDS = 5.0
+# What a Redis that went away raises from redis-py (its ConnectionError, a refused or reset
+# socket, a WATCH that failed because the connection dropped mid-transaction).
+REDIS_FAULTS: tuple[type[BaseException], ...] = (RedisError, OSError)
+
+
+class RedisOutage(Exception):
+    """Redis stayed unreachable for longer than ``worker_redis_outage_seconds``."""
+
+
+class OutageClock:
+    """Backoff between reconnection attempts, and the time since Redis was last reachable."""
+
+    def __init__(self, limit_seconds: float) -> None:
+        self.limit_seconds = limit_seconds
+        self.since: float | None = None
+        self._delay = RECONNECT_MIN_SECONDS
+
+    def failed(self, exc: BaseException) -> float:
+        """Seconds to wait before trying again; raises :class:`RedisOutage` once too long."""
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+            log.warning(
+                "Redis unreachable (%s); retrying for up to %.0f s",
+                type(exc).__name__,
+                self.limit_seconds,
+            )
+        down = now - self.since
+        if down >= self.limit_seconds:
+            raise RedisOutage(f"Redis unreachable for {down:.0f} s; giving up") from exc
+        delay = self._delay
+        self._delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+        return min(delay, max(self.limit_seconds - down, 0.0) + 0.01)
+
+    def recovered(self) -> None:
+        if self.since is not None:
+            log.warning("Redis reachable again after %.1f s", time.monotonic() - self.since)
+        self.since = None
+        self._delay = RECONNECT_MIN_SECONDS
+
+
+class MailsyncWorker(Worker):
+    """A poll loop that survives Redis going away (running jobs carry on; polling resumes
+    with backoff once Redis is back), and exits with :class:`RedisOutage` after the
+    configured time without it."""
+
+    def __init__(self, *args: Any, redis_outage_seconds: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outage = OutageClock(redis_outage_seconds)
+
+    @property
+    def stopping(self) -> bool:
+        """A stop signal arrived: no new jobs; running ones are draining."""
+        return not self.allow_pick_jobs
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except REDIS_FAULTS as exc:
+            await asyncio.sleep(self.outage.failed(exc))
+        else:
+            self.outage.recovered()
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        # arq takes a semaphore slot and counts the job before its Redis transaction; a
+        # connection error there would leak both, and after max_jobs of them the worker
+        # would never take a job again.
+        for job_id in job_ids:
+            try:
+                await super().start_jobs([job_id])
+            except REDIS_FAULTS:
+                if job_id.decode() not in self.tasks:
+                    self.job_counter -= 1
+                    self.sem.release()
+                raise
+
+    async def wait_for_redis(self) -> None:
+        """Before starting: Redis reachable, or :class:`RedisOutage` after the limit."""
+        while True:
+            try:
+                await self.pool.ping()
+            except REDIS_FAULTS as exc:
+                await asyncio.sleep(self.outage.failed(exc))
+            else:
+                self.outage.recovered()
+                return
