@@ -82,7 +82,7 @@ class Settings(DatabaseSettings, OAuthSettings):
     worker_redis_outage_seconds: float = Field(default=300.0, gt=0)
     # On SIGTERM a worker takes no new jobs and lets running ones finish for this long
     # before it cancels them (a job cancelled by shutdown runs again, not counted a try).
-    worker_drain_seconds: float = Field(default=20.0, ge=0)
+    worker_drain_seconds: int = Field(default=20, ge=0)
 
     @field_validator("redis_url")
     @classmethod

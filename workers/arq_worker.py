@@ -19,7 +19,7 @@ from core.runtime import Runtime, open_runtime
 from core.settings import Settings
 from core.sync.parse_pool import INLINE, MessageParser
 from core.sync.run import tuning_for
-from workers.resilient import REDIS_FAULTS, MailsyncWorker
+from workers.resilient import REDIS_FAULTS, MailsyncWorker, counts_shutdown_apart
 from workers.send_job import (
     SEND_JOB_MAX_TRIES,
     SEND_JOB_TIMEOUT_SECONDS,
@@ -63,14 +63,14 @@ def build_worker(
     return MailsyncWorker(
         functions=[
             func(
-                sync_account,
+                counts_shutdown_apart(sync_account),
                 name=SYNC_ACCOUNT,
                 keep_result=0,
                 max_tries=3,
                 timeout=SYNC_JOB_TIMEOUT_SECONDS,
             ),
             func(
-                send_outgoing,
+                counts_shutdown_apart(send_outgoing),
                 name=SEND_OUTGOING,
                 keep_result=0,
                 max_tries=SEND_JOB_MAX_TRIES,
@@ -89,6 +89,9 @@ def build_worker(
         keep_result=0,
         after_job_end=queue_sync_asked_during_the_job,
         redis_outage_seconds=runtime.settings.worker_redis_outage_seconds,
+        # SIGTERM: no new jobs, running ones get this long to finish (arq's default of 0
+        # cancelled them at once, losing the work since their last checkpoint).
+        job_completion_wait=runtime.settings.worker_drain_seconds,
     )
 
 

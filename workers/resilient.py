@@ -1,17 +1,22 @@
 """arq's Worker, made to outlive Redis blips and to drain on SIGTERM.
 
-Written for arq 0.28 (``arq>=0.28,<0.29``): it overrides ``Worker._poll_iteration`` and
-``Worker.start_jobs`` and reads ``Worker.allow_pick_jobs``; tests/workers/test_arq_internals.py
-fails, naming this module, when the installed arq moves out of that range.
+Written for arq 0.28 (``arq>=0.28,<0.29``): it overrides ``Worker._poll_iteration``,
+``Worker.start_jobs`` and the two signal handlers, and undoes the try arq counts in its
+``arq:retry:`` key for a job cancelled by shutdown; tests/workers/test_arq_internals.py fails,
+naming this module, when the installed arq moves out of that range.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+from signal import Signals
 from typing import Any
 
+from arq.constants import retry_key_prefix
+from arq.typing import WorkerCoroutine
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
@@ -61,19 +66,68 @@ class OutageClock:
         self._delay = RECONNECT_MIN_SECONDS
 
 
+class Lifecycle:
+    """Shared by the worker and its jobs' ctx: whether a stop signal has arrived."""
+
+    stopping: bool = False
+
+
+LIFECYCLE = "mailsync_lifecycle"  # in ctx: the worker's Lifecycle
+_SHUTDOWN_CANCELLED = "mailsync_cancelled_by_shutdown"  # in a job's ctx
+
+
+def counts_shutdown_apart(job: WorkerCoroutine) -> WorkerCoroutine:
+    """Marks a job cancelled because its worker is stopping, so that the worker gives back
+    the try arq counted for it (see :meth:`MailsyncWorker.on_job_end`)."""
+
+    @functools.wraps(job)
+    async def run(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await job(ctx, *args, **kwargs)
+        except asyncio.CancelledError:
+            lifecycle = ctx.get(LIFECYCLE)
+            if isinstance(lifecycle, Lifecycle) and lifecycle.stopping:
+                ctx[_SHUTDOWN_CANCELLED] = True
+            raise
+
+    return run
+
+
+async def _give_back_shutdown_try(ctx: dict[str, Any]) -> None:
+    """arq's on_job_end: a job cancelled by shutdown runs again without using up a try
+    (arq counted one when it started the job; after max_tries it would refuse to run)."""
+    if ctx.get(_SHUTDOWN_CANCELLED):
+        redis = ctx["redis"]
+        await redis.decr(retry_key_prefix + ctx["job_id"])
+        log.info("%s: cancelled by shutdown; it runs again, not counted as a try", ctx["job_id"])
+
+
 class MailsyncWorker(Worker):
     """A poll loop that survives Redis going away (running jobs carry on; polling resumes
     with backoff once Redis is back), and exits with :class:`RedisOutage` after the
-    configured time without it."""
+    configured time without it. On SIGTERM/SIGINT it takes no new job, lets running ones
+    finish for ``job_completion_wait`` seconds, then cancels them (wrap job functions in
+    :func:`counts_shutdown_apart` so that such a cancellation is not counted as a try)."""
 
     def __init__(self, *args: Any, redis_outage_seconds: float, **kwargs: Any) -> None:
+        kwargs.setdefault("on_job_end", _give_back_shutdown_try)
         super().__init__(*args, **kwargs)
         self.outage = OutageClock(redis_outage_seconds)
+        self.lifecycle = Lifecycle()
+        self.ctx[LIFECYCLE] = self.lifecycle
 
     @property
     def stopping(self) -> bool:
         """A stop signal arrived: no new jobs; running ones are draining."""
-        return not self.allow_pick_jobs
+        return self.lifecycle.stopping
+
+    def handle_sig_wait_for_completion(self, signum: Signals) -> None:
+        self.lifecycle.stopping = True
+        super().handle_sig_wait_for_completion(signum)
+
+    def handle_sig(self, signum: Signals) -> None:
+        self.lifecycle.stopping = True
+        super().handle_sig(signum)
 
     async def _poll_iteration(self) -> None:
         try:
