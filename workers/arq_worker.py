@@ -19,7 +19,8 @@ from core.runtime import Runtime, open_runtime
 from core.settings import Settings
 from core.sync.parse_pool import INLINE, MessageParser
 from core.sync.run import tuning_for
-from workers.resilient import REDIS_FAULTS, MailsyncWorker, counts_shutdown_apart
+from workers.leases import REDIS_FAULTS
+from workers.resilient import MailsyncWorker, RedisOutage, counts_shutdown_apart
 from workers.send_job import (
     SEND_JOB_MAX_TRIES,
     SEND_JOB_TIMEOUT_SECONDS,
@@ -79,7 +80,9 @@ def build_worker(
         ],
         cron_jobs=[
             cron(schedule_due_syncs, second=set(range(0, 60, 10)), run_at_startup=True),
-            cron(requeue_unfinished_sends, minute=None, second=30),
+            # Every 10 s, between the scheduler's runs: a send whose job Redis lost, or whose
+            # worker died, is delivered (or settled) within half a minute.
+            cron(requeue_unfinished_sends, second=set(range(5, 60, 10))),
         ],
         redis_pool=runtime.redis,
         ctx={"runtime": runtime, "tuning": tuning_for(runtime.settings, parser)},
@@ -89,6 +92,7 @@ def build_worker(
         keep_result=0,
         after_job_end=queue_sync_asked_during_the_job,
         redis_outage_seconds=runtime.settings.worker_redis_outage_seconds,
+        lease_owner=runtime.redis_client_name,
         # SIGTERM: no new jobs, running ones get this long to finish (arq's default of 0
         # cancelled them at once, losing the work since their last checkpoint).
         job_completion_wait=runtime.settings.worker_drain_seconds,
@@ -112,7 +116,12 @@ async def run_until_done(worker: MailsyncWorker, runtime: Runtime) -> None:
     try:
         await worker.wait_for_redis()
         await worker.async_run()
+    except RedisOutage:
+        for task in worker.tasks.values():  # they cannot finish their jobs in arq anyway
+            task.cancel()
+        raise
     finally:
         await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+        await worker.stop_renewing()
         with contextlib.suppress(*REDIS_FAULTS):  # going away because Redis is: nothing to do
             await runtime.redis.delete(worker.health_check_key)

@@ -9,25 +9,25 @@ naming this module, when the installed arq moves out of that range.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from signal import Signals
 from typing import Any
 
 from arq.constants import retry_key_prefix
 from arq.typing import WorkerCoroutine
 from arq.worker import Worker
-from redis.exceptions import RedisError
+
+from workers.leases import REDIS_FAULTS, JobLeases
 
 log = logging.getLogger(__name__)
 
 ARQ_VERSIONS = ((0, 28), (0, 29))  # [from, to): the range these overrides were written for
 RECONNECT_MIN_SECONDS = 0.2
 RECONNECT_MAX_SECONDS = 5.0
-# What a Redis that went away raises from redis-py (its ConnectionError, a refused or reset
-# socket, a WATCH that failed because the connection dropped mid-transaction).
-REDIS_FAULTS: tuple[type[BaseException], ...] = (RedisError, OSError)
 
 
 class RedisOutage(Exception):
@@ -93,13 +93,7 @@ def counts_shutdown_apart(job: WorkerCoroutine) -> WorkerCoroutine:
     return run
 
 
-async def _give_back_shutdown_try(ctx: dict[str, Any]) -> None:
-    """arq's on_job_end: a job cancelled by shutdown runs again without using up a try
-    (arq counted one when it started the job; after max_tries it would refuse to run)."""
-    if ctx.get(_SHUTDOWN_CANCELLED):
-        redis = ctx["redis"]
-        await redis.decr(retry_key_prefix + ctx["job_id"])
-        log.info("%s: cancelled by shutdown; it runs again, not counted as a try", ctx["job_id"])
+Hook = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class MailsyncWorker(Worker):
@@ -109,12 +103,55 @@ class MailsyncWorker(Worker):
     finish for ``job_completion_wait`` seconds, then cancels them (wrap job functions in
     :func:`counts_shutdown_apart` so that such a cancellation is not counted as a try)."""
 
-    def __init__(self, *args: Any, redis_outage_seconds: float, **kwargs: Any) -> None:
-        kwargs.setdefault("on_job_end", _give_back_shutdown_try)
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        *args: Any,
+        redis_outage_seconds: float,
+        lease_owner: str,
+        after_job_end: Hook | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            *args,
+            on_job_start=self._job_started,
+            on_job_end=self._job_ended,
+            after_job_end=self._after_job_end,
+            **kwargs,
+        )
+        self._then_after_job_end = after_job_end
         self.outage = OutageClock(redis_outage_seconds)
         self.lifecycle = Lifecycle()
         self.ctx[LIFECYCLE] = self.lifecycle
+        self.leases = JobLeases(self.pool, lease_owner)
+        self._renewing: asyncio.Task[None] | None = None
+
+    async def main(self) -> None:
+        if self._renewing is None:
+            self._renewing = asyncio.create_task(self.leases.renew_forever())
+        await super().main()
+
+    async def stop_renewing(self) -> None:
+        """Once no job runs any more (the leases of any left then expire by themselves)."""
+        if self._renewing is not None:
+            self._renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewing
+            self._renewing = None
+
+    async def _job_started(self, ctx: dict[str, Any]) -> None:
+        await self.leases.taken(ctx["job_id"])
+
+    async def _job_ended(self, ctx: dict[str, Any]) -> None:
+        """A job cancelled by shutdown runs again without using up a try (arq counted one
+        when it started the job, and after max_tries it refuses to run it)."""
+        if ctx.get(_SHUTDOWN_CANCELLED):
+            await self.pool.decr(retry_key_prefix + ctx["job_id"])
+            log.info("%s: cancelled by shutdown; runs again, not counted a try", ctx["job_id"])
+
+    async def _after_job_end(self, ctx: dict[str, Any]) -> None:
+        await self.leases.released(ctx["job_id"])  # arq has deleted its marker by now
+        if self._then_after_job_end is not None:
+            await self._then_after_job_end(ctx)
 
     @property
     def stopping(self) -> bool:

@@ -1,6 +1,8 @@
 """A loopback TCP proxy with a gate: while it is closed, nothing from the server reaches the
 client (the client waits, as on a stalled link); opening it lets everything through. A
-test holds a job mid-run with it, for exactly as long as it needs."""
+test holds a job mid-run with it, for exactly as long as it needs. ``close_after(pattern)``
+closes the gate by itself once the client has sent ``pattern`` (e.g. the end of an SMTP
+DATA body: the server takes the message, its reply never arrives)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ class GateProxy:
     host: str = "127.0.0.1"
     port: int = 0
     accepted: int = 0
+    _close_after: bytes | None = None
     _open: asyncio.Event = field(default_factory=asyncio.Event)
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -27,6 +30,9 @@ class GateProxy:
 
     def close_gate(self) -> None:
         self._open.clear()
+
+    def close_after(self, pattern: bytes) -> None:
+        self._close_after = pattern
 
     async def __aenter__(self) -> GateProxy:
         self._server = await asyncio.start_server(self._serve, self.host, 0)
@@ -63,9 +69,15 @@ class GateProxy:
     async def _pump(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, gated: bool
     ) -> None:
+        tail = b""
         with contextlib.suppress(OSError):
             while data := await reader.read(_CHUNK):
                 if gated:
                     await self._open.wait()
+                elif (pattern := self._close_after) is not None:
+                    if pattern in tail + data:  # before the server can answer it
+                        self._close_after = None
+                        self._open.clear()
+                    tail = (tail + data)[-len(pattern) :]
                 writer.write(data)
                 await writer.drain()

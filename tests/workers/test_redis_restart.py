@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,9 +19,8 @@ from core.runtime import Runtime
 from core.settings import Settings
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
-from tests.support.mailservers import ImapServer
 from tests.support.private_servers import PrivateRedis, private_redis
-from tests.support.sync import Mailbox, connect_and_start, private_mailbox
+from tests.support.sync import Mailbox, connect_and_start
 from tests.support.worker_process import worker_process
 from tests.sync.test_sync_engine import make_message
 
@@ -54,12 +53,6 @@ async def wait_for_messages(
             raise AssertionError(f"{count} messages not stored within {seconds} s")
         await asyncio.sleep(0.1)
     return time.monotonic() - start
-
-
-@pytest.fixture
-async def mailbox(dovecot: ImapServer, tmp_path: Path) -> AsyncIterator[Mailbox]:
-    async with private_mailbox("dovecot", dovecot, tmp_path) as box:
-        yield box
 
 
 async def test_worker_survives_a_redis_restart_and_new_mail_still_arrives(
