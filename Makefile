@@ -54,7 +54,8 @@ lock: $(STAMP)
 # Benchmarks (print figures and ratios; not timed tests): BENCH=sync (bench/sync_bench.py, needs
 # Dovecot and mbsync, installed when missing) and BENCH=inbox (bench/inbox_bench.py: loads 1M
 # messages, several minutes); BENCH=hardening (bench/hardening_check.py: the hardening attacks'
-# figures against a separate `mailsync api` process). Servers: MAILSYNC_TEST_DATABASE_URL / MAILSYNC_TEST_REDIS_URL when
+# figures against a separate `mailsync api` process); BENCH=image (bench/image_check.py: builds
+# the Containerfile with podman and syncs a mailbox through its api and worker). Servers: MAILSYNC_TEST_DATABASE_URL / MAILSYNC_TEST_REDIS_URL when
 # set, else embedded ones. One benchmark with options: make bench BENCH=inbox BENCH_ARGS=--help
 BENCH ?= sync inbox
 bench: $(STAMP)
@@ -68,6 +69,10 @@ ifneq ($(filter inbox,$(BENCH)),)
 endif
 ifneq ($(filter hardening,$(BENCH)),)
 	$(BIN)/python -m bench.hardening_check
+endif
+ifneq ($(filter image,$(BENCH)),)
+	@command -v podman >/dev/null && command -v runc >/dev/null && command -v mmdebstrap >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y podman runc mmdebstrap; }
+	$(BIN)/python -m bench.image_check $(BENCH_ARGS)
 endif
 
 clean:

@@ -29,6 +29,7 @@ from api.body_limit import PAYLOAD_TOO_LARGE, json_error
 from api.graphiql import graphiql_page
 from api.graphql.context import Context
 from api.graphql.errors import UNAVAILABLE, UNAVAILABLE_MESSAGE, is_unavailable
+from core import metrics
 from core.events import CredentialsRevoked, Resubscribed
 from core.identity.service import authenticate_request
 from core.identity.viewer import Viewer
@@ -88,9 +89,12 @@ class SocketRegistry:
         if self._open.get(user_id, 0) >= self.per_user:
             return False
         self._open[user_id] = self._open.get(user_id, 0) + 1
+        metrics.WEBSOCKETS_OPEN.inc()
         return True
 
     def remove(self, user_id: uuid.UUID) -> None:
+        if user_id in self._open:
+            metrics.WEBSOCKETS_OPEN.dec()
         left = self._open.get(user_id, 0) - 1
         if left > 0:
             self._open[user_id] = left

@@ -138,6 +138,7 @@ def _banner(host: str, port: int, token: str, imap_port: int, smtp_port: int) ->
     return f"""
 mailsync is running.
 
+  Sales Inbox     http://{host}:{port}/   (sign in with the API token below)
   GraphiQL        {url}
   Demo user       {DEMO_EMAIL} (admin of "{DEMO_COMPANY}", plan POWER)
   API token       {token}

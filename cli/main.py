@@ -88,24 +88,29 @@ def _cmd_set_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_logging(quiet: bool = False) -> None:
+    from core.logs import LogSettings, configure_logging
+
+    configure_logging(load_settings(LogSettings), level="WARNING" if quiet else None)
+
+
 def _cmd_api(args: argparse.Namespace) -> int:
     from api.app import create_app
     from cli.serve import serve_app
 
-    serve_app(create_app(load_settings(Settings)), host=args.host, port=args.port)
+    _configure_logging()
+    settings = load_settings(Settings)
+    host = args.host if args.host is not None else settings.host
+    port = args.port if args.port is not None else settings.port
+    serve_app(create_app(settings), host=host, port=port)
     return 0
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    import logging
-
     from workers.arq_worker import run_worker
     from workers.resilient import RedisOutage
 
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    _configure_logging(quiet=args.quiet)
     settings = load_settings(Settings)
     try:
         with contextlib.suppress(asyncio.CancelledError):  # arq cancels its main task on SIGINT
@@ -173,8 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(run=_cmd_set_plan)
 
     sub = commands.add_parser("api", help="serve GraphQL over HTTP and websockets")
-    sub.add_argument("--host", default="127.0.0.1")
-    sub.add_argument("--port", type=int, default=8000)
+    sub.add_argument("--host", help="default: MAILSYNC_HOST, else 127.0.0.1")
+    sub.add_argument("--port", type=int, help="default: MAILSYNC_PORT, else 8000")
     sub.set_defaults(run=_cmd_api)
 
     sub = commands.add_parser(

@@ -10,6 +10,7 @@ from typing import Any
 from arq.worker import Retry
 
 from core.jobs import send_job_id
+from core.logs import job_logging
 from core.runtime import Runtime
 from core.sending import repository
 from core.sending.delivery import OutgoingDelivery
@@ -27,7 +28,8 @@ REQUEUE_BATCH = 1000
 
 async def send_outgoing(ctx: dict[str, Any], outgoing_id: str) -> None:
     runtime: Runtime = ctx["runtime"]
-    retry_in = await OutgoingDelivery(runtime, uuid.UUID(outgoing_id)).run()
+    with job_logging(outgoing_id=outgoing_id, job_try=ctx.get("job_try")):
+        retry_in = await OutgoingDelivery(runtime, uuid.UUID(outgoing_id)).run()
     if retry_in is not None:
         raise Retry(defer=retry_in)
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.jobs import sync_job_id
+from core.logs import job_logging
 from core.runtime import Runtime
 from core.sync import repository
 from core.sync.folder import SyncTuning
@@ -30,7 +31,8 @@ AGAIN = "mailsync_sync_again"  # in a job's ctx: the account to queue once arq l
 async def sync_account(ctx: dict[str, Any], account_id: str) -> dict[str, object] | None:
     runtime: Runtime = ctx["runtime"]
     tuning: SyncTuning = ctx.get("tuning") or tuning_for(runtime.settings)
-    result = await run_sync(runtime, uuid.UUID(account_id), tuning)
+    with job_logging(account_id=account_id, job_try=ctx.get("job_try")):
+        result = await run_sync(runtime, uuid.UUID(account_id), tuning)
     if result is None:
         return None
     if result.again:

@@ -22,6 +22,7 @@ class GateProxy:
     accepted: int = 0
     _close_after: bytes | None = None
     _open: asyncio.Event = field(default_factory=asyncio.Event)
+    _accepting: asyncio.Event = field(default_factory=asyncio.Event)  # set on each accept
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -33,6 +34,13 @@ class GateProxy:
 
     def close_after(self, pattern: bytes) -> None:
         self._close_after = pattern
+
+    async def wait_for_connections(self, count: int, seconds: float) -> None:
+        """Until ``count`` connections have been accepted in all (a job connected)."""
+        async with asyncio.timeout(seconds):
+            while self.accepted < count:
+                self._accepting.clear()
+                await self._accepting.wait()
 
     async def __aenter__(self) -> GateProxy:
         self._server = await asyncio.start_server(self._serve, self.host, 0)
@@ -50,6 +58,7 @@ class GateProxy:
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.accepted += 1
+        self._accepting.set()
         try:
             server_r, server_w = await asyncio.open_connection(self.target_host, self.target_port)
         except OSError:

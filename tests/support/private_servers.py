@@ -97,8 +97,21 @@ def private_redis() -> Iterator[PrivateRedis]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _pg_tool(name: str) -> str:
+    """``initdb``/``pg_ctl`` from PATH, else from Debian's versioned directory (the
+    postgresql package does not put them on PATH); a missing one fails the test."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    if not candidates:
+        raise FileNotFoundError(f"{name} not found: install the postgresql package")
+    return str(candidates[-1])  # the newest version
+
+
 def _as_postgres(args: list[str]) -> list[str]:
     """PostgreSQL refuses to run as root: run its tools as the ``postgres`` user then."""
+    args = [_pg_tool(args[0]), *args[1:]]
     if os.geteuid() == 0:
         return ["runuser", "-u", "postgres", "--", *args]
     return args

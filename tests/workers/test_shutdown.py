@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from arq.constants import retry_key_prefix
 
+from core.jobs import sync_job_id
 from core.runtime import Runtime
 from core.settings import Settings
 from tests.support.factories import TestUser
@@ -56,8 +58,9 @@ async def test_sigterm_lets_a_running_sync_finish(
     tmp_path: Path,
 ) -> None:
     account_id, gate = gated_account
+    connected = gate.accepted
     async with worker_process(make_settings(), tmp_path, worker_drain_seconds=10) as worker:
-        await worker.wait_for_log(f"→ sync:{account_id}", seconds=30)
+        await gate.wait_for_connections(connected + 1, seconds=30)  # the sync has begun
         await asyncio.sleep(0.5)
         worker.signal(signal.SIGTERM)
         await asyncio.sleep(1.5)  # the worker is draining: the job is still waiting
@@ -78,17 +81,20 @@ async def test_a_sync_cancelled_by_shutdown_is_not_counted_as_a_try(
     account_id, gate = gated_account
     outputs = []
     for _ in range(3):  # the job's max_tries: three deploys in a row cut it short
+        connected = gate.accepted
         async with worker_process(make_settings(), tmp_path, worker_drain_seconds=1) as worker:
-            await worker.wait_for_log(f"→ sync:{account_id}", seconds=30)
+            await gate.wait_for_connections(connected + 1, seconds=30)
             worker.signal(signal.SIGTERM)
             assert await worker.wait(seconds=15) == 0, worker.output()[-3000:]
             outputs.append(worker.output())
             assert "cancelled, will be run again" in outputs[-1], outputs[-1][-3000:]
     assert await stored(runtime, account_id) == 0
+    tries = await runtime.redis.get(f"{retry_key_prefix}{sync_job_id(account_id)}")
+    assert int(tries or 0) == 0, f"arq counted {tries!r} tries for runs cut short by shutdown"
 
     gate.open()
     async with worker_process(make_settings(), tmp_path) as worker:
         await wait_for_messages(runtime, account_id, 3, seconds=30)
         outputs.append(worker.output())
     every = "\n".join(outputs)
-    assert "max retries" not in every and "try=" not in every, every[-3000:]
+    assert "max retries" not in every, every[-3000:]
