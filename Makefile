@@ -41,8 +41,9 @@ run: $(STAMP)
 	$(BIN)/mailsync dev --port $(PORT) --imap-port $(IMAP_PORT) --smtp-port $(SMTP_PORT) \
 		--data-dir $(DATA_DIR)
 
+# make test PYTEST_ARGS='-m "not slow"': without the slow fault tests (CI runs them all).
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(CODE) tests migrations

@@ -109,11 +109,16 @@ def _cmd_api(args: argparse.Namespace) -> int:
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     from workers.arq_worker import run_worker
+    from workers.resilient import RedisOutage
 
     _configure_logging(quiet=args.quiet)
     settings = load_settings(Settings)
-    with contextlib.suppress(asyncio.CancelledError):  # arq cancels its main task on SIGINT
-        asyncio.run(run_worker(settings, burst=args.burst))
+    try:
+        with contextlib.suppress(asyncio.CancelledError):  # arq cancels its main task on SIGINT
+            asyncio.run(run_worker(settings, burst=args.burst))
+    except RedisOutage as exc:
+        print(f"mailsync: {exc}", file=sys.stderr)
+        return 3  # for a supervisor: restart me (or page someone) once Redis is back
     return 0
 
 

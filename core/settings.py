@@ -91,6 +91,12 @@ class Settings(DatabaseSettings, OAuthSettings):
     idle_answer_seconds: float = Field(default=10.0, gt=0, le=120)
     # Pushes arriving this close together make one sync request.
     idle_debounce_seconds: float = Field(default=0.05, ge=0, le=10)
+    # A worker that cannot reach Redis retries with backoff; after this many seconds
+    # without it, it exits non-zero so that its supervisor can act.
+    worker_redis_outage_seconds: float = Field(default=300.0, gt=0)
+    # On SIGTERM a worker takes no new jobs and lets running ones finish for this long
+    # before it cancels them (a job cancelled by shutdown runs again, not counted a try).
+    worker_drain_seconds: int = Field(default=20, ge=0)
     # Where `mailsync api` listens (its --host/--port flags override these).
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -7,11 +7,12 @@ which enqueues): the jobs are thin adapters from arq to core's entry points.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 
 from arq import cron
-from arq.worker import Worker, func
+from arq.worker import func
 
 from core.jobs import SEND_OUTGOING, SYNC_ACCOUNT
 from core.metrics import serve_worker_metrics, track_pool
@@ -20,6 +21,8 @@ from core.settings import Settings
 from core.sync.parse_pool import INLINE, MessageParser
 from core.sync.run import tuning_for
 from workers.idle import watching_inboxes
+from workers.leases import REDIS_FAULTS
+from workers.resilient import MailsyncWorker, RedisOutage, counts_shutdown_apart
 from workers.send_job import (
     SEND_JOB_MAX_TRIES,
     SEND_JOB_TIMEOUT_SECONDS,
@@ -63,18 +66,18 @@ def quiet_idle_crons() -> None:
 
 def build_worker(
     runtime: Runtime, *, burst: bool = False, parser: MessageParser = INLINE
-) -> Worker:
-    return Worker(
+) -> MailsyncWorker:
+    return MailsyncWorker(
         functions=[
             func(
-                sync_account,
+                counts_shutdown_apart(sync_account),
                 name=SYNC_ACCOUNT,
                 keep_result=0,
                 max_tries=3,
                 timeout=SYNC_JOB_TIMEOUT_SECONDS,
             ),
             func(
-                send_outgoing,
+                counts_shutdown_apart(send_outgoing),
                 name=SEND_OUTGOING,
                 keep_result=0,
                 max_tries=SEND_JOB_MAX_TRIES,
@@ -83,7 +86,9 @@ def build_worker(
         ],
         cron_jobs=[
             cron(schedule_due_syncs, second=set(range(0, 60, 10)), run_at_startup=True),
-            cron(requeue_unfinished_sends, minute=None, second=30),
+            # Every 10 s, between the scheduler's runs: a send whose job Redis lost, or whose
+            # worker died, is delivered (or settled) within half a minute.
+            cron(requeue_unfinished_sends, second=set(range(5, 60, 10))),
         ],
         redis_pool=runtime.redis,
         ctx={"runtime": runtime, "tuning": tuning_for(runtime.settings, parser)},
@@ -92,6 +97,11 @@ def build_worker(
         poll_delay=POLL_DELAY_SECONDS,
         keep_result=0,
         after_job_end=queue_sync_asked_during_the_job,
+        redis_outage_seconds=runtime.settings.worker_redis_outage_seconds,
+        lease_owner=runtime.redis_client_name,
+        # SIGTERM: no new jobs, running ones get this long to finish (arq's default of 0
+        # cancelled them at once, losing the work since their last checkpoint).
+        job_completion_wait=runtime.settings.worker_drain_seconds,
     )
 
 
@@ -110,11 +120,19 @@ async def run_worker(settings: Settings, *, burst: bool = False) -> None:
         parser.close()
 
 
-async def run_until_done(worker: Worker, runtime: Runtime) -> None:
+async def run_until_done(worker: MailsyncWorker, runtime: Runtime) -> None:
     """Run the worker; on the way out wait for running jobs. Not ``Worker.close``: the Redis
-    pool is the runtime's (closed by it), and arq closes it with a deprecated call."""
+    pool is the runtime's (closed by it), and arq closes it with a deprecated call.
+    Raises :class:`workers.resilient.RedisOutage` after too long without Redis."""
     try:
+        await worker.wait_for_redis()
         await worker.async_run()
+    except RedisOutage:
+        for task in worker.tasks.values():  # they cannot finish their jobs in arq anyway
+            task.cancel()
+        raise
     finally:
         await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
-        await runtime.redis.delete(worker.health_check_key)
+        await worker.stop_renewing()
+        with contextlib.suppress(*REDIS_FAULTS):  # going away because Redis is: nothing to do
+            await runtime.redis.delete(worker.health_check_key)
