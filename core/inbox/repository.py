@@ -62,6 +62,7 @@ LIST_COLUMNS = (
     Message.is_flagged,
     Message.has_attachments,
     Message.attachments,
+    Message.body_downloaded,
 )
 
 
@@ -85,6 +86,7 @@ class MessageRow:
     is_flagged: bool
     has_attachments: bool
     attachments: list[dict[str, Any]]
+    body_downloaded: bool = True
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,11 @@ class Message:
     is_flagged: bool
     has_attachments: bool
     attachments: list[Attachment] = strawberry.field(description="At most 50.")
+    body_downloaded: bool = strawberry.field(
+        description="False for a message larger than the maximum message size "
+        "(MAILSYNC_MAX_MESSAGE_BYTES): its headers are stored, its body is not downloaded "
+        "(bodyText and bodyHtml are empty)."
+    )
     # Plain fields, not resolvers: a page of 50 would otherwise await 100 DataLoader calls.
     account: MailAccount
     folder: Folder
@@ -87,6 +92,7 @@ class Message:
                 )
                 for a in row.attachments[:MAX_LISTED]
             ],
+            body_downloaded=row.body_downloaded,
             account=account,
             folder=folder,
             row=row,
