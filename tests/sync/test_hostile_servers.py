@@ -42,10 +42,11 @@ NewUser = Callable[..., Awaitable[TestUser]]
 RSS_BUDGET = 300 * 1024 * 1024
 SYNC_INTERVAL = 3.0
 MAIL_TIMEOUT = 6.0
-# New mail within the sync interval + 10 s (the scheduler's cron runs every 10 s), plus 1 s
-# for the healthy account's own run: mail that lands just after a run read the mailbox
-# waits the interval, up to 10 s for the cron, and the next run.
-HEALTHY_BOUND = SYNC_INTERVAL + 10 + 1
+# New mail within the sync interval + 10 s (the scheduler's cron runs every 10 s), plus 3 s
+# for the healthy account's own run: the mail is added just after its first run, so it
+# waits the interval, up to 10 s for the cron, then the next run (0.3 s on an idle machine,
+# 1-3 s on a loaded one). The starvation this catches was 18 s to over 40 s.
+HEALTHY_BOUND = SYNC_INTERVAL + 10 + 3
 
 
 @dataclass
@@ -387,7 +388,10 @@ async def test_a_flood_of_folders_is_capped_with_a_note(
         "The mail server lists 100,001 folders; only the first 1,000 are synced or shown, "
         "the rest are ignored."
     )
-    assert outcome.to_last_error is not None and outcome.to_last_error <= MAIL_TIMEOUT + 2
+    # The run reads all 100,001 lines (~1.5 s of CPU here) and stores 1,000 folders once:
+    # 13 s at the most on this 2-core machine under a load of 10; before, still SYNCING
+    # after 60 s.
+    assert outcome.to_last_error is not None and outcome.to_last_error <= 25
     async with runtime.session_factory() as session:
         names = list(
             await session.scalars(
