@@ -44,6 +44,9 @@ class Runtime:
             tls_ca_file=self.settings.tls_ca_file,
             ports=self.settings.allowed_mail_ports,
             greeting_timeout=self.settings.mail_greeting_timeout_seconds,
+            max_literal_bytes=self.settings.imap_max_literal_bytes,
+            max_line_bytes=self.settings.imap_max_line_bytes,
+            max_folders=self.settings.max_folders_per_account,
         )
 
 

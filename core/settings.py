@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.crypto import KeyRing, parse_keys
@@ -46,6 +46,18 @@ class Settings(DatabaseSettings, OAuthSettings):
     # Seconds an IMAP server that accepted the connection has to send its greeting: one
     # that never greets is given up on soon, and said so, not after the whole timeout.
     mail_greeting_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    # Caps on what an IMAP server may send (README, "Hostile mail servers"): a literal (a
+    # message body, a header) announced larger, or a line outside literals longer, is
+    # refused at once and the connection dropped. A UID SEARCH of a million UIDs is ~8 MB.
+    imap_max_literal_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024)
+    imap_max_line_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
+    # Messages larger than this (by RFC822.SIZE, read before any body) are stored with their
+    # headers only and marked as not downloaded. Fetching and parsing one costs about 7x its
+    # size at the peak (worker and parse process): 10 MB keeps a worker within 300 MB.
+    max_message_bytes: int = Field(default=10 * 1024 * 1024, ge=64 * 1024)
+    # Folders kept per account from the server's LIST (INBOX always): the rest are ignored,
+    # and the account's lastError says how many.
+    max_folders_per_account: int = Field(default=1000, ge=10, le=100_000)
     # A PEM bundle trusted in addition to the system CAs (a company's own mail CA, tests).
     tls_ca_file: str | None = None
     credential_checks_per_minute: int = Field(default=10, ge=1)
@@ -114,6 +126,14 @@ class Settings(DatabaseSettings, OAuthSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    @model_validator(mode="after")
+    def _message_fits_literal(self) -> Settings:
+        if self.max_message_bytes > self.imap_max_literal_bytes:
+            raise ValueError(
+                "MAILSYNC_MAX_MESSAGE_BYTES must not exceed MAILSYNC_IMAP_MAX_LITERAL_BYTES"
+            )
+        return self
 
     @field_validator("redis_url")
     @classmethod

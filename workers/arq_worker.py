@@ -52,10 +52,12 @@ class QuietIdleCrons(logging.Filter):
     scheduler's two lines every 10 s and two per sync, most of them finding nothing new,
     buried the log: about 14 million lines a day at 5,000 accounts). The job functions log
     what they did, and failures stay (arq logs them at WARNING or above), so an idle
-    worker and a no-change sync are silent at INFO."""
+    worker and a no-change sync are silent at INFO; at DEBUG arq's lines are all kept."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or not _ARQ_CRON_LINE.match(record.getMessage())
+        if record.levelno >= logging.WARNING or logging.getLogger().isEnabledFor(logging.DEBUG):
+            return True  # MAILSYNC_LOG_LEVEL=DEBUG: every job's start and end
+        return not _ARQ_CRON_LINE.match(record.getMessage())
 
 
 def quiet_idle_crons() -> None:

@@ -63,6 +63,7 @@ LIST_COLUMNS = (
     Message.has_attachments,
     Message.attachments,
     Message.write_back_error,
+    Message.body_downloaded,
 )
 
 
@@ -87,6 +88,7 @@ class MessageRow:
     has_attachments: bool
     attachments: list[dict[str, Any]]
     write_back_error: str | None = None
+    body_downloaded: bool = True
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ import aioimaplib
 from core.errors import ErrorCode, ServiceError
 from core.mail.folders import folder_role
 from core.mail.hosts import resolve_mail_host
-from core.mail.protocol import LinearIMAP4ClientProtocol
-from core.mail.server import MailConnectOptions, ServerLogin
+from core.mail.protocol import LinearIMAP4ClientProtocol, MailServerLimitExceeded
+from core.mail.server import DEFAULT_MAX_FOLDERS, MailConnectOptions, ServerLogin
 from core.mail.tls import client_tls_context
 from core.mail.utf7 import decode_mailbox_name, encode_mailbox_name
 from core.models.enums import ConnectionSecurity, FolderRole
@@ -71,8 +71,10 @@ class _DirectIMAP4(aioimaplib.IMAP4):
         port: int,
         timeout: float,
         ssl_context: ssl.SSLContext | None,
+        options: MailConnectOptions,
     ) -> None:
         self._address = address
+        self._options = options
         super().__init__(host=host, port=port, timeout=timeout, ssl_context=ssl_context)
 
     def create_client(
@@ -85,6 +87,8 @@ class _DirectIMAP4(aioimaplib.IMAP4):
     ) -> None:
         running = loop or asyncio.get_running_loop()
         self.protocol = LinearIMAP4ClientProtocol(running, None)
+        self.protocol.max_literal_bytes = self._options.max_literal_bytes
+        self.protocol.max_line_bytes = self._options.max_line_bytes
         self._client_task = running.create_task(
             running.create_connection(
                 lambda: self.protocol,
@@ -99,16 +103,22 @@ class _DirectIMAP4(aioimaplib.IMAP4):
 class ImapConnection:
     """An authenticated IMAP session."""
 
-    def __init__(self, client: aioimaplib.IMAP4, login: ServerLogin) -> None:
+    def __init__(
+        self, client: aioimaplib.IMAP4, login: ServerLogin, max_folders: int = DEFAULT_MAX_FOLDERS
+    ) -> None:
         self.client = client
         self.login = login
+        self.max_folders = max_folders
+        self.folders_ignored = 0  # by the last list_mailboxes, past ``max_folders``
 
     @property
     def capabilities(self) -> frozenset[str]:
         return frozenset(c.upper() for c in self.client.protocol.capabilities)
 
     async def list_mailboxes(self) -> list[Mailbox]:
-        """Every selectable mailbox, with its role."""
+        """The selectable mailboxes, with their roles: INBOX and then the first of the
+        others in the server's order, ``max_folders`` in all; ``folders_ignored`` says how
+        many more the server listed."""
         if "SPECIAL-USE" in self.capabilities:
             response = await self.client.list('""', '"*" RETURN (SPECIAL-USE)')
         else:
@@ -118,7 +128,9 @@ class ImapConnection:
                 ErrorCode.SERVER_UNREACHABLE,
                 f"{self.login.host} refused to list its folders.",
             )
-        return parse_list_response(response.lines)
+        listed = parse_list_response(response.lines, self.max_folders)
+        self.folders_ignored = listed.ignored
+        return listed.mailboxes
 
     async def append_unless_present(
         self, mailbox: str, raw: bytes, message_id: str, when: datetime
@@ -151,29 +163,59 @@ class ImapConnection:
         _close(self.client)
 
 
-def parse_list_response(lines: list[bytes | bytearray]) -> list[Mailbox]:
+@dataclass(frozen=True)
+class FolderList:
+    mailboxes: list[Mailbox]
+    ignored: int  # selectable mailboxes past the cap
+
+
+def parse_list_response(
+    lines: list[bytes | bytearray], max_folders: int = DEFAULT_MAX_FOLDERS
+) -> FolderList:
+    """Parses at most ``max_folders`` mailboxes (INBOX always among them, wherever the
+    server lists it); the lines past the cap are only counted, with a test per line that
+    costs about a microsecond, so a flood of folders costs little."""
     mailboxes: list[Mailbox] = []
+    ignored = 0
+    have_inbox = False
     index = 0
     while index < len(lines):
-        match = _LIST_LINE.match(bytes(lines[index]))
-        index += 1
-        if match is None:
-            continue
-        raw_name = match.group("name")
-        literal = _LITERAL.match(raw_name)
-        if literal and index < len(lines):
-            raw_name = bytes(lines[index])
+        room = max_folders - len(mailboxes) - (0 if have_inbox else 1)
+        line = lines[index]
+        if room <= 0 and not (not have_inbox and _may_be_inbox(line)):
             index += 1
-        name = decode_mailbox_name(_unquote(raw_name.decode("utf-8", "replace")))
-        attributes = tuple(match.group("attrs").decode().split())
-        if any(a.lower() in ("\\noselect", "\\nonexistent") for a in attributes):
+            ignored += isinstance(line, bytes) and line.startswith(b"(")
             continue
-        delim_raw = match.group("delim").decode()
-        delimiter = None if delim_raw == "NIL" else _unquote(delim_raw)
-        mailboxes.append(
-            Mailbox(name, delimiter, attributes, folder_role(name, delimiter, attributes))
-        )
-    return mailboxes
+        mailbox, index = _list_item(lines, index)
+        if mailbox is None or (room <= 0 and mailbox.role is not FolderRole.INBOX):
+            continue
+        have_inbox = have_inbox or mailbox.role is FolderRole.INBOX
+        mailboxes.append(mailbox)
+    return FolderList(mailboxes, ignored)
+
+
+def _may_be_inbox(line: bytes | bytearray) -> bool:
+    return isinstance(line, bytes) and line[-8:].upper().endswith((b" INBOX", b' "INBOX"'))
+
+
+def _list_item(lines: list[bytes | bytearray], index: int) -> tuple[Mailbox | None, int]:
+    """The selectable mailbox of the LIST line at ``index``, if any, and the next index."""
+    match = _LIST_LINE.match(bytes(lines[index]))
+    index += 1
+    if match is None:
+        return None, index
+    raw_name = match.group("name")
+    literal = _LITERAL.match(raw_name)
+    if literal and index < len(lines):
+        raw_name = bytes(lines[index])
+        index += 1
+    attributes = tuple(match.group("attrs").decode().split())
+    if any(a.lower() in ("\\noselect", "\\nonexistent") for a in attributes):
+        return None, index
+    name = decode_mailbox_name(_unquote(raw_name.decode("utf-8", "replace")))
+    delim_raw = match.group("delim").decode()
+    delimiter = None if delim_raw == "NIL" else _unquote(delim_raw)
+    return Mailbox(name, delimiter, attributes, folder_role(name, delimiter, attributes)), index
 
 
 def _unquote(text: str) -> str:
@@ -216,7 +258,7 @@ async def _connect_and_login(login: ServerLogin, options: MailConnectOptions) ->
             address = await resolve_mail_host(
                 host, login.port, allow_private=options.allow_private_hosts, ports=options.ports
             )
-            client = _DirectIMAP4(host, address, login.port, options.timeout, implicit_tls)
+            client = _DirectIMAP4(host, address, login.port, options.timeout, implicit_tls, options)
             await _greeting(client, login, options.greeting_timeout or options.timeout)
             if login.security is ConnectionSecurity.STARTTLS and tls is not None:
                 await _starttls(client, host, tls)
@@ -227,7 +269,7 @@ async def _connect_and_login(login: ServerLogin, options: MailConnectOptions) ->
             if not any(b"CAPABILITY" in bytes(line) for line in response.lines):
                 # Servers announce more once logged in; most say so in LOGIN's OK already.
                 await client.protocol.capability()
-            return ImapConnection(client, login)
+            return ImapConnection(client, login, options.max_folders)
     except ServiceError:
         _close(client)
         raise
@@ -238,7 +280,20 @@ async def _connect_and_login(login: ServerLogin, options: MailConnectOptions) ->
             f"The TLS handshake with {host} failed ({_ssl_reason(exc)}).",
             "security",
         ) from None
-    except (TimeoutError, OSError, aioimaplib.AioImapException) as exc:
+    except MailServerLimitExceeded as exc:
+        _close(client)
+        raise ServiceError(ErrorCode.SERVER_UNREACHABLE, exc.message, "host") from None
+    except TimeoutError:
+        _close(client)
+        greeted = client is not None and client.protocol.greeted.is_set()
+        raise ServiceError(
+            ErrorCode.SERVER_UNREACHABLE,
+            stopped_answering(host, login.port, options.timeout)
+            if greeted
+            else f"Could not reach an IMAP server at {host}:{login.port} (timed out).",
+            "host",
+        ) from None
+    except (OSError, aioimaplib.AioImapException) as exc:
         _close(client)
         raise ServiceError(
             ErrorCode.SERVER_UNREACHABLE,
@@ -249,11 +304,13 @@ async def _connect_and_login(login: ServerLogin, options: MailConnectOptions) ->
 
 async def _greeting(client: aioimaplib.IMAP4, login: ServerLogin, seconds: float) -> None:
     """Connected (TCP, and TLS for SSL), then the server's greeting within ``seconds``: a
-    server that accepts connections and never speaks is named as such."""
+    server that accepts connections and never speaks is named as such. Its capabilities
+    (the CAPABILITY aioimaplib sends on the greeting) then come within the caller's bound."""
     await client._client_task  # its failures are the connection's (refused, TLS, ...)
+    protocol = client.protocol
     try:
         async with asyncio.timeout(seconds):
-            await client.wait_hello_from_server()
+            await protocol.greeted.wait()
     except TimeoutError:
         raise ServiceError(
             ErrorCode.SERVER_UNREACHABLE,
@@ -261,6 +318,20 @@ async def _greeting(client: aioimaplib.IMAP4, login: ServerLogin, seconds: float
             f"within {seconds:g} s.",
             "host",
         ) from None
+    await protocol.hello.wait()
+    if protocol.greeting_refused:
+        raise ServiceError(
+            ErrorCode.SERVER_UNREACHABLE,
+            f"{login.host}:{login.port} refused the connection in its greeting.",
+            "host",
+        )
+
+
+def stopped_answering(host: str, port: int, seconds: float) -> str:
+    return (
+        f"The IMAP server at {host}:{port} stopped answering (no reply within {seconds:g} s); "
+        "retrying later."
+    )
 
 
 async def _password_login(client: aioimaplib.IMAP4, login: ServerLogin) -> Any:

@@ -6,12 +6,15 @@ Responses are parsed from aioimaplib's raw lines; callers keep each response sma
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from core.mail import fingerprint
+from core.mail.bodystructure import attachments_of
 from core.mail.imap import ImapConnection
+from core.mail.parsing.model import AttachmentInfo
 from core.mail.utf7 import encode_mailbox_name
 
 _STATUS_ITEMS = re.compile(rb"([A-Z]+) (\d+)")
@@ -68,7 +71,9 @@ class FetchedMessage:
     modseq: int | None
     internal_date: str | None
     size: int
-    raw: bytes
+    raw: bytes  # the whole message, or only its header block when not ``body_downloaded``
+    body_downloaded: bool = True
+    structure: tuple[AttachmentInfo, ...] = ()  # its attachments, from BODYSTRUCTURE, if not
 
 
 class ImapCommandError(Exception):
@@ -254,7 +259,10 @@ class MailboxOps:
     async def store_flags(self, uids: str, *, add: bool, flags: str) -> None:
         """UID STORE +FLAGS.SILENT / -FLAGS.SILENT, e.g. ``flags="(\\Seen)"``."""
         action = "+FLAGS.SILENT" if add else "-FLAGS.SILENT"
-        response = await self.client.uid("store", uids, action, flags)
+        # aioimaplib times UID FETCH, not UID STORE: a server that stops answering here
+        # would hold the run until the job's timeout.
+        async with asyncio.timeout(self.client.timeout):
+            response = await self.client.uid("store", uids, action, flags)
         _check(response, "UID STORE")
 
     async def fetch_uids(self, uids: str) -> list[int]:
@@ -313,9 +321,25 @@ class MailboxOps:
                 found.append(item)
         return found
 
-    async def fetch_messages(self, uids: str) -> list[FetchedMessage]:
-        """Whole messages with their flags; the order is the server's."""
-        items = "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]"
+    async def fetch_sizes(self, uids: str) -> dict[int, int]:
+        """RFC822.SIZE by UID: read before any body is asked for."""
+        response = await self.client.uid("fetch", uids, "(UID RFC822.SIZE)")
+        _check(response, "UID FETCH RFC822.SIZE")
+        sizes: dict[int, int] = {}
+        for line in _bytes_lines(response):
+            uid = _UID.search(line) if _FETCH_START.match(line) else None
+            size = _SIZE.search(line) if uid is not None else None
+            if uid is not None and size is not None:
+                sizes[int(uid.group(1))] = int(size.group(1))
+        return sizes
+
+    async def fetch_messages(
+        self, uids: str, *, headers_only: bool = False
+    ) -> list[FetchedMessage]:
+        """Whole messages with their flags; the order is the server's. ``headers_only``: the
+        header block instead (``body_downloaded`` False), for messages too large to fetch."""
+        section = "BODY.PEEK[HEADER] BODYSTRUCTURE" if headers_only else "BODY.PEEK[]"
+        items = f"(UID FLAGS INTERNALDATE RFC822.SIZE {section}"
         items += " MODSEQ)" if self.condstore else ")"
         response = await self.client.uid("fetch", uids, items)
         _check(response, "UID FETCH BODY")
@@ -338,6 +362,8 @@ class MailboxOps:
                     internal_date=date.group(1).decode() if date else None,
                     size=int(size.group(1)) if size else len(raw),
                     raw=raw,
+                    body_downloaded=not headers_only,
+                    structure=attachments_of(meta) if headers_only else (),
                 )
             )
         return messages

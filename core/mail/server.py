@@ -5,7 +5,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from core.errors import ErrorCode, ServiceError
+from core.mail.protocol import DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_LITERAL_BYTES
 from core.models.enums import ConnectionSecurity
+
+DEFAULT_MAX_FOLDERS = 1000
 
 # IMAP quoted strings and SMTP AUTH lines end at CR/LF: one inside a user name or password
 # would end the command and start another of the user's choosing.
@@ -107,3 +110,6 @@ class MailConnectOptions:
     tls_ca_file: str | None
     ports: frozenset[int] | None = None  # the ports a mail server may be on (None: any)
     greeting_timeout: float | None = None  # for the IMAP greeting (None: ``timeout``)
+    max_literal_bytes: int = DEFAULT_MAX_LITERAL_BYTES  # a larger IMAP literal is refused
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES  # and so is a longer line outside literals
+    max_folders: int = DEFAULT_MAX_FOLDERS  # mailboxes kept from a LIST; the rest ignored

@@ -89,6 +89,8 @@ class Message(Base):
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
     body_text: Mapped[str | None] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
+    # False: larger than the maximum message size; headers and structure only, no body.
+    body_downloaded: Mapped[bool] = mapped_column(Boolean, server_default="true")
     size: Mapped[int] = mapped_column(Integer, server_default="0")
     # core.mail.fingerprint of the raw headers and size: re-finds the row after the server
     # renumbers the folder, also without a (unique) Message-ID. NULL for rows stored

@@ -60,6 +60,8 @@ class SyncTuning:
     flags_chunk: int = 250  # UIDs per FLAGS FETCH: keeps every response small
     full_flag_scan_every: timedelta = field(default=timedelta(minutes=5))
     parser: MessageParser = INLINE
+    chunk_bytes: int = 8 * 1024 * 1024  # and at most this many bytes per chunk
+    max_message_bytes: int = 10 * 1024 * 1024  # larger: headers only, body not downloaded
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ class FolderSync:
             chunk=tuning.fetch_chunk,
             parser=tuning.parser,
             progress=progress,
+            chunk_bytes=tuning.chunk_bytes,
+            max_message_bytes=tuning.max_message_bytes,
         )
 
     async def run(self) -> SyncCounts:

@@ -1,10 +1,14 @@
 """Fetching, parsing and storing whole messages of one folder, as a pipeline.
 
-While one chunk is written, the next is parsed (in a pool process when configured) and
-the one after is on the wire. Chunks are written in order, each in one transaction with
-the checkpoint that covers it, so a crash loses at most the one parsed chunk that was
-waiting for its turn, and a rerun never duplicates (``ON CONFLICT DO NOTHING`` on
-(folder, uid)).
+Sizes first: ``RFC822.SIZE`` of every message is read before any body, so chunks are cut
+by bytes as well as by count, and a message larger than the maximum message size is
+fetched as its header block only (stored with ``body_downloaded`` false). While one chunk
+is written, the next is parsed (in a pool process when configured) and the one after is
+on the wire, unless those two chunks are large together: then the next fetch waits for
+the write, so that at most two chunks' bytes are in memory. Chunks are written in order,
+each in one transaction with the checkpoint that covers it, so a crash loses at most the
+one parsed chunk that was waiting for its turn, and a rerun never duplicates (``ON
+CONFLICT DO NOTHING`` on (folder, uid)).
 """
 
 from __future__ import annotations
@@ -28,8 +32,36 @@ Checkpoint = Callable[[list[int]], dict[str, Any]]
 _Stage = tuple[list[int], list[FetchedMessage], "asyncio.Task[list[ParsedMessage]]"]
 
 
+SIZES_CHUNK = 1000  # UIDs per RFC822.SIZE FETCH (about 40 bytes of answer each)
+
+
 def chunks(items: Sequence[int], size: int) -> list[list[int]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def byte_chunks(
+    uids: Sequence[int], sizes: dict[int, int], *, count: int, budget: int, max_message: int
+) -> list[list[int]]:
+    """``uids`` in order, cut into chunks of at most ``count`` messages and ``budget``
+    bytes (a message larger than the budget is a chunk of its own); a message above
+    ``max_message`` counts as its header only. UIDs of unknown size count as small."""
+    parts: list[list[int]] = []
+    part: list[int] = []
+    used = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        cost = HEADER_ESTIMATE if size > max_message else size
+        if part and (len(part) >= count or used + cost > budget):
+            parts.append(part)
+            part, used = [], 0
+        part.append(uid)
+        used += cost
+    if part:
+        parts.append(part)
+    return parts
+
+
+HEADER_ESTIMATE = 16 * 1024  # what a header-only fetch of one large message costs
 
 
 class MessagePipeline:
@@ -45,6 +77,8 @@ class MessagePipeline:
         chunk: int,
         parser: MessageParser,
         progress: Progress,
+        chunk_bytes: int = 8 * 1024 * 1024,
+        max_message_bytes: int = 10 * 1024 * 1024,
     ) -> None:
         self.sessions = sessions
         self.ops = ops
@@ -53,8 +87,11 @@ class MessagePipeline:
         self.folder_id = folder_id
         self.folder_name = folder_name
         self.chunk = chunk
+        self.chunk_bytes = chunk_bytes
+        self.max_message_bytes = max_message_bytes
         self.parser = parser
         self.progress = progress
+        self._sizes: dict[int, int] = {}
 
     async def store(
         self,
@@ -64,7 +101,16 @@ class MessagePipeline:
     ) -> int:
         """Store ``uids`` in this order; each chunk commits with ``checkpoint(chunk)``,
         then ``saved`` hears those values. The number of rows inserted."""
-        parts = chunks(uids, self.chunk)
+        self._sizes = {}
+        for batch in chunks(uids, SIZES_CHUNK):
+            self._sizes.update(await self.ops.fetch_sizes(uid_set(batch)))
+        parts = byte_chunks(
+            uids,
+            self._sizes,
+            count=self.chunk,
+            budget=self.chunk_bytes,
+            max_message=self.max_message_bytes,
+        )
         fetching = self._fetch(parts[0]) if parts else None
         previous: _Stage | None = None
         in_flight: list[asyncio.Task[Any]] = []
@@ -73,13 +119,22 @@ class MessagePipeline:
             for index, part in enumerate(parts):
                 assert fetching is not None
                 fetched = await fetching
-                fetching = self._fetch(parts[index + 1]) if index + 1 < len(parts) else None
+                following = parts[index + 1] if index + 1 < len(parts) else None
+                # Two large chunks at once would not fit the memory budget: the next one
+                # is fetched once the previous is written (this one is parsing meanwhile).
+                overlap = following is not None and (
+                    self._bytes(part) + self._bytes(following) <= self.chunk_bytes
+                )
+                fetching = self._fetch(following) if following is not None and overlap else None
                 parsing = asyncio.create_task(self.parser.parse([m.raw for m in fetched]))
                 in_flight = [parsing] + ([fetching] if fetching is not None else [])
                 if previous is not None:
                     inserted += await self._write(previous, checkpoint, saved)
                     done += len(previous[0])
                     await self.progress(self.folder_name, done, len(uids))
+                if following is not None and fetching is None:
+                    fetching = self._fetch(following)
+                    in_flight.append(fetching)
                 previous = (part, fetched, parsing)
             if previous is not None:
                 inserted += await self._write(previous, checkpoint, saved)
@@ -93,8 +148,23 @@ class MessagePipeline:
                     task.exception()  # retrieved: the error that matters is already raised
         return inserted
 
+    def _bytes(self, part: list[int]) -> int:
+        return sum(
+            HEADER_ESTIMATE if size > self.max_message_bytes else size
+            for size in (self._sizes.get(uid, 0) for uid in part)
+        )
+
     def _fetch(self, part: list[int]) -> asyncio.Task[list[FetchedMessage]]:
-        return asyncio.create_task(self.ops.fetch_messages(uid_set(part)))
+        return asyncio.create_task(self._fetch_part(part))
+
+    async def _fetch_part(self, part: list[int]) -> list[FetchedMessage]:
+        """The chunk's messages: whole, or the header block of those above the maximum."""
+        large = [u for u in part if self._sizes.get(u, 0) > self.max_message_bytes]
+        small = [u for u in part if self._sizes.get(u, 0) <= self.max_message_bytes]
+        fetched = await self.ops.fetch_messages(uid_set(small)) if small else []
+        if large:
+            fetched += await self.ops.fetch_messages(uid_set(large), headers_only=True)
+        return fetched
 
     async def _write(
         self, stage: _Stage, checkpoint: Checkpoint, saved: Callable[[dict[str, Any]], None]

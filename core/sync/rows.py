@@ -67,6 +67,7 @@ def _row(
 ) -> dict[str, Any]:
     received = internal_date(message.internal_date)
     flags = flag_columns(message.flags)
+    attachments = p.attachments if message.body_downloaded else message.structure
     return {
         "account_id": account_id,
         "folder_id": folder_id,
@@ -88,7 +89,8 @@ def _row(
         "is_flagged": flags.flagged,
         "is_answered": flags.answered,
         "is_deleted": flags.deleted,
-        "has_attachments": p.has_attachments,
+        # Not downloaded: the attachments are those its BODYSTRUCTURE names.
+        "has_attachments": bool(attachments) or p.has_attachments,
         "attachments": [
             {
                 "filename": a.filename,
@@ -99,10 +101,11 @@ def _row(
                 "contentId": a.content_id,
                 "inline": a.inline,
             }
-            for a in p.attachments
+            for a in attachments
         ],
         "body_text": p.body_text,
         "body_html": p.body_html,
+        "body_downloaded": message.body_downloaded,
         "size": message.size,
         "fingerprint": fingerprint.of_message(message.raw, message.size),
     }

@@ -28,6 +28,7 @@ from core.errors import ErrorCode, ServiceError
 from core.events import Event, SyncCompleted, SyncProgress
 from core.mail.imap import Mailbox, imap_session
 from core.mail.mailbox import ImapCommandError, MailboxOps
+from core.mail.protocol import MailServerLimitExceeded
 from core.mail.server import ServerLogin
 from core.models import MailAccount, PastSync
 from core.moves.write_back import push_local_moves
@@ -59,7 +60,8 @@ class Failure:
     auth: bool = False
 
 
-def failure_of(error: BaseException) -> Failure:
+def failure_of(error: BaseException, mail_timeout: float | None = None) -> Failure:
+    """``mail_timeout``: the bound on each command (said in the message of a timeout)."""
     if isinstance(error, DecryptionError):
         return Failure(
             "CREDENTIALS_UNREADABLE",
@@ -72,10 +74,13 @@ def failure_of(error: BaseException) -> Failure:
             message = error.message if isinstance(error, SignInExpired) else AUTH_FAILED_MESSAGE
             return Failure(error.code.value, message, auth=True)
         return Failure(error.code.value, error.message)
+    if isinstance(error, MailServerLimitExceeded):
+        return Failure("MAIL_SERVER_LIMIT", error.message)
     if isinstance(error, ImapCommandError):
         return Failure("IMAP_COMMAND_REFUSED", f"The mail server answered an error: {error}.")
-    if isinstance(error, TimeoutError):
-        return Failure("TIMEOUT", "The mail server did not answer in time; retrying later.")
+    if isinstance(error, TimeoutError | aioimaplib.CommandTimeout):
+        within = f" (no reply within {mail_timeout:g} s)" if mail_timeout else ""
+        return Failure("TIMEOUT", f"The mail server stopped answering{within}; retrying later.")
     return Failure("CONNECTION_FAILED", "The connection to the mail server failed; retrying later.")
 
 
@@ -103,6 +108,7 @@ def tuning_for(settings: Settings, parser: MessageParser = INLINE) -> SyncTuning
     return SyncTuning(
         full_flag_scan_every=timedelta(seconds=settings.flag_scan_interval_seconds),
         parser=parser,
+        max_message_bytes=settings.max_message_bytes,
     )
 
 
@@ -154,6 +160,7 @@ class AccountSyncRun:
         self.folder: str | None = None  # the folder being synced, for the failure's log line
         self.requested_at: datetime | None = None  # sync_requested_at when the run began
         self.again = False
+        self.note: str | None = None  # for the user (lastError) although the run succeeds
 
     async def _publish(self, owner_id: uuid.UUID, event: Event) -> None:
         await announce_now(self.runtime.events, owner_id, event)
@@ -207,9 +214,14 @@ class AccountSyncRun:
             async with imap_session(login, self.runtime.mail_options) as connection:
                 ops = MailboxOps(connection)
                 await ops.enable_extensions()
-                removed, folders = await self._refresh_folders(
-                    ops, await connection.list_mailboxes()
-                )
+                mailboxes = await connection.list_mailboxes()
+                if connection.folders_ignored:
+                    self.note = (
+                        f"The mail server lists {len(mailboxes) + connection.folders_ignored:,} "
+                        f"folders; only the first {len(mailboxes):,} are synced or shown, the "
+                        "rest are ignored."
+                    )
+                removed, folders = await self._refresh_folders(ops, mailboxes)
                 counts.removed += removed
                 if self.only is not None:
                     folders = [f for f in folders if f.name in self.only]
@@ -225,7 +237,7 @@ class AccountSyncRun:
                     counts.add(folder_counts)
                 self.folder = None
         except _FAULTS as error:
-            await self._fail(failure_of(error))
+            await self._fail(failure_of(error, self.runtime.settings.mail_timeout_seconds))
             return None
         finished = datetime.now(UTC)
         await self._succeed(initial)
@@ -283,7 +295,7 @@ class AccountSyncRun:
             account = await accounts.get(session, self.account_id, lock=True)
             if account is None:
                 return
-            account.last_error = None
+            account.last_error = self.note
             account.consecutive_failures = 0
             if self.only is None:  # a run of some folders leaves the schedule as it is
                 account.last_synced_at = now

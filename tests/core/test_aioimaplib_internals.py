@@ -5,6 +5,7 @@ or call that changed its parameters or, for the ones they replace, its code."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 import tomllib
@@ -31,6 +32,11 @@ SIGNATURES: list[tuple[Any, str]] = [
     (lib.IMAP4ClientProtocol.fetch, "self message_set message_parts by_uid timeout"),
     (lib.IMAP4ClientProtocol.execute, "self command scrub"),
     (lib.IMAP4ClientProtocol.new_tag, "self"),
+    (lib.IMAP4ClientProtocol.welcome, "self command"),
+    (lib.IMAP4ClientProtocol.connection_lost, "self exc"),
+    (lib.IMAP4ClientProtocol.capability, "self"),
+    (lib.Command.close, "self line result"),
+    (lib.Command._reset_timer, "self"),
     (lib.Command.__init__, "self name tag args prefix untagged_resp_name loop timeout"),
     (lib.Command.wait_data, "self"),
     (lib.Command.wait_literal_data, "self"),
@@ -50,12 +56,19 @@ REPLACED = {
     lib.IMAP4ClientProtocol.fetch: "9e9d4d32f2081859",
     lib.FetchCommand.wait_data: "17ec7328fd9b7bba",
     lib.IMAP4.create_client: "4c6284d94662f228",
+    lib.IMAP4ClientProtocol.welcome: "84f3266a6516457b",
+    # The short path for untagged lines keeps what these two do for plain commands.
+    lib.IMAP4ClientProtocol._handle_line: "3e3c734ed4244c4f",
+    lib.IMAP4ClientProtocol._untagged_response: "293b7da830751ce5",
+    lib.IMAP4ClientProtocol.connection_lost: "4876e95ec7f3e664",
 }
 # Attributes of a protocol object the modules read or set.
 PROTOCOL_ATTRIBUTES = (
-    "incomplete_line",
     "current_command",
     "pending_sync_command",
+    "pending_async_commands",
+    "state",
+    "state_condition",
     "capabilities",
     "transport",
     "loop",
@@ -99,3 +112,13 @@ async def test_a_protocol_has_the_state_the_reader_uses() -> None:
     missing = [name for name in PROTOCOL_ATTRIBUTES if not hasattr(protocol, name)]
     assert not missing, _loud(f"IMAP4ClientProtocol has no {missing}")
     assert lib.CRLF == b"\r\n", _loud("CRLF changed")
+    command = lib.Command("NOOP", "A1", loop=asyncio.get_running_loop())
+    missing = [
+        name
+        for name in ("_resp_lines", "_resp_result", "_event", "_exception", "_timer")
+        if not hasattr(command, name)
+    ]
+    assert not missing, _loud(f"Command has no {missing}")
+    assert (lib.CONNECTED, lib.NONAUTH, lib.AUTH) == ("CONNECTED", "NONAUTH", "AUTH"), _loud(
+        "the protocol states changed"
+    )

@@ -56,7 +56,7 @@ def test_list_response_parsing_handles_quotes_literals_and_noselect() -> None:
         b'(\\HasNoChildren) NIL "Quote \\"q\\""',
         b"LIST completed",
     ]
-    mailboxes = parse_list_response(lines)
+    mailboxes = parse_list_response(lines).mailboxes
     assert [(m.name, m.delimiter, m.role) for m in mailboxes] == [
         ("INBOX", ".", FolderRole.INBOX),
         ("Sent Items", ".", FolderRole.SENT),

@@ -299,7 +299,9 @@ async def test_a_25_mb_attachment_streams_with_bounded_memory(
         del raw
         message = (await client.execute(ATTACHMENTS, {"id": message_id}))["message"]
         [attachment] = message["attachments"]
-        assert attachment["size"] == len(big)
+        # 35 MB as sent: past MAILSYNC_MAX_MESSAGE_BYTES, so its size comes from the
+        # BODYSTRUCTURE (an estimate of the decoded size) and its bytes from the server.
+        assert abs(attachment["size"] - len(big)) < len(big) / 100
         expected = hashlib.sha256(big).hexdigest()
         del big
         gc.collect()

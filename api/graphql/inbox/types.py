@@ -81,6 +81,11 @@ class Message:
         description="Why the last move or delete of this message could not be done on the "
         "mail server (it was undone); null otherwise."
     )
+    body_downloaded: bool = strawberry.field(
+        description="False for a message larger than the maximum message size "
+        "(MAILSYNC_MAX_MESSAGE_BYTES): its headers are stored, its body is not downloaded "
+        "(bodyText and bodyHtml are empty)."
+    )
     # Plain fields, not resolvers: a page of 50 would otherwise await 100 DataLoader calls.
     account: MailAccount
     folder: Folder
@@ -122,6 +127,7 @@ class Message:
                 )
                 for index, a in enumerate(row.attachments[:MAX_LISTED])
             ],
+            body_downloaded=row.body_downloaded,
             account=account,
             folder=folder,
             row=row,
