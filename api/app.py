@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
+from api.attachments import download_attachment
 from api.body_limit import BodySizeLimit
 from api.graphiql import ASSETS_PATH, graphiql_assets
 from api.graphql.limits import GraphQLLimits
@@ -99,6 +100,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
         Route("/oauth/callback", oauth_callback),
+        Route("/attachments/{token}", download_attachment, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
     ]

@@ -8,6 +8,7 @@ import contextlib
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from core.crypto import generate_key
 from core.errors import ServiceError
@@ -125,7 +126,11 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     from cli.dev import run_dev
 
     return run_dev(
-        host=args.host, port=args.port, imap_port=args.imap_port, smtp_port=args.smtp_port
+        host=args.host,
+        port=args.port,
+        imap_port=args.imap_port,
+        smtp_port=args.smtp_port,
+        data_dir=args.data_dir,
     )
 
 
@@ -199,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--port", type=int, default=8000)
     sub.add_argument("--imap-port", type=int, default=1143, help="the demo IMAP server's port")
     sub.add_argument("--smtp-port", type=int, default=1587, help="the demo SMTP server's port")
+    sub.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".mailsync"),
+        help="the embedded databases' data, the demo token and keys (default .mailsync)",
+    )
     sub.set_defaults(run=_cmd_dev)
     return parser
 

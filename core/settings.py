@@ -75,8 +75,22 @@ class Settings(DatabaseSettings, OAuthSettings):
     websocket_auth_recheck_seconds: float = Field(default=30.0, gt=0)
     # The ports mail servers may be on ("any": every port, for development).
     mail_ports: str = "25,465,587,143,993,2525"
+    # Minutes-long life of an attachment's signed downloadUrl, in seconds.
+    attachment_link_seconds: int = Field(default=600, ge=10, le=86_400)
     # Seconds a request waits for a free database connection before UNAVAILABLE.
     db_pool_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Real time (IMAP IDLE on INBOX; README, "Real time"). idle_enabled=false: polling only.
+    idle_enabled: bool = True
+    # Accounts one worker process watches at most (one IMAP connection each).
+    idle_per_worker: int = Field(default=500, ge=0)
+    # A worker's hold on its watchers; a dead worker's are taken over once it runs out.
+    idle_lease_seconds: float = Field(default=20.0, ge=2, le=600)
+    # IDLE is re-issued this often (RFC 2177: before the server's 30-minute timeout).
+    idle_renew_seconds: float = Field(default=25 * 60.0, gt=0, le=29 * 60)
+    # A server must answer DONE (and SELECT, NOOP) within this, else the connection is dead.
+    idle_answer_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Pushes arriving this close together make one sync request.
+    idle_debounce_seconds: float = Field(default=0.05, ge=0, le=10)
     # A worker that cannot reach Redis retries with backoff; after this many seconds
     # without it, it exits non-zero so that its supervisor can act.
     worker_redis_outage_seconds: float = Field(default=300.0, gt=0)

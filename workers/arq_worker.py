@@ -20,6 +20,7 @@ from core.runtime import Runtime, open_runtime
 from core.settings import Settings
 from core.sync.parse_pool import INLINE, MessageParser
 from core.sync.run import tuning_for
+from workers.idle import watching_inboxes
 from workers.leases import REDIS_FAULTS
 from workers.resilient import MailsyncWorker, RedisOutage, counts_shutdown_apart
 from workers.send_job import (
@@ -112,7 +113,9 @@ async def run_worker(settings: Settings, *, burst: bool = False) -> None:
     try:
         async with open_runtime(settings) as runtime:
             track_pool(runtime.engine)
-            await run_until_done(build_worker(runtime, burst=burst, parser=parser), runtime)
+            worker = build_worker(runtime, burst=burst, parser=parser)
+            async with watching_inboxes(runtime, None if burst else worker):
+                await run_until_done(worker, runtime)
     finally:
         parser.close()
 

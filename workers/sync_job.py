@@ -28,11 +28,13 @@ SYNC_JOB_TIMEOUT_SECONDS = 900
 AGAIN = "mailsync_sync_again"  # in a job's ctx: the account to queue once arq lets go
 
 
-async def sync_account(ctx: dict[str, Any], account_id: str) -> dict[str, object] | None:
+async def sync_account(
+    ctx: dict[str, Any], account_id: str, folders: list[str] | None = None
+) -> dict[str, object] | None:
     runtime: Runtime = ctx["runtime"]
     tuning: SyncTuning = ctx.get("tuning") or tuning_for(runtime.settings)
     with job_logging(account_id=account_id, job_try=ctx.get("job_try")):
-        result = await run_sync(runtime, uuid.UUID(account_id), tuning)
+        result = await run_sync(runtime, uuid.UUID(account_id), tuning, folders=folders)
     if result is None:
         return None
     if result.again:

@@ -23,10 +23,11 @@ from api.graphql.accounts.queries import AccountQueries
 from api.graphql.accounts.subscriptions import AccountSubscriptions
 from api.graphql.accounts.sync_mutations import SyncMutations
 from api.graphql.accounts.sync_subscriptions import SyncSubscriptions
+from api.graphql.conversations.queries import ConversationQueries
 from api.graphql.errors import TIMEOUT, PublicErrors, is_expected_error
 from api.graphql.execution import FastLeafExecutionContext
 from api.graphql.identity.queries import IdentityQueries
-from api.graphql.inbox.mutations import InboxMutations
+from api.graphql.inbox.mutations import InboxMutations, MoveMutations
 from api.graphql.inbox.queries import InboxQueries
 from api.graphql.limits import DocumentCache, GraphQLLimits, OperationLimits, refusal
 from api.graphql.sending.mutations import SendingMutations
@@ -41,13 +42,26 @@ MAX_ALIASES = 20
 
 @strawberry.type
 class Query(
-    IdentityQueries, AccountQueries, OAuthQueries, InboxQueries, UsageQueries, SendingQueries
+    IdentityQueries,
+    AccountQueries,
+    OAuthQueries,
+    InboxQueries,
+    ConversationQueries,
+    UsageQueries,
+    SendingQueries,
 ):
     pass
 
 
 @strawberry.type
-class Mutation(AccountMutations, OAuthMutations, SyncMutations, InboxMutations, SendingMutations):
+class Mutation(
+    AccountMutations,
+    OAuthMutations,
+    SyncMutations,
+    InboxMutations,
+    MoveMutations,
+    SendingMutations,
+):
     pass
 
 

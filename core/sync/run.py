@@ -30,6 +30,7 @@ from core.mail.imap import Mailbox, imap_session
 from core.mail.mailbox import ImapCommandError, MailboxOps
 from core.mail.server import ServerLogin
 from core.models import MailAccount, PastSync
+from core.moves.write_back import push_local_moves
 from core.notifications import announce_now
 from core.oauth.tokens import SignInExpired
 from core.runtime import Runtime
@@ -122,6 +123,12 @@ async def sync_account(
     return await AccountSyncRun(runtime, account_id, tuning, folders=folders).run()
 
 
+async def record_failure(runtime: Runtime, account_id: uuid.UUID, error: BaseException) -> None:
+    """Record a fault met outside a run (an IDLE watcher's login) as a run would have:
+    lastError, backoff, and the status (AUTH_FAILED for a refused login)."""
+    await AccountSyncRun(runtime, account_id, tuning_for(runtime.settings))._fail(failure_of(error))
+
+
 def backoff(failures: int, base: timedelta) -> timedelta:
     """Exponential backoff with jitter: base, 2x, 4x... each +-50 %, and never past an hour
     (the delay before jitter stops at 40 minutes, so capped retries still spread out)."""
@@ -207,6 +214,7 @@ class AccountSyncRun:
                 if self.only is not None:
                     folders = [f for f in folders if f.name in self.only]
                 await push_local_flags(self.runtime.session_factory, ops, self.account_id, folders)
+                await push_local_moves(self.runtime.session_factory, ops, self.account_id)
                 for position, folder in enumerate(folders):
                     if position and not await self._still_wanted():
                         return None  # paused or removed meanwhile: stop between folders
