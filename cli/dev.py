@@ -98,6 +98,8 @@ def worker_process(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
         "MAILSYNC_SECRET_KEYS": ",".join(settings.secret_keys),
         "MAILSYNC_ALLOW_PRIVATE_HOSTS": "true",
         "MAILSYNC_MAIL_PORTS": "any",
+        # Ctrl-C reaches the worker too: a short drain, well inside the wait below.
+        "MAILSYNC_WORKER_DRAIN_SECONDS": "3",
     }
     process = subprocess.Popen(  # a fixed argv, no shell
         [sys.executable, "-m", "cli.main", "worker", "--quiet"], env=env

@@ -70,30 +70,29 @@ class JobLeases:
                 log.debug("lease renewal failed; trying again", exc_info=True)
 
 
-async def _unleased_marker(redis: ArqRedis, job_id: str) -> bool:
+async def _unleased_markers(redis: ArqRedis, job_ids: list[str]) -> list[str]:
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.exists(in_progress_key_prefix + job_id)
-        pipe.exists(lease_key(job_id))
-        marker, lease = await pipe.execute()
-    return bool(marker) and not lease
+        for job_id in job_ids:
+            pipe.exists(in_progress_key_prefix + job_id)
+            pipe.exists(lease_key(job_id))
+        found = await pipe.execute()
+    pairs = zip(job_ids, found[::2], found[1::2], strict=True)
+    return [job_id for job_id, marker, lease in pairs if marker and not lease]
 
 
-async def abandoned(redis: ArqRedis, job_id: str) -> bool:
-    """True when arq says the job is running but no live worker renews its lease."""
-    if not await _unleased_marker(redis, job_id):
-        return False
+async def abandoned_among(redis: ArqRedis, job_ids: list[str]) -> list[str]:
+    """The jobs arq says are running but whose lease no live worker renews (looked at
+    twice, START_GRACE_SECONDS apart, in one round trip each)."""
+    if not job_ids:
+        return []
+    suspects = await _unleased_markers(redis, job_ids)
+    if not suspects:
+        return []
     await asyncio.sleep(START_GRACE_SECONDS)
-    return await _unleased_marker(redis, job_id)
+    return await _unleased_markers(redis, suspects)
 
 
 async def release(redis: ArqRedis, job_id: str) -> None:
-    """Drop the in-progress marker of an :func:`abandoned` job, so that the next worker takes
-    the job (it is still in arq's queue) now rather than after the job timeout."""
+    """Drop the in-progress marker of an abandoned job, so that the next worker takes the
+    job (it is still in arq's queue) now rather than after the job timeout."""
     await redis.delete(in_progress_key_prefix + job_id)
-
-
-async def release_if_abandoned(redis: ArqRedis, job_id: str) -> bool:
-    if not await abandoned(redis, job_id):
-        return False
-    await release(redis, job_id)
-    return True

@@ -45,9 +45,11 @@ async def requeue_unfinished_sends(ctx: dict[str, Any]) -> int:
         rows = await repository.unfinished(
             session, datetime.now(UTC) - REQUEUE_AFTER, REQUEUE_BATCH
         )
+    dead = set(await leases.abandoned_among(runtime.redis, [send_job_id(i) for i, _ in rows]))
     queued = 0
     for outgoing_id, ready in rows:
-        if await leases.release_if_abandoned(runtime.redis, send_job_id(outgoing_id)):
+        if send_job_id(outgoing_id) in dead:
+            await leases.release(runtime.redis, send_job_id(outgoing_id))
             log.warning("outgoing %s: released a send job abandoned by a dead worker", outgoing_id)
         elif ready and await runtime.jobs.enqueue_send(outgoing_id):
             queued += 1

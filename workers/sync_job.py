@@ -62,26 +62,32 @@ async def schedule_due_syncs(ctx: dict[str, Any]) -> int:
     async with runtime.session_factory() as session:
         due = await repository.due_account_ids(session, datetime.now(UTC), SCHEDULE_BATCH)
     queued = 0
+    busy = []
     for account_id in due:
         if await runtime.jobs.enqueue_sync(account_id):
             queued += 1
         else:
-            await release_if_abandoned(runtime, account_id)
+            busy.append(account_id)
+    await release_abandoned(runtime, busy)
     if queued:
         log.info("scheduled %d due account syncs", queued)
     return queued
 
 
-async def release_if_abandoned(runtime: Runtime, account_id: uuid.UUID) -> bool:
+async def release_abandoned(runtime: Runtime, account_ids: list[uuid.UUID]) -> list[uuid.UUID]:
     """A worker killed mid-job leaves arq's in-progress marker until the job timeout runs
     out, and nobody may take the job meanwhile. Its lease (workers/leases.py) tells the
     truth: marker set but no live worker renewing the lease, and the account's advisory lock
-    free, means no one is running it; drop the marker and let the next worker take it."""
-    if not await leases.abandoned(runtime.redis, sync_job_id(account_id)):
-        return False
-    async with account_lock(runtime, account_id) as free:
-        if not free:
-            return False
-    await leases.release(runtime.redis, sync_job_id(account_id))
-    log.warning("account %s: released a sync job abandoned by a dead worker", account_id)
-    return True
+    free, means no one is running it; drop the marker and let the next worker take it.
+    The accounts whose job was released."""
+    by_job = {sync_job_id(a): a for a in account_ids}
+    released = []
+    for job_id in await leases.abandoned_among(runtime.redis, list(by_job)):
+        account_id = by_job[job_id]
+        async with account_lock(runtime, account_id) as free:
+            if not free:
+                continue
+        await leases.release(runtime.redis, job_id)
+        log.warning("account %s: released a sync job abandoned by a dead worker", account_id)
+        released.append(account_id)
+    return released

@@ -20,7 +20,7 @@ from tests.support.graphql import GraphQLClient
 from tests.support.sync import Mailbox, connect_and_start
 from workers.arq_worker import build_worker, run_until_done
 from workers.leases import lease_key
-from workers.sync_job import release_if_abandoned
+from workers.sync_job import release_abandoned
 
 NewUser = Callable[..., Awaitable[TestUser]]
 
@@ -45,7 +45,7 @@ async def test_a_sync_job_that_just_finished_is_not_released_as_abandoned(
             if done_id == job_id:
                 # The job returned and its advisory lock is free; arq's marker is still
                 # there: the moment the scheduler used to take for a dead worker.
-                verdicts.append(await release_if_abandoned(runtime, account_id))
+                verdicts.append(bool(await release_abandoned(runtime, [account_id])))
             await finish_job(done_id, *args)
 
         worker.finish_job = scheduler_checks_first  # type: ignore[method-assign]
