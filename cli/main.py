@@ -107,12 +107,39 @@ def _cmd_api(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _check_worker(redis_url: str) -> int:
+    """For a container health check: 0 when a worker on this host renewed its heartbeat
+    in the last 20 s (its event loop runs and it reaches Redis), else 1."""
+    import socket
+
+    from redis.asyncio import Redis
+
+    from workers.leases import REDIS_FAULTS, live_workers
+
+    redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        beats = await live_workers(redis, host=socket.gethostname())
+    except REDIS_FAULTS as exc:
+        print(f"mailsync: cannot reach Redis: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    finally:
+        await redis.aclose()
+    if not beats:
+        print("mailsync: no live worker on this host", file=sys.stderr)
+        return 1
+    for beat in beats:
+        print(f"worker pid {beat.get('pid')}: alive, {beat.get('jobs')} jobs running")
+    return 0
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     from workers.arq_worker import run_worker
     from workers.resilient import RedisOutage
 
-    _configure_logging(quiet=args.quiet)
     settings = load_settings(Settings)
+    if args.check:
+        return asyncio.run(_check_worker(settings.redis_url))
+    _configure_logging(quiet=args.quiet)
     try:
         with contextlib.suppress(asyncio.CancelledError):  # arq cancels its main task on SIGINT
             asyncio.run(run_worker(settings, burst=args.burst))
@@ -193,6 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     sub.add_argument(
         "--quiet", action="store_true", help="log warnings and errors only (as `dev` runs it)"
+    )
+    sub.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 0 if a worker on this host is alive (a container health check), else 1",
     )
     sub.set_defaults(run=_cmd_worker)
 

@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
+import socket
+import time
 
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
@@ -26,6 +30,9 @@ log = logging.getLogger(__name__)
 REDIS_FAULTS: tuple[type[BaseException], ...] = (RedisError, OSError)
 
 LEASE_PREFIX = "mailsync:lease:"
+# A worker's own heartbeat (host, pid, jobs running), renewed with its leases: what
+# `mailsync worker --check` looks for.
+HEARTBEAT_PREFIX = "mailsync:worker:"
 LEASE_SECONDS = 20  # a job's lease outlives its worker by at most this long
 RENEW_SECONDS = 5
 # arq sets its marker a moment before the job starts and takes its lease: a marker without
@@ -57,17 +64,51 @@ class JobLeases:
             await self._redis.delete(lease_key(job_id))
 
     async def renew_forever(self) -> None:
+        """Renew the running jobs' leases and the worker's heartbeat every RENEW_SECONDS,
+        from the worker's own event loop: a loop that is stuck stops both."""
         while True:
-            await asyncio.sleep(RENEW_SECONDS)
-            if not self.running:
-                continue
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.set(heartbeat_key(self._owner), self._heartbeat(), ex=LEASE_SECONDS)
                     for job_id in self.running:
                         pipe.set(lease_key(job_id), self._owner, ex=LEASE_SECONDS)
                     await pipe.execute()
             except REDIS_FAULTS:
                 log.debug("lease renewal failed; trying again", exc_info=True)
+            await asyncio.sleep(RENEW_SECONDS)
+
+    def _heartbeat(self) -> str:
+        return json.dumps(
+            {
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "jobs": len(self.running),
+                "at": time.time(),
+            }
+        )
+
+    async def stopped(self) -> None:
+        with contextlib.suppress(*REDIS_FAULTS):
+            await self._redis.delete(heartbeat_key(self._owner))
+
+
+def heartbeat_key(owner: str) -> str:
+    return f"{HEARTBEAT_PREFIX}{owner}"
+
+
+async def live_workers(redis: ArqRedis, host: str | None = None) -> list[dict[str, object]]:
+    """The heartbeats of the workers alive now (renewed within LEASE_SECONDS), of ``host``
+    only if given (``mailsync worker --check`` in a container asks about its own)."""
+    found: list[dict[str, object]] = []
+    async for key in redis.scan_iter(match=f"{HEARTBEAT_PREFIX}*", count=1000):
+        raw = await redis.get(key)
+        try:
+            beat = json.loads(raw) if raw else None
+        except ValueError:
+            continue
+        if isinstance(beat, dict) and (host is None or beat.get("host") == host):
+            found.append(beat)
+    return found
 
 
 async def _unleased_markers(redis: ArqRedis, job_ids: list[str]) -> list[str]:

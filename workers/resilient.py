@@ -137,6 +137,7 @@ class MailsyncWorker(Worker):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewing
             self._renewing = None
+            await self.leases.stopped()
 
     async def _job_started(self, ctx: dict[str, Any]) -> None:
         await self.leases.taken(ctx["job_id"])
