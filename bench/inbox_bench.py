@@ -16,7 +16,8 @@ One run, on this machine:
    ``/readyz``;
 3. times inbox queries over HTTP (httpx, one keep-alive connection, sequential, after a
    warm-up): the first page of 50 in the all-accounts view, the same for one account,
-   page 200 through cursors, a search for a rare and for a common word;
+   page 200 through cursors, a search for a rare and for a common word, and the first
+   page of ``conversations`` (all accounts, one account);
 4. the floor: the same statements (the scope query and ``core.inbox.repository``'s page
    statement, compiled once) through asyncpg's statement cache on a plain connection with
    the app's connection settings, as the app prepares them, checked to return the rows the
@@ -709,6 +710,27 @@ query Inbox($filter: InboxFilter, $first: Int, $after: String) {
 """
 
 
+CONVERSATIONS_QUERY = """
+query Conversations($filter: InboxFilter, $first: Int, $after: String) {
+  conversations(filter: $filter, first: $first, after: $after) {
+    edges {
+      cursor
+      node {
+        id messageCount unreadCount isFlagged hasAttachments
+        participants { name address }
+        accounts { id emailAddress }
+        latestMessage {
+          id subject from { name address } date snippet isRead
+          account { id emailAddress } folder { id name }
+        }
+      }
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
+
 IDS_QUERY = """
 query Inbox($filter: InboxFilter, $first: Int, $after: String) {
   inbox(filter: $filter, first: $first, after: $after) { edges { node { id } } }
@@ -721,7 +743,9 @@ class Scenario:
     name: str
     filter: dict[str, Any]
     after: str | None = None
-    kind: str = "page"  # page, deep, search; reference: no target; baseline: no SQL either
+    # page, deep, search; conversations: no SQL floor; reference: no target; baseline:
+    # no SQL either
+    kind: str = "page"
     query: str = INBOX_QUERY
     graphql_ms: list[float] = field(default_factory=list)
     sql_ms: list[float] = field(default_factory=list)  # prepared, as the app runs it
@@ -822,7 +846,8 @@ def measure_http(api: Api, scenarios: list[Scenario], requests: int, budget: flo
             scenario.graphql_ms.append(elapsed)
         if scenario.kind == "baseline":
             continue
-        scenario.ids = [str(e["node"]["id"]) for e in data["inbox"]["edges"]]
+        listing = data["conversations" if scenario.kind == "conversations" else "inbox"]
+        scenario.ids = [str(e["node"]["id"]) for e in listing["edges"]]
         if not scenario.ids:
             raise BenchError(f"{scenario.name}: the API returned no messages")
 
@@ -975,7 +1000,7 @@ async def measure_sql(
         connection = await asyncpg.connect(asyncpg_dsn(url), server_settings=settings)
         try:
             for scenario in scenarios:
-                if scenario.kind == "baseline":
+                if scenario.kind in ("baseline", "conversations"):
                     continue
                 times, got = await _sql_floor(
                     connection, viewer, scenario, requests, budget, MessageIds(fx.message_key)
@@ -1207,6 +1232,8 @@ def _targets(scenario: Scenario, first_p50: float) -> list[tuple[str, float, flo
     p50, p99 = percentile(scenario.graphql_ms, 50), percentile(scenario.graphql_ms, 99)
     if scenario.kind == "page":
         return [("p50 ms", p50, FIRST_PAGE_P50_MS), ("p99 ms", p99, FIRST_PAGE_P99_MS)]
+    if scenario.kind == "conversations":
+        return [("p50 ms", p50, FIRST_PAGE_P50_MS)]
     if scenario.kind == "deep":
         return [("p50 / first page p50", p50 / first_p50, DEEP_VS_FIRST)]
     if scenario.kind == "search":
@@ -1307,6 +1334,18 @@ def scenarios_for(fx: Fixture) -> list[Scenario]:
         Scenario(f"page {DEEP_PAGE}, all accounts", {}, kind="deep"),
         Scenario("search, rare word", {"search": fx.rare_word}, kind="search"),
         Scenario("search, common word", {"search": COMMON_WORD}, kind="search"),
+        Scenario(
+            "conversations, first page, all accounts",
+            {},
+            kind="conversations",
+            query=CONVERSATIONS_QUERY,
+        ),
+        Scenario(
+            "conversations, first page, one account",
+            {"accountIds": [one]},
+            kind="conversations",
+            query=CONVERSATIONS_QUERY,
+        ),
         Scenario("reference: first page, only ids", {}, kind="reference", query=IDS_QUERY),
         Scenario("reference: {__typename} (HTTP+auth)", {}, kind="baseline", query="{__typename}"),
     ]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import uuid
 from typing import overload
 
@@ -45,6 +46,11 @@ class MessageIds:
         if len(key) != 16:
             raise ValueError("the message-id key is 16 bytes")
         self._cipher = Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305  # one block: a PRP
+        self._key = key
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A key of its own for ``purpose`` (e.g. signing download links), from this one."""
+        return hmac.digest(self._key, b"mailsync/" + purpose.encode(), "sha256")
 
     def encode(self, message_id: int) -> str:
         encryptor = self._cipher.encryptor()

@@ -12,6 +12,8 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from api.graphql.loaders import Loaders
+from core.attachments.links import DownloadLinks
+from core.attachments.service import download_links
 from core.db import session_scope
 from core.identity.viewer import Viewer
 from core.runtime import Runtime
@@ -32,12 +34,24 @@ class Context:
     connection_params: dict[str, Any] | None = None
     token: str | None = field(default=None, repr=False)  # the bearer token, to re-check it
     _loaders: Loaders | None = field(default=None, repr=False)
+    _links: DownloadLinks | None = field(default=None, repr=False)
 
     @property
     def loaders(self) -> Loaders:
         if self._loaders is None:
             self._loaders = Loaders(self.runtime.session_factory, self.viewer)
         return self._loaders
+
+    def attachment_url(self, message_key: int, index: int) -> str | None:
+        """The signed download URL of a message's attachment, for this viewer."""
+        if self.viewer is None:
+            return None
+        if self._links is None:
+            self._links = download_links(self.runtime)
+        base = str(self.request.base_url).rstrip("/")
+        if base.startswith("ws"):  # a subscription's: the download is plain HTTP
+            base = "http" + base[2:]
+        return base + self._links.path(message_key, index, self.viewer.user_id)
 
     def reset_loaders(self) -> None:
         """Forget cached rows: a mutation has changed them, or a new event arrived."""

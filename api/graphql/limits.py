@@ -59,6 +59,7 @@ LIST_SIZES: dict[tuple[str, str], int] = {
     ("Message", "attachments"): 50,  # api.graphql.inbox.types.MAX_LISTED
     ("Message", "to"): 50,
     ("Message", "cc"): 50,
+    ("Conversation", "participants"): 10,  # core.conversations.repository.MAX_PARTICIPANTS
 }
 DEFAULT_LIST_SIZE = 100
 DEFAULT_PAGE = 50

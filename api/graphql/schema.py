@@ -23,16 +23,18 @@ from api.graphql.accounts.queries import AccountQueries
 from api.graphql.accounts.subscriptions import AccountSubscriptions
 from api.graphql.accounts.sync_mutations import SyncMutations
 from api.graphql.accounts.sync_subscriptions import SyncSubscriptions
+from api.graphql.conversations.queries import ConversationQueries
 from api.graphql.errors import TIMEOUT, PublicErrors, is_expected_error
 from api.graphql.execution import FastLeafExecutionContext
 from api.graphql.identity.queries import IdentityQueries
-from api.graphql.inbox.mutations import InboxMutations
+from api.graphql.inbox.mutations import InboxMutations, MoveMutations
 from api.graphql.inbox.queries import InboxQueries
 from api.graphql.limits import DocumentCache, GraphQLLimits, OperationLimits, refusal
 from api.graphql.sending.mutations import SendingMutations
 from api.graphql.sending.queries import SendingQueries
 from api.graphql.sending.subscriptions import SendingSubscriptions
 from api.graphql.usage.queries import UsageQueries
+from api.metrics import RequestMetrics
 
 MAX_DEPTH = 10
 MAX_ALIASES = 20
@@ -40,13 +42,26 @@ MAX_ALIASES = 20
 
 @strawberry.type
 class Query(
-    IdentityQueries, AccountQueries, OAuthQueries, InboxQueries, UsageQueries, SendingQueries
+    IdentityQueries,
+    AccountQueries,
+    OAuthQueries,
+    InboxQueries,
+    ConversationQueries,
+    UsageQueries,
+    SendingQueries,
 ):
     pass
 
 
 @strawberry.type
-class Mutation(AccountMutations, OAuthMutations, SyncMutations, InboxMutations, SendingMutations):
+class Mutation(
+    AccountMutations,
+    OAuthMutations,
+    SyncMutations,
+    InboxMutations,
+    MoveMutations,
+    SendingMutations,
+):
     pass
 
 
@@ -118,6 +133,7 @@ def build_schema(limits: GraphQLLimits | None = None, *, execution_seconds: floa
             lambda: AddValidationRules(list(_LIMIT_RULES)),
             lambda: OperationLimits(limits, cache),
             PublicErrors,
+            RequestMetrics,
         ],
     )
     schema.limits = limits

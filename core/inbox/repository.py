@@ -62,6 +62,7 @@ LIST_COLUMNS = (
     Message.is_flagged,
     Message.has_attachments,
     Message.attachments,
+    Message.write_back_error,
 )
 
 
@@ -85,6 +86,7 @@ class MessageRow:
     is_flagged: bool
     has_attachments: bool
     attachments: list[dict[str, Any]]
+    write_back_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ async def scope_of(
 
 
 @dataclass(frozen=True)
-class _Shape:
+class Shape:
     """Which filters a page query has: its SQL depends on this only, never on values."""
 
     unread: bool
@@ -143,7 +145,7 @@ class _Shape:
     after: bool
 
     @classmethod
-    def of(cls, page_filter: PageFilter, after: Cursor | None) -> _Shape:
+    def of(cls, page_filter: PageFilter, after: Cursor | None) -> Shape:
         return cls(
             unread=page_filter.unread is not None,
             thread=page_filter.thread_id is not None,
@@ -152,7 +154,7 @@ class _Shape:
         )
 
 
-def _matches(table: type[Message], shape: _Shape) -> list[ColumnElement[bool]]:
+def matches(table: type[Message], shape: Shape) -> list[ColumnElement[bool]]:
     # Marked \Deleted on the server and not expunged yet: hidden, as mail clients do.
     conditions: list[ColumnElement[bool]] = [table.is_deleted.is_(False)]
     if shape.unread:
@@ -172,11 +174,11 @@ _OWN = bindparam("own", type_=ARRAY(Uuid))
 
 def page_statement(page_filter: PageFilter, after: Cursor | None, limit: int) -> Select[Any]:
     """The page query for this filter's shape; bind :func:`page_parameters`."""
-    return _page_statement(_Shape.of(page_filter, after))
+    return _page_statement(Shape.of(page_filter, after))
 
 
 @functools.cache  # 16 shapes; building one took longer than running it
-def _page_statement(shape: _Shape) -> Select[Any]:
+def _page_statement(shape: Shape) -> Select[Any]:
     copy = aliased(Message, name="copy")
     # Which copy of a Message-ID is shown: the viewer's own before a teammate's, then the
     # newest. A row is skipped when a matching copy comes before it in that order.
@@ -189,14 +191,16 @@ def _page_statement(shape: _Shape) -> Select[Any]:
             copy_own & ~row_own,
             (copy_own == row_own) & (tuple_(copy.date, copy.id) > tuple_(Message.date, Message.id)),
         ),
-        *_matches(copy, shape),
+        *matches(copy, shape),
     )
+    return newest_in_folders(shape, ~shown_elsewhere)
+
+
+def newest_in_folders(shape: Shape, keep: ColumnElement[bool]) -> Select[Any]:
+    """The newest ``:limit`` LIST_COLUMNS rows of the ``:folders`` that match the filter
+    and ``keep``, after the cursor: a LATERAL top-N per folder, merged."""
     scope = select(func.unnest(_FOLDERS).label("folder_id")).subquery("scope")
-    conditions = [
-        Message.folder_id == scope.c.folder_id,
-        *_matches(Message, shape),
-        ~shown_elsewhere,
-    ]
+    conditions = [Message.folder_id == scope.c.folder_id, *matches(Message, shape), keep]
     if shape.after:
         conditions.append(
             tuple_(Message.date, Message.id)
@@ -263,7 +267,7 @@ async def count(session: AsyncSession, scope: Scope, page_filter: PageFilter) ->
         return 0
     key = func.coalesce(Message.message_id, func.concat("#", Message.id))
     statement = select(func.count(key.distinct())).where(
-        Message.folder_id == any_(_FOLDERS), *_matches(Message, _Shape.of(page_filter, None))
+        Message.folder_id == any_(_FOLDERS), *matches(Message, Shape.of(page_filter, None))
     )
     return int(await session.scalar(statement, page_parameters(scope, page_filter)) or 0)
 

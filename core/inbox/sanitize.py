@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from urllib.parse import unquote
 
 import nh3
 
@@ -33,11 +34,15 @@ _ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 _REMOTE = ("http:", "https:")
 
 
-def _url_filter(allow_remote_images: bool) -> Callable[[str, str, str], str | None]:
+def _url_filter(
+    allow_remote_images: bool, inline_image: Callable[[str], str | None] | None = None
+) -> Callable[[str, str, str], str | None]:
     def keep(tag: str, attribute: str, value: str) -> str | None:
         if attribute not in _URL_ATTRIBUTES:
             return value
         url = value.strip()
+        if inline_image is not None and tag == "img" and url[:4].lower() == "cid:":
+            return inline_image(unquote(url[4:])) or value
         if not _ABSOLUTE.match(url):
             return None  # relative, protocol-relative (//host) or a bare fragment
         if tag == "img" and not allow_remote_images and url.lower().startswith(_REMOTE):
@@ -50,9 +55,19 @@ def _url_filter(allow_remote_images: bool) -> Callable[[str, str, str], str | No
 _FILTERS = {allow: _url_filter(allow) for allow in (False, True)}
 
 
-def sanitize_html(html: str | None, *, allow_remote_images: bool = False) -> str | None:
+def sanitize_html(
+    html: str | None,
+    *,
+    allow_remote_images: bool = False,
+    inline_image: Callable[[str], str | None] | None = None,
+) -> str | None:
+    """``inline_image``: the URL of an inline part by its Content-ID (``cid:`` images are
+    rewritten to it; ids it does not know stay ``cid:`` references)."""
     if html is None:
         return None
+    url_filter = _FILTERS[allow_remote_images]
+    if inline_image is not None:
+        url_filter = _url_filter(allow_remote_images, inline_image)
     return nh3.clean(
         html,
         tags=set(_TAGS),
@@ -60,5 +75,5 @@ def sanitize_html(html: str | None, *, allow_remote_images: bool = False) -> str
         url_schemes=set(_URL_SCHEMES),
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
-        attribute_filter=_FILTERS[allow_remote_images],
+        attribute_filter=url_filter,
     )

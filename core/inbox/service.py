@@ -47,7 +47,7 @@ class InboxPage:
     page_filter: PageFilter = field(repr=False)
 
 
-def _page_filter(query: InboxQuery) -> PageFilter:
+def page_filter_of(query: InboxQuery) -> PageFilter:
     if query.account_ids is not None and len(query.account_ids) > MAX_ACCOUNT_IDS:
         raise ServiceError(
             ErrorCode.INVALID_INPUT,
@@ -75,14 +75,42 @@ async def inbox_page(
     ids: MessageIds,
 ) -> InboxPage:
     """Newest first; ``first`` is capped at MAX_PAGE_SIZE. Two statements."""
+    listing = await listing_of(session, viewer, query, first, after, ids)
+    rows = await repository.page(
+        session, listing.scope, listing.page_filter, listing.after, listing.limit + 1
+    )
+    return InboxPage(rows[: listing.limit], len(rows) > listing.limit, *listing.scope_filter)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A checked listing request: what to read, from where, how much."""
+
+    scope: Scope
+    page_filter: PageFilter
+    after: Cursor | None
+    limit: int
+
+    @property
+    def scope_filter(self) -> tuple[Scope, PageFilter]:
+        return self.scope, self.page_filter
+
+
+async def listing_of(
+    session: AsyncSession,
+    viewer: Viewer,
+    query: InboxQuery,
+    first: int,
+    after: str | None,
+    ids: MessageIds,
+) -> Listing:
+    """The inputs checked (INVALID_INPUT), and the scope read: one statement."""
     if first < 0:
         raise ServiceError(ErrorCode.INVALID_INPUT, "`first` cannot be negative.", "first")
-    limit = min(first, MAX_PAGE_SIZE)
     cursor: Cursor | None = decode_cursor(after, ids) if after is not None else None
-    page_filter = _page_filter(query)
+    page_filter = page_filter_of(query)
     scope = await repository.scope_of(session, viewer, query.folder_role, query.account_ids)
-    rows = await repository.page(session, scope, page_filter, cursor, limit + 1)
-    return InboxPage(rows[:limit], len(rows) > limit, scope, page_filter)
+    return Listing(scope, page_filter, cursor, min(first, MAX_PAGE_SIZE))
 
 
 async def inbox_count(session: AsyncSession, page: InboxPage) -> int:

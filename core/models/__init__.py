@@ -26,6 +26,7 @@ from core.models.outgoing import OutgoingMessage
 from core.models.thread import ThreadKey
 from core.models.user import ApiToken, User
 from core.models.watcher import WatcherLease
+from core.models.write_back import PendingMove
 
 __all__ = [
     "AccountStatus",
@@ -44,6 +45,7 @@ __all__ = [
     "OutgoingMessage",
     "PastSync",
     "PauseReason",
+    "PendingMove",
     "Plan",
     "RealtimeMode",
     "Role",

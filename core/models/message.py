@@ -99,6 +99,9 @@ class Message(Base):
     # with the server's older value (while still taking the other flag from the server).
     read_pending: Mapped[bool] = mapped_column(Boolean, server_default="false")
     flagged_pending: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    # Why a move or delete made here could not be written back to the server (it was
+    # undone); cleared by the next one that succeeds.
+    write_back_error: Mapped[str | None] = mapped_column(Text)
     search_vector: Mapped[str | None] = mapped_column(
         TSVECTOR, Computed(SEARCH_VECTOR, persisted=True), deferred=True
     )

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts.status import RUNNING
 from core.models import Folder, MailAccount, Message
+from core.moves import repository as moves
 from core.sync.flags import Flags
 
 _MESSAGES = cast(Table, Message.__table__)
@@ -90,9 +91,12 @@ async def save_checkpoint(
 
 
 async def stored_uids(session: AsyncSession, folder_id: uuid.UUID) -> set[int]:
-    """UIDs of rows that belong to the folder's current UIDVALIDITY (positive ones)."""
+    """UIDs of rows that belong to the folder's current UIDVALIDITY (positive ones), and of
+    messages moved away here but not yet on the server (so no sync fetches them back)."""
     rows = await session.scalars(
-        select(Message.uid).where(Message.folder_id == folder_id, Message.uid > 0)
+        select(Message.uid)
+        .where(Message.folder_id == folder_id, Message.uid > 0)
+        .union_all(moves.pending_source_uids(folder_id))
     )
     return set(rows)
 
@@ -231,7 +235,8 @@ async def parked_rows(session: AsyncSession, folder_id: uuid.UUID) -> list[Parke
     """The folder's rows waiting to be found again after a renumbering, oldest first."""
     rows = await session.execute(
         select(Message.id, Message.message_id, Message.fingerprint)
-        .where(Message.folder_id == folder_id, Message.uid < 0)
+        # A move not yet written back is parked too, but not on the server yet.
+        .where(Message.folder_id == folder_id, Message.uid < 0, ~moves.has_pending_move())
         .order_by(Message.id)
     )
     return [ParkedRow(*row) for row in rows]
@@ -267,7 +272,9 @@ async def rekey_parked(session: AsyncSession, rekeys: Sequence[Rekey]) -> None:
 
 async def drop_parked(session: AsyncSession, folder_id: uuid.UUID) -> int:
     result = await session.execute(
-        delete(Message).where(Message.folder_id == folder_id, Message.uid < 0)
+        delete(Message).where(
+            Message.folder_id == folder_id, Message.uid < 0, ~moves.has_pending_move()
+        )
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult
 

@@ -90,7 +90,15 @@ def _row(
         "is_deleted": flags.deleted,
         "has_attachments": p.has_attachments,
         "attachments": [
-            {"filename": a.filename, "contentType": a.content_type, "size": a.size}
+            {
+                "filename": a.filename,
+                "contentType": a.content_type,
+                "size": a.size,
+                "part": a.part,
+                "encoding": a.encoding,
+                "contentId": a.content_id,
+                "inline": a.inline,
+            }
             for a in p.attachments
         ],
         "body_text": p.body_text,

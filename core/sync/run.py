@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import aioimaplib
 
+from core import metrics
 from core.accounts import repository as accounts
 from core.accounts.folders import StoredFolder, apply_server_folders, folder_statuses
 from core.accounts.logins import stored_imap_login
@@ -29,6 +30,7 @@ from core.mail.imap import Mailbox, imap_session
 from core.mail.mailbox import ImapCommandError, MailboxOps
 from core.mail.server import ServerLogin
 from core.models import MailAccount, PastSync
+from core.moves.write_back import push_local_moves
 from core.notifications import announce_now
 from core.oauth.tokens import SignInExpired
 from core.runtime import Runtime
@@ -160,7 +162,7 @@ class AccountSyncRun:
         """Sync the account if it is due to sync; None when there was nothing to do."""
         async with account_lock(self.runtime, self.account_id) as acquired:
             if not acquired:
-                log.info("account %s is being synced by another worker", self.account_id)
+                log.debug("account %s is being synced by another worker", self.account_id)
                 return None
             return await self._run_locked()
 
@@ -175,6 +177,9 @@ class AccountSyncRun:
             login = stored_imap_login(self.runtime, account)
             initial = account.initial_sync_pending and self.only is None
             self.requested_at = account.sync_requested_at
+            if account.next_sync_at is not None and self.only is None:
+                lag = (datetime.now(UTC) - account.next_sync_at).total_seconds()
+                metrics.SYNC_LAG.observe(max(lag, 0.0))
             transition(session, self.runtime.events, account, SYNCING)
         return context, login, initial
 
@@ -209,6 +214,7 @@ class AccountSyncRun:
                 if self.only is not None:
                     folders = [f for f in folders if f.name in self.only]
                 await push_local_flags(self.runtime.session_factory, ops, self.account_id, folders)
+                await push_local_moves(self.runtime.session_factory, ops, self.account_id)
                 for position, folder in enumerate(folders):
                     if position and not await self._still_wanted():
                         return None  # paused or removed meanwhile: stop between folders
@@ -223,6 +229,9 @@ class AccountSyncRun:
             return None
         finished = datetime.now(UTC)
         await self._succeed(initial)
+        metrics.SYNC_RUNS.labels("ok").inc()
+        metrics.SYNC_DURATION.observe((finished - started).total_seconds())
+        metrics.MESSAGES_INGESTED.inc(counts.new)
         result = RunResult(self.account_id, initial, counts, started, finished, self.again)
         await self._publish(
             context.owner_id,
@@ -308,6 +317,8 @@ class AccountSyncRun:
                 "error_message": failure.message,
             },
         )
+        metrics.SYNC_RUNS.labels("failed").inc()
+        metrics.IMAP_ERRORS.labels(failure.code).inc()
         message, auth = failure.message, failure.auth
         now = datetime.now(UTC)
         base = timedelta(seconds=self.runtime.settings.sync_interval_seconds)

@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import Message
-from email.utils import getaddresses
 
 import pytest
 
@@ -348,8 +347,26 @@ def test_nested_comments_in_an_address_do_not_recurse_forever() -> None:
         '"" <a@b>',
     ],
 )
-def test_fast_address_path_agrees_with_getaddresses(field: str) -> None:
-    assert parsing._simple_addresses([field]) == getaddresses([field])
+def test_fast_address_path_agrees_with_the_full_parser(field: str) -> None:
+    assert parsing._simple_addresses([field]) == parsing._full_addresses([field])
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"a@x.example, b@x.example,",  # the fast path
+        b"a@x.example (Ann), b@x.example,",  # a comment: getaddresses
+        b"a@x.example,\r\n b@x.example,",  # folded
+        b"Team: a@x.example, b@x.example;,",
+        b"a@x.example, b@x.example, ,",
+    ],
+)
+def test_a_trailing_comma_in_an_address_list_loses_no_address(header: bytes) -> None:
+    """An empty last item is dropped, on every supported Python: the strict getaddresses
+    (CVE-2023-27043's fix, in 3.13 and in 3.11/3.12 patch releases) turns the whole field
+    into [("", "")] when it ends with a comma."""
+    to = parse_message(raw(b"To: " + header + b"\n\nbody")).to
+    assert [a.address for a in to] == ["a@x.example", "b@x.example"]
 
 
 @pytest.mark.parametrize(
@@ -527,8 +544,8 @@ def test_alternative_inside_mixed_with_attachments() -> None:
     assert parsed.body_html == "<p>The <b>HTML</b>.</p>"
     assert parsed.snippet == "The text."
     assert parsed.attachments == (
-        AttachmentInfo("report.pdf", "application/pdf", len(pdf)),
-        AttachmentInfo(None, "text/plain", len("notes, no name")),
+        AttachmentInfo("report.pdf", "application/pdf", len(pdf), "2", "base64"),
+        AttachmentInfo(None, "text/plain", len("notes, no name"), "3"),
     )
     assert parsed.has_attachments
 
@@ -559,8 +576,8 @@ def test_inline_images_with_content_id_are_attachments() -> None:
     parsed = parse_message(raw(message))
     assert parsed.body_html == '<p><img src="cid:logo@x"></p>'
     assert parsed.attachments == (
-        AttachmentInfo("logo.png", "image/png", len(png)),
-        AttachmentInfo(None, "image/gif", len(png)),
+        AttachmentInfo("logo.png", "image/png", len(png), "2", "base64", "logo@x", True),
+        AttachmentInfo(None, "image/gif", len(png), "3", "base64", "x@x", True),
     )
 
 
@@ -671,7 +688,7 @@ def test_a_single_part_attachment_is_not_a_body() -> None:
     )
     parsed = parse_message(message)
     assert (parsed.body_text, parsed.body_html) == (None, None)
-    assert parsed.attachments == (AttachmentInfo("a.pdf", "application/pdf", 8),)
+    assert parsed.attachments == (AttachmentInfo("a.pdf", "application/pdf", 8, "1", "base64"),)
 
 
 def test_multipart_without_boundary_is_read_as_text() -> None:
@@ -778,7 +795,7 @@ def test_mixed_rfc2231_sections_do_not_break_the_stdlib_parser() -> None:
     ).replace('boundary="b1"', 'boundary="b1"' + mixed, 1)
     parsed = parse_message(raw(message.encode("latin-1")))
     assert (parsed.subject, parsed.body_text) == ("mixed", "body")
-    assert parsed.attachments == (AttachmentInfo("ü.pdf", "application/pdf", 3),)
+    assert parsed.attachments == (AttachmentInfo("ü.pdf", "application/pdf", 3, "2", "base64"),)
 
 
 def test_huge_header_count() -> None:

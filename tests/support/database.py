@@ -28,6 +28,7 @@ TABLES = [
     "outgoing_messages",
     "oauth_grants",
     "watcher_leases",
+    "pending_moves",
 ]
 
 

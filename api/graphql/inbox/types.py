@@ -9,6 +9,7 @@ import strawberry
 from api.graphql.accounts.types import Folder, MailAccount
 from api.graphql.context import Info
 from api.graphql.errors import UserError
+from core.attachments.service import downloadable
 from core.ids import MessageIds
 from core.inbox.cursor import encode_cursor
 from core.inbox.repository import MessageRow
@@ -28,9 +29,31 @@ class EmailAddress:
 
 @strawberry.type
 class Attachment:
-    filename: str | None
+    id: strawberry.ID = strawberry.field(description="The message's id and the position.")
+    filename: str | None = strawberry.field(description="As the sender named it (untrusted).")
     content_type: str
-    size: int
+    size: int = strawberry.field(description="Decoded, in bytes.")
+    content_id: str | None = strawberry.field(
+        description="Its Content-ID, without angle brackets: the HTML body shows it as "
+        "`cid:` + this."
+    )
+    inline: bool = strawberry.field(description="Shown within the body (an inline image).")
+    message_key: strawberry.Private[int]
+    index: strawberry.Private[int]
+    downloadable: strawberry.Private[bool]
+
+    @strawberry.field(
+        description="A signed URL of the bytes, for an `<img src>` or a download link "
+        "without an Authorization header: it names you and this attachment, expires within "
+        "minutes (ask for the message again for a new one) and works only while you may "
+        "read the message. Served as a download (`Content-Disposition: attachment`) except "
+        "raster images shown inline. Null for mail synced before attachments were "
+        "downloadable, until it is synced again."
+    )
+    def download_url(self, info: Info) -> str | None:
+        if not self.downloadable:
+            return None
+        return info.context.attachment_url(self.message_key, self.index)
 
 
 # Recipients and attachments listed per message, at most (the query cost counts on it).
@@ -54,6 +77,10 @@ class Message:
     is_flagged: bool
     has_attachments: bool
     attachments: list[Attachment] = strawberry.field(description="At most 50.")
+    write_back_error: str | None = strawberry.field(
+        description="Why the last move or delete of this message could not be done on the "
+        "mail server (it was undone); null otherwise."
+    )
     # Plain fields, not resolvers: a page of 50 would otherwise await 100 DataLoader calls.
     account: MailAccount
     folder: Folder
@@ -66,8 +93,9 @@ class Message:
         sender = None
         if row.from_address:
             sender = EmailAddress(name=row.from_name, address=row.from_address)
+        api_id = ids.encode(row.id)
         return cls(
-            id=strawberry.ID(ids.encode(row.id)),
+            id=strawberry.ID(api_id),
             message_id=row.message_id,
             thread_id=strawberry.ID(str(row.thread_id)),
             subject=row.subject,
@@ -79,13 +107,20 @@ class Message:
             is_read=row.is_read,
             is_flagged=row.is_flagged,
             has_attachments=row.has_attachments,
+            write_back_error=row.write_back_error,
             attachments=[
                 Attachment(
+                    id=strawberry.ID(f"{api_id}.{index}"),
                     filename=a.get("filename"),
                     content_type=str(a.get("contentType") or "application/octet-stream"),
                     size=int(a.get("size") or 0),
+                    content_id=a.get("contentId"),
+                    inline=bool(a.get("inline")),
+                    message_key=row.id,
+                    index=index,
+                    downloadable=downloadable(a),
                 )
-                for a in row.attachments[:MAX_LISTED]
+                for index, a in enumerate(row.attachments[:MAX_LISTED])
             ],
             account=account,
             folder=folder,
@@ -99,12 +134,26 @@ class Message:
 
     @strawberry.field(
         description="Sanitized: no script, style, event handlers, javascript: or relative "
-        "URLs; inline images stay cid: references. Remote (http/https) images are removed "
-        "unless `allowRemoteImages` is true: they tell the sender when the mail was read."
+        "URLs; inline images stay cid: references, or with `inlineImages: true` become their "
+        "attachments' signed downloadUrls, so the message shows as sent. Remote (http/https) "
+        "images are removed unless `allowRemoteImages` is true: they tell the sender when "
+        "the mail was read."
     )
-    async def body_html(self, info: Info, allow_remote_images: bool = False) -> str | None:
+    async def body_html(
+        self, info: Info, allow_remote_images: bool = False, inline_images: bool = False
+    ) -> str | None:
         _, html = await info.context.loaders.bodies.load(self.row.id)
-        return sanitize_html(html, allow_remote_images=allow_remote_images)
+        inline_image = None
+        if inline_images:
+            by_cid = {a.content_id: a for a in self.attachments if a.content_id and a.downloadable}
+
+            def inline_image(content_id: str) -> str | None:
+                found = by_cid.get(content_id)
+                return found.download_url(info) if found is not None else None
+
+        return sanitize_html(
+            html, allow_remote_images=allow_remote_images, inline_image=inline_image
+        )
 
     @strawberry.field(
         description="Every message of this conversation the viewer may read, oldest first."

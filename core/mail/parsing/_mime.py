@@ -27,29 +27,35 @@ def _walk(msg: Message) -> tuple[str | None, str | None, tuple[AttachmentInfo, .
     """The first text/plain and text/html body parts, and the attachments, in document order.
 
     Iterative (Message.walk recurses) and bounded by MAX_DEPTH and MAX_PARTS. Parts of an
-    attached message (message/*) are not looked into: it is one attachment.
+    attached message (message/*) are not looked into: it is one attachment. Each attachment
+    has its IMAP section number: a multipart's children are numbered 1, 2, ... under their
+    parent's number, and a message that is not multipart is part "1" (RFC 3501 6.4.5).
     """
     text: str | None = None
     markup: str | None = None
     attachments: list[AttachmentInfo] = []
-    stack: list[tuple[Message, int]] = [(msg, 0)]
+    stack: list[tuple[Message, int, str]] = [(msg, 0, "")]
     visited = 0
     while stack and visited < MAX_PARTS:
-        part, depth = stack.pop()
+        part, depth, section = stack.pop()
         visited += 1
         content_type = _db_safe(part.get_content_type())
         maintype = content_type.partition("/")[0]
         children = part.get_payload() if part.is_multipart() else None
         if maintype == "multipart" and isinstance(children, list):
             if depth < MAX_DEPTH:
-                stack.extend(
-                    (child, depth + 1) for child in reversed(children) if isinstance(child, Message)
-                )
+                numbered = [
+                    (child, depth + 1, f"{section}.{n}" if section else str(n))
+                    for n, child in enumerate(children, 1)
+                    if isinstance(child, Message)
+                ]
+                stack.extend(reversed(numbered))
             continue
         headers = _mime_headers(part)
         filename = _filename(headers)
+        where = _location(part, headers, section or "1")
         if maintype == "message":
-            attachments.append(AttachmentInfo(filename, content_type, _message_size(part)))
+            attachments.append(AttachmentInfo(filename, content_type, _message_size(part), *where))
             continue
         if maintype == "multipart":  # no usable boundary: the parser kept the body as text
             content_type = "text/plain"
@@ -64,8 +70,27 @@ def _walk(msg: Message) -> tuple[str | None, str | None, tuple[AttachmentInfo, .
             elif content_type == "text/html" and markup is None:
                 markup = _body(part, headers)
             continue
-        attachments.append(AttachmentInfo(filename, content_type, _leaf_size(part)))
+        attachments.append(AttachmentInfo(filename, content_type, _leaf_size(part), *where))
     return text or None, markup or None, tuple(attachments)
+
+
+_CONTENT_ID = re.compile(r"^\s*<?\s*([^<>\s]{1,500})\s*>?\s*$")
+
+
+def _location(
+    part: Message, headers: dict[str, str], section: str
+) -> tuple[str, str, str | None, bool]:
+    """(section, transfer encoding, Content-ID, inline) of a leaf part."""
+    content_id: str | None = None
+    for name, value in part.raw_items():
+        if name.lower() == "content-id":
+            match = _CONTENT_ID.match(_unfold(str(value)))
+            content_id = _db_safe(match.group(1)) if match else None
+            break
+    _, cte = _transfer_encoding(part)
+    disposition = headers.get("content-disposition", "").partition(";")[0].strip().lower()
+    inline = disposition == "inline" or (not disposition and content_id is not None)
+    return section, _db_safe(cte[:40]), content_id, inline
 
 
 def _mime_headers(part: Message) -> dict[str, str]:

@@ -34,6 +34,14 @@ class AttachmentInfo:
     filename: str | None
     content_type: str
     size: int
+    part: str = "1"
+    """Its IMAP section number (RFC 3501 6.4.5), e.g. "2" or "1.3": ``BODY[part]`` is its body."""
+    encoding: str = ""
+    """Content-Transfer-Encoding, lower-cased ("base64", "quoted-printable"; "" for none)."""
+    content_id: str | None = None
+    """Content-ID without angle brackets: an HTML body refers to it as ``cid:...``."""
+    inline: bool = False
+    """Shown within the body (Content-Disposition: inline, or a Content-ID and no disposition)."""
 
 
 @dataclass(frozen=True, slots=True)
