@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +19,7 @@ from core.db import after_commit
 
 SYNC_ACCOUNT = "sync_account"
 SEND_OUTGOING = "send_outgoing"
+AHEAD_OF_THE_QUEUE = timedelta(hours=1)
 
 
 def sync_job_id(account_id: uuid.UUID) -> str:
@@ -36,14 +38,23 @@ class JobQueue:
         self, account_id: uuid.UUID, folders: Sequence[str] | None = None
     ) -> bool:
         """True when queued now, False when that account's sync is already queued/running.
-        ``folders``: a run of only these selected folders (what an IDLE watcher heard of)."""
+        ``folders``: a run of only these selected folders, what an IDLE watcher heard of;
+        such a run goes ahead of the scheduled ones (someone is waiting for it)."""
         if folders is None:
             job = await self._redis.enqueue_job(
                 SYNC_ACCOUNT, str(account_id), _job_id=sync_job_id(account_id)
             )
         else:
+            # arq takes due jobs in score order (the time they are due): one due an hour ago
+            # is taken first. It then logs it as "delayed=3600s". _expires keeps its key's
+            # lifetime what it would be (arq derives it from the score otherwise).
             job = await self._redis.enqueue_job(
-                SYNC_ACCOUNT, str(account_id), list(folders), _job_id=sync_job_id(account_id)
+                SYNC_ACCOUNT,
+                str(account_id),
+                list(folders),
+                _job_id=sync_job_id(account_id),
+                _defer_until=datetime.now(UTC) - AHEAD_OF_THE_QUEUE,
+                _expires=timedelta(days=1),
             )
         return job is not None
 

@@ -96,7 +96,7 @@ class Settings(DatabaseSettings, OAuthSettings):
     # Accounts one worker process watches at most (one IMAP connection each).
     idle_per_worker: int = Field(default=500, ge=0)
     # A worker's hold on its watchers; a dead worker's are taken over once it runs out.
-    idle_lease_seconds: float = Field(default=20.0, ge=2, le=600)
+    idle_lease_seconds: float = Field(default=15.0, ge=2, le=600)
     # IDLE is re-issued this often (RFC 2177: before the server's 30-minute timeout).
     idle_renew_seconds: float = Field(default=25 * 60.0, gt=0, le=29 * 60)
     # A server must answer DONE (and SELECT, NOOP) within this, else the connection is dead.

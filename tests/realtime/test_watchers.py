@@ -238,3 +238,55 @@ async def test_a_server_without_idle_is_polled(
             await asyncio.sleep(2)  # and it is not claimed again for nothing
             row = await lease(runtime, account_id)
             assert row is not None and row.worker_id is None
+
+
+async def test_idle_is_renewed_and_a_server_that_stops_answering_is_left(
+    gql: GraphQLClient,
+    running_app: RunningApp,
+    http: httpx.AsyncClient,
+    runtime: Runtime,
+    new_user: NewUser,
+    dovecot: ImapServer,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    """IDLE is ended (DONE) and issued again every MAILSYNC_IDLE_RENEW_SECONDS (25 min in
+    production, 1.5 s here); a server that leaves IDLE unanswered is given up on after
+    MAILSYNC_IDLE_ANSWER_SECONDS, and the watcher reconnects and still hears new mail."""
+    owner = await new_user()
+    async with (
+        private_mailbox("dovecot", dovecot, tmp_path) as direct,
+        QuirksProxy(direct.server.host, direct.server.port) as quirks,
+    ):
+        box = seen_through(direct, quirks)
+        account_id = await connect_and_start(gql.as_user(owner.token), box, labels=["INBOX"])
+        env = idle_env(
+            make_settings(), MAILSYNC_IDLE_RENEW_SECONDS="1.5", MAILSYNC_IDLE_ANSWER_SECONDS="2"
+        )
+        process = start_worker(env, tmp_path)
+        try:
+            await wait_status(runtime, account_id, AccountStatus.ACTIVE, log=process)
+            await wait_watched(runtime, account_id, log=process)
+
+            def idles() -> list[int]:
+                return [c.connection for c in quirks.commands if c.name == "IDLE"]
+
+            async def renewed() -> bool:
+                return len(idles()) >= 3 and len(set(idles())) == 1
+
+            await wait_until("IDLE issued three times on one connection", renewed, within=10)
+            held = quirks.hold("IDLE")  # the server "hangs": the next IDLE is not answered
+            await asyncio.wait_for(held.reached.wait(), 5)
+            watcher_connection = idles()[-1]
+
+            async def reconnected() -> bool:
+                return any(c != watcher_connection for c in idles()[-1:])
+
+            await wait_until("a new connection after the silence", reconnected, within=10)
+            await wait_watched(runtime, account_id, log=process)
+            async with websocket(running_app, http) as ws:
+                await subscribe(ws, runtime, owner, "live", SYNC_COMPLETED, {"id": str(account_id)})
+                await direct.admin.append("INBOX", make_message("after the silence"))
+                assert (await next_completed(ws, "newMessages", 10))["newMessages"] == 1
+        finally:
+            await asyncio.to_thread(process.stop)
