@@ -114,6 +114,7 @@ async def test_connect_sync_read_and_send_from_the_browser(
                 (html_message("Lunch on Friday?", "<p>At noon?</p>"), now),
             ],
         )
+        await box.admin.create("Archive")
         await sign_in(page, running_app, user.token)
         await page.get_by_role("link", name="Mail accounts").click()
         await expect(page.locator("#plan-limit")).to_have_text(
@@ -134,6 +135,7 @@ async def test_connect_sync_read_and_send_from_the_browser(
         )
 
         # Start sync: INBOX preselected, shared with the company, all past mail.
+        await account.get_by_label("Archive (archive)").check()  # INBOX is preselected
         await account.get_by_label("Sharing").select_option("SHARED")
         await account.get_by_label("Past mail").select_option("ALL")
         await account.get_by_role("button", name="Start sync").click()
@@ -165,6 +167,17 @@ async def test_connect_sync_read_and_send_from_the_browser(
         await page.get_by_role("button", name="Search").click()
         await expect(messages).to_have_count(1)
         await expect(messages).to_contain_text("Lunch on Friday?")
+
+        # Archive: gone from the inbox at once, in the Archive folder on the server after
+        # the account's next sync.
+        await messages.get_by_role("button").click()
+        await expect(page.locator("#reader h2")).to_have_text("Lunch on Friday?")
+        await page.locator("#archive").click()
+        await expect(page.locator("#reader")).to_contain_text("Archived.")
+        await expect(messages).to_have_count(0)
+        await burst_worker(settings)
+        [archived] = await box.admin.fetch_raw("Archive")
+        assert b"Subject: Lunch on Friday?" in archived
         clean(traffic)
 
 

@@ -15,12 +15,16 @@ const MESSAGE = `query Message($id: ID!, $remote: Boolean!) { message(id: $id) {
   id subject date isRead isFlagged messageId
   from { name address } to { name address } cc { name address }
   account { id emailAddress owner { name } } folder { name role }
-  bodyText bodyHtml(allowRemoteImages: $remote)
-  attachments { filename contentType size }
+  bodyText bodyHtml(allowRemoteImages: $remote, inlineImages: true)
+  attachments { id filename contentType size inline downloadUrl }
   thread { id subject date from { name address } } } }`;
 const MARK = `mutation Mark($ids: [ID!]!, $read: Boolean, $flagged: Boolean) {
   markMessages(ids: $ids, read: $read, flagged: $flagged) {
     messages { id isRead isFlagged } userErrors { code message } } }`;
+const MOVE = `mutation Move($ids: [ID!], $to: MoveTargetInput!) { moveMessages(ids: $ids, to: $to) {
+  messages { id } userErrors { code message } } }`;
+const DELETE = `mutation Delete($ids: [ID!]!) { deleteMessages(ids: $ids) {
+  messages { id } userErrors { code message } } }`;
 const COMPLETED = "subscription { syncCompleted { account { id } newMessages removedMessages updatedMessages } }";
 
 // The message's document: the sanitized HTML, in an iframe with every sandbox flag off
@@ -102,7 +106,9 @@ export async function inboxView(main, [messageId]) {
     selected = id;
     list.querySelectorAll("li.selected").forEach((li) => li.classList.remove("selected"));
     list.querySelector(`li[data-id="${CSS.escape(id)}"]`)?.classList.add("selected");
+    if (!remote) replace(reader, h("p", { class: "hint" }, "Loading…"));  // no stale buttons
     const m = (await gql(MESSAGE, { id, remote })).message;
+    if (selected !== id) return;  // another message was chosen meanwhile
     if (!m) { replace(reader, h("p", { class: "error" }, "This message is not available.")); return; }
     if (!m.isRead) mark(m, { read: true });
     const body = m.bodyHtml != null
@@ -116,16 +122,38 @@ export async function inboxView(main, [messageId]) {
       h("div", { class: "row" },
         h("button", { type: "button", id: "toggle-read", onclick: () => mark(m, { read: !m.isRead }) }, m.isRead ? "Mark unread" : "Mark read"),
         h("button", { type: "button", id: "toggle-flag", onclick: () => mark(m, { flagged: !m.isFlagged }) }, m.isFlagged ? "Unflag" : "Flag"),
+        h("button", { type: "button", id: "archive", onclick: () => move(m, { role: "ARCHIVE" }, "Archived.") }, "Archive"),
+        m.folder.role === "TRASH"
+          ? h("button", { type: "button", id: "delete", onclick: () => remove(m, DELETE, { ids: [m.id] }, "Deleted for good.") }, "Delete for good")
+          : h("button", { type: "button", id: "delete", onclick: () => move(m, { role: "TRASH" }, "Moved to Trash.") }, "Delete"),
         h("a", { href: `#/compose/reply/${encodeURIComponent(m.id)}` }, "Reply"),
         h("a", { href: `#/compose/forward/${encodeURIComponent(m.id)}` }, "Forward"),
         m.bodyHtml != null && !remote
           ? h("button", { type: "button", id: "remote-images", onclick: () => show(id, true) }, "Show remote images") : null),
-      m.attachments.length ? h("ul", { class: "attachments" }, m.attachments.map((a) =>
-        h("li", {}, `${a.filename || "(unnamed)"} · ${a.contentType} · ${Math.ceil(a.size / 1024)} kB`))) : null,
+      m.attachments.length ? h("ul", { class: "attachments", "aria-label": "Attachments" }, m.attachments.map((a) => {
+        const label = `${a.filename || "(unnamed)"} · ${a.contentType} · ${Math.ceil(a.size / 1024)} kB`;
+        return h("li", {}, a.downloadUrl
+          ? h("a", { href: a.downloadUrl, download: a.filename || "attachment", rel: "noreferrer" }, label)
+          : label);
+      })) : null,
       body,
       m.thread.length > 1 ? h("details", {}, h("summary", {}, `Conversation (${m.thread.length})`),
         h("ul", {}, m.thread.map((t) => h("li", {}, h("a", { href: `#/inbox/${encodeURIComponent(t.id)}` },
           `${when(t.date)} · ${t.from ? t.from.name || t.from.address : ""} · ${t.subject || ""}`))))) : null);
+  }
+
+  function move(m, to, done) {
+    return remove(m, MOVE, { ids: [m.id], to }, done);
+  }
+
+  // Archive or delete: the message leaves this list at once (the server follows on the
+  // account's next sync, and an error there brings it back with writeBackError).
+  async function remove(m, query, vars, done) {
+    const result = Object.values(await gql(query, vars))[0];
+    if (result.userErrors.length) { toast(result.userErrors[0].message); return; }
+    list.querySelector(`li[data-id="${CSS.escape(m.id)}"]`)?.remove();
+    replace(reader, h("p", { class: "hint" }, done));
+    selected = null;
   }
 
   async function mark(m, change) {
