@@ -46,6 +46,11 @@ class MessageParser:
             if processes > 0
             else None
         )
+        if self._executor is not None:
+            # Start the pool now: a spawned process imports the parser (seconds on a busy
+            # machine), which would otherwise delay the first new mail of whichever account
+            # parses first after the worker starts.
+            self._executor.submit(parse_many, [])
 
     async def parse(self, raws: list[bytes]) -> list[ParsedMessage]:
         if self._executor is None:
