@@ -241,9 +241,11 @@ async def _greeting(client: aioimaplib.IMAP4, login: ServerLogin, seconds: float
     """Connected (TCP, and TLS for SSL), then the server's greeting within ``seconds``: a
     server that accepts connections and never speaks is named as such."""
     await client._client_task  # its failures are the connection's (refused, TLS, ...)
+    protocol = client.protocol
     try:
         async with asyncio.timeout(seconds):
-            await client.wait_hello_from_server()
+            # Not client.wait_hello_from_server(): see LinearIMAP4ClientProtocol.
+            await protocol.greeted.wait()
     except TimeoutError:
         raise ServiceError(
             ErrorCode.SERVER_UNREACHABLE,
@@ -251,6 +253,8 @@ async def _greeting(client: aioimaplib.IMAP4, login: ServerLogin, seconds: float
             f"within {seconds:g} s.",
             "host",
         ) from None
+    if protocol.state not in (aioimaplib.NONAUTH, aioimaplib.AUTH):
+        raise aioimaplib.Abort(f"greeting refused: state {protocol.state}")
 
 
 async def _password_login(client: aioimaplib.IMAP4, login: ServerLogin) -> Any:
@@ -314,6 +318,8 @@ def _close(client: aioimaplib.IMAP4 | None) -> None:
     if transport is not None:
         transport.close()
     client._client_task.cancel()
+    for task in list(client.protocol.tasks):  # a greeting handler still waiting on the server
+        task.cancel()
 
 
 def _ssl_reason(exc: ssl.SSLError) -> str:

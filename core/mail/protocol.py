@@ -15,6 +15,7 @@ when the installed aioimaplib differs from what they rely on.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -46,8 +47,27 @@ class LinearFetchCommand(FetchCommand):
 
 
 class LinearIMAP4ClientProtocol(aioimaplib.IMAP4ClientProtocol):
+    """Also: ``greeted`` is set once the greeting (and the CAPABILITY after it) is handled.
+
+    aioimaplib's ``wait_hello_from_server`` waits on its ``state_condition``, whose lock its
+    greeting handler holds until the server answers CAPABILITY (with no timeout). A waiter
+    that is cancelled must take that lock back before it can leave, so on Python 3.13 a
+    timeout could not end the wait when a server greeted and then never answered: the call
+    (and the request behind it) hung for good. Waiting on this event is always cancellable.
+    """
+
     incomplete_line: bytes
     current_command: Command | None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.greeted = asyncio.Event()
+
+    async def welcome(self, command: bytes) -> None:
+        try:
+            await super().welcome(command)
+        finally:
+            self.greeted.set()  # the state says how it went
 
     def data_received(self, d: bytes) -> None:
         # aioimaplib's version builds "Received : %s" % d for a debug line on every chunk,
