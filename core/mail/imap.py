@@ -395,6 +395,8 @@ def _close(client: aioimaplib.IMAP4 | None) -> None:
     if transport is not None:
         transport.close()
     client._client_task.cancel()
+    for task in list(client.protocol.tasks):  # a greeting handler still waiting on the server
+        task.cancel()
 
 
 def _ssl_reason(exc: ssl.SSLError) -> str:

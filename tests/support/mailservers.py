@@ -54,6 +54,7 @@ Dovecot 2.3.19 details this module works around:
 from __future__ import annotations
 
 import grp
+import importlib.util
 import os
 import pwd
 import re
@@ -555,14 +556,12 @@ def start_dovecot(
 # -- pymap ---------------------------------------------------------------------------------
 
 
-def _pymap_executable() -> Path:
-    beside_python = Path(sys.executable).parent / "pymap"
-    if beside_python.exists():
-        return beside_python
-    found = shutil.which("pymap")
-    if found is None:
+def _pymap_command() -> list[str]:
+    """pymap, through pymap_launcher.py: its login hash is cheap (see there why)."""
+    if importlib.util.find_spec("pymap") is None:
         raise ImapServerStartError("pymap is not installed (pip install 'pymap>=0.36')")
-    return Path(found)
+    # -P: the script's folder (tests/support has a secrets.py) must not shadow the stdlib.
+    return [sys.executable, "-P", str(Path(__file__).with_name("pymap_launcher.py"))]
 
 
 def start_pymap(workdir: Path) -> ImapServer:
@@ -570,11 +569,10 @@ def start_pymap(workdir: Path) -> ImapServer:
     root = (Path(workdir) / "pymap").resolve()
     root.mkdir(parents=True, exist_ok=True)
     log_path = root / "pymap.log"
-    executable = _pymap_executable()
     attempts = 3
     for attempt in range(1, attempts + 1):
         port = _free_port()
-        command = [str(executable), "--host", LOOPBACK, "--port", str(port), "--no-tls"]
+        command = [*_pymap_command(), "--host", LOOPBACK, "--port", str(port), "--no-tls"]
         command += ["dict", "--demo-data"]
         with log_path.open("wb") as log:
             process = subprocess.Popen(

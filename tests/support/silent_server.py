@@ -10,12 +10,14 @@ LOOPBACK = "127.0.0.1"
 
 
 @asynccontextmanager
-async def silent_tcp_server() -> AsyncIterator[tuple[int, list[int]]]:
-    """Yields (port, connections); ``connections`` gains one entry per accepted one."""
+async def silent_tcp_server(greeting: bytes = b"") -> AsyncIterator[tuple[int, list[int]]]:
+    """Yields (port, connections); ``connections`` gains one entry per accepted one.
+    With ``greeting``, that is sent first, and then nothing more."""
     connections: list[int] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connections.append(1)
+        writer.write(greeting)
         try:
             await reader.read()  # until the client gives up and closes
         finally:
