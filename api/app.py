@@ -100,6 +100,13 @@ def create_app(settings: Settings) -> Starlette:
         routes.append(Mount(ASSETS_PATH, graphiql_assets()))
     return Starlette(
         routes=routes,
-        middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)],
+        middleware=[
+            Middleware(
+                BodySizeLimit,
+                max_bytes=settings.max_request_bytes,
+                # The attachments, and room for the operation and the multipart framing.
+                max_upload_bytes=settings.max_attachment_bytes + settings.max_request_bytes,
+            )
+        ],
         lifespan=lifespan,
     )

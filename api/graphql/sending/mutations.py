@@ -11,6 +11,7 @@ from api.graphql.context import Info
 from api.graphql.errors import IsAuthenticated, UserError
 from api.graphql.sending.inputs import SendAutomatedEmailInput, SendEmailInput
 from api.graphql.sending.types import OutgoingMessage, SendEmailPayload
+from api.graphql.sending.uploads import read_uploads
 from core import models
 from core.errors import ServiceError
 from core.ids import parse_uuid
@@ -38,7 +39,13 @@ class SendingMutations:
     async def send_email(self, info: Info, input: SendEmailInput) -> SendEmailPayload:
         viewer = viewer_of(info)
         account_id = parse_uuid(input.from_account_id or None)
-        draft = input.to_domain()
+        try:
+            files = await read_uploads(
+                input.attachments or [], info.context.runtime.settings.max_attachment_bytes
+            )
+        except ServiceError as error:
+            return SendEmailPayload(user_errors=[UserError.from_service(error)])
+        draft = input.to_domain(files)
         return await _send_payload(info, lambda sending: sending.send(viewer, account_id, draft))
 
     @strawberry.mutation(
