@@ -15,13 +15,28 @@ import httpx
 from core.models import SendStatus
 from core.runtime import Runtime
 from core.settings import Settings
-from tests.sending.helpers import SEND, add_sending_account, outgoing_rows, parse, run_worker
+from tests.inbox.test_attachments import (
+    BINARY,
+    HTML_ATTACHMENT,
+    PNG,
+    TEXT,
+    mail_with_parts,
+)
+from tests.sending.helpers import (
+    SEND,
+    add_sending_account,
+    outgoing_rows,
+    parse,
+    run_worker,
+    send,
+)
 from tests.support.app import RunningApp, serve
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
+from tests.support.inbox import INBOX
 from tests.support.mailservers import ImapServer
 from tests.support.smtp_server import SmtpServer, smtp_server_fixture  # noqa: F401
-from tests.support.sync import private_mailbox
+from tests.support.sync import private_mailbox, start_and_sync
 
 NewUser = Callable[..., Awaitable[TestUser]]
 PDF = b"%PDF-1.4\n" + random.Random(7).randbytes(300_000)
@@ -134,3 +149,38 @@ async def test_attachments_over_the_limit_are_refused_while_they_stream(
         finally:
             writer.close()
     assert await outgoing_rows(runtime) == []
+
+
+async def test_a_forward_carries_the_original_attachments(
+    gql: GraphQLClient,
+    runtime: Runtime,
+    new_user: NewUser,
+    dovecot: ImapServer,
+    smtp_server: SmtpServer,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    owner = await new_user()
+    client = gql.as_user(owner.token)
+    async with private_mailbox("dovecot", dovecot, tmp_path) as box:
+        await box.admin.append("INBOX", mail_with_parts("parts"))
+        account = await add_sending_account(client, box, smtp_server)
+        await start_and_sync(client, runtime, account["id"])
+        edges = (await client.execute(INBOX))["inbox"]["edges"]
+        [original] = [e["node"]["id"] for e in edges if e["node"]["subject"] == "parts"]
+        forwarded = await send(client, subject="Fwd: parts", forwardAttachmentsOf=original)
+        assert forwarded["userErrors"] == [], forwarded
+        await run_worker(make_settings)
+        [received] = smtp_server.received
+        got = {
+            part.get_filename(): part.get_payload(decode=True)
+            for part in parse(received.data).iter_attachments()
+        }
+        assert got == {
+            "logo.png": PNG,
+            "Angebot Müller.bin": BINARY,
+            "notes.txt": TEXT,
+            "page.html": HTML_ATTACHMENT,
+        }
+        unknown = await send(client, forwardAttachmentsOf="not-a-message")
+        assert [e["code"] for e in unknown["userErrors"]] == ["NOT_FOUND"]

@@ -33,6 +33,13 @@ class SendEmailInput:
         "MAILSYNC_MAX_ATTACHMENT_BYTES (25 MB by default), refused while they stream in.",
     )
 
+    forward_attachments_of: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A message the viewer may read whose attachments this one carries "
+        "too (a forward), fetched from its mail server: the client need not download them. "
+        "They count towards the same size limit.",
+    )
+
     def to_domain(self, files: Sequence[FileAttachment] = ()) -> Draft:
         return Draft(
             to=list(self.to),
