@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from redis.exceptions import ResponseError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -19,9 +20,14 @@ from api.body_limit import BodySizeLimit
 from api.graphiql import ASSETS_PATH, graphiql_assets
 from api.graphql.limits import GraphQLLimits
 from api.graphql.schema import build_schema
+from api.metrics import gauge_refresher, metrics_endpoint
 from api.oauth_callback import oauth_callback
+from api.request_id import RequestId
 from api.view import MailsyncGraphQL
+from api.web import ASSETS_PATH as WEB_ASSETS_PATH
+from api.web import web_app_response, web_assets
 from core.db import ping
+from core.metrics import track_pool
 from core.runtime import Runtime, open_runtime
 from core.settings import Settings
 
@@ -69,8 +75,9 @@ async def readyz(request: Request) -> JSONResponse:
 def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_runtime(settings) as runtime:
+        async with open_runtime(settings) as runtime, gauge_refresher(runtime):
             app.state.runtime = runtime
+            track_pool(runtime.engine)
             # Everything loaded so far (modules, the schema, pools) lives as long as the
             # process: out of the collector's way, a full collection no longer walks it,
             # which took the inbox page's p99 from ~125 ms towards its p50.
@@ -91,6 +98,7 @@ def create_app(settings: Settings) -> Starlette:
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
         Route("/oauth/callback", oauth_callback),
         Route("/attachments/{token}", download_attachment, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -98,15 +106,33 @@ def create_app(settings: Settings) -> Starlette:
     ]
     if settings.graphiql:
         routes.append(Mount(ASSETS_PATH, graphiql_assets()))
+    if settings.web_app:
+        routes.append(Route("/", lambda request: web_app_response()))
+        routes.append(Mount(WEB_ASSETS_PATH, web_assets()))
+    middleware = [
+        Middleware(RequestId),
+        Middleware(
+            BodySizeLimit,
+            max_bytes=settings.max_request_bytes,
+            # The attachments, and room for the operation and the multipart framing.
+            max_upload_bytes=settings.max_attachment_bytes + settings.max_request_bytes,
+        ),
+    ]
+    if settings.cors_origin_list:
+        # Explicit origins only; no cookies are involved (the token is a header).
+        middleware.insert(
+            1,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origin_list,
+                allow_methods=["GET", "POST"],
+                allow_headers=["authorization", "content-type", "x-request-id"],
+                expose_headers=["x-request-id"],
+                max_age=600,
+            ),
+        )
     return Starlette(
         routes=routes,
-        middleware=[
-            Middleware(
-                BodySizeLimit,
-                max_bytes=settings.max_request_bytes,
-                # The attachments, and room for the operation and the multipart framing.
-                max_upload_bytes=settings.max_attachment_bytes + settings.max_request_bytes,
-            )
-        ],
+        middleware=middleware,
         lifespan=lifespan,
     )

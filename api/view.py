@@ -29,6 +29,7 @@ from api.body_limit import PAYLOAD_TOO_LARGE, json_error
 from api.graphiql import graphiql_page
 from api.graphql.context import Context
 from api.graphql.errors import UNAVAILABLE, UNAVAILABLE_MESSAGE, is_unavailable
+from core import metrics
 from core.events import CredentialsRevoked, Resubscribed
 from core.identity.service import authenticate_request
 from core.identity.viewer import Viewer
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 WS_FORBIDDEN = 4403
+WS_TRY_AGAIN_LATER = 1013  # RFC 6455 registry: "Try Again Later"
+RETRY_AFTER_SECONDS = 5  # what a 503 (UNAVAILABLE) tells a client to wait
+WS_UNAVAILABLE_REASON = "The service cannot reach its database; try again later."
 WS_TOO_MANY = 4429
 _HTTP_CODES = {
     400: "BAD_REQUEST",
@@ -85,9 +89,12 @@ class SocketRegistry:
         if self._open.get(user_id, 0) >= self.per_user:
             return False
         self._open[user_id] = self._open.get(user_id, 0) + 1
+        metrics.WEBSOCKETS_OPEN.inc()
         return True
 
     def remove(self, user_id: uuid.UUID) -> None:
+        if user_id in self._open:
+            metrics.WEBSOCKETS_OPEN.dec()
         left = self._open.get(user_id, 0) - 1
         if left > 0:
             self._open[user_id] = left
@@ -107,7 +114,14 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     _watcher: asyncio.Task[None] | None = None
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
-        await super().handle_connection_init(message)
+        try:
+            await super().handle_connection_init(message)
+        except Exception as exc:  # the token lookup: PostgreSQL may be unreachable
+            if not is_unavailable(exc):
+                raise
+            log.warning("websocket refused: %s", type(exc).__name__)
+            await self.websocket.close(code=WS_TRY_AGAIN_LATER, reason=WS_UNAVAILABLE_REASON)
+            return
         viewer = self.context.viewer
         if not self.connection_acknowledged or viewer is None or self._registered:
             return
@@ -142,7 +156,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                             await listener.get(), CredentialsRevoked | Resubscribed
                         ):
                             pass
-                still = await authenticate_request(runtime.session_factory, token or "")
+                try:
+                    still = await authenticate_request(runtime.session_factory, token or "")
+                except Exception as exc:
+                    if not is_unavailable(exc):
+                        raise
+                    continue  # cannot tell now: check again at the next interval
                 if still is None or still.user_id != viewer.user_id:
                     await self.websocket.close(code=WS_FORBIDDEN, reason="Token revoked")
                     return
@@ -204,6 +223,8 @@ class MailsyncGraphQL(GraphQL[Context, None]):
             response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
         if response.status_code == 401:
             response.headers["www-authenticate"] = "Bearer"
+        if response.status_code == 503:
+            response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
         await response(scope, receive, send)
 
     async def run(

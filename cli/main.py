@@ -8,6 +8,7 @@ import contextlib
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from core.crypto import generate_key
 from core.errors import ServiceError
@@ -88,26 +89,36 @@ def _cmd_set_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_logging(quiet: bool = False) -> None:
+    from core.logs import LogSettings, configure_logging
+
+    configure_logging(load_settings(LogSettings), level="WARNING" if quiet else None)
+
+
 def _cmd_api(args: argparse.Namespace) -> int:
     from api.app import create_app
     from cli.serve import serve_app
 
-    serve_app(create_app(load_settings(Settings)), host=args.host, port=args.port)
+    _configure_logging()
+    settings = load_settings(Settings)
+    host = args.host if args.host is not None else settings.host
+    port = args.port if args.port is not None else settings.port
+    serve_app(create_app(settings), host=host, port=port)
     return 0
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    import logging
-
     from workers.arq_worker import run_worker
+    from workers.resilient import RedisOutage
 
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    _configure_logging(quiet=args.quiet)
     settings = load_settings(Settings)
-    with contextlib.suppress(asyncio.CancelledError):  # arq cancels its main task on SIGINT
-        asyncio.run(run_worker(settings, burst=args.burst))
+    try:
+        with contextlib.suppress(asyncio.CancelledError):  # arq cancels its main task on SIGINT
+            asyncio.run(run_worker(settings, burst=args.burst))
+    except RedisOutage as exc:
+        print(f"mailsync: {exc}", file=sys.stderr)
+        return 3  # for a supervisor: restart me (or page someone) once Redis is back
     return 0
 
 
@@ -115,7 +126,11 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     from cli.dev import run_dev
 
     return run_dev(
-        host=args.host, port=args.port, imap_port=args.imap_port, smtp_port=args.smtp_port
+        host=args.host,
+        port=args.port,
+        imap_port=args.imap_port,
+        smtp_port=args.smtp_port,
+        data_dir=args.data_dir,
     )
 
 
@@ -168,8 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(run=_cmd_set_plan)
 
     sub = commands.add_parser("api", help="serve GraphQL over HTTP and websockets")
-    sub.add_argument("--host", default="127.0.0.1")
-    sub.add_argument("--port", type=int, default=8000)
+    sub.add_argument("--host", help="default: MAILSYNC_HOST, else 127.0.0.1")
+    sub.add_argument("--port", type=int, help="default: MAILSYNC_PORT, else 8000")
     sub.set_defaults(run=_cmd_api)
 
     sub = commands.add_parser(
@@ -189,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--port", type=int, default=8000)
     sub.add_argument("--imap-port", type=int, default=1143, help="the demo IMAP server's port")
     sub.add_argument("--smtp-port", type=int, default=1587, help="the demo SMTP server's port")
+    sub.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".mailsync"),
+        help="the embedded databases' data, the demo token and keys (default .mailsync)",
+    )
     sub.set_defaults(run=_cmd_dev)
     return parser
 

@@ -35,13 +35,17 @@ def serve_app(
     *,
     host: str,
     port: int,
-    log_level: str = "info",
+    log_level: str | None = None,
     sock: socket.socket | None = None,
     on_started: Callable[[], None] | None = None,
 ) -> None:
     """Serve until a signal; ``sock``: an already bound socket (``host``/``port`` are then
     only its name); ``on_started`` runs once the server accepts connections."""
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, proxy_headers=True)
+    # log_config=None: uvicorn's loggers go through the process's own logging set-up
+    # (core/logs.py: text or JSON, the request id, access lines without query strings).
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, log_config=None, proxy_headers=True
+    )
     server = _GracefulServer(config, on_started)
     asyncio.run(server.serve(sockets=[sock] if sock is not None else None))
 

@@ -9,6 +9,7 @@ committed (see ``core.db.after_commit``).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,11 +32,19 @@ class JobQueue:
     def __init__(self, redis: ArqRedis) -> None:
         self._redis = redis
 
-    async def enqueue_sync(self, account_id: uuid.UUID) -> bool:
-        """True when queued now, False when that account's sync is already queued/running."""
-        job = await self._redis.enqueue_job(
-            SYNC_ACCOUNT, str(account_id), _job_id=sync_job_id(account_id)
-        )
+    async def enqueue_sync(
+        self, account_id: uuid.UUID, folders: Sequence[str] | None = None
+    ) -> bool:
+        """True when queued now, False when that account's sync is already queued/running.
+        ``folders``: a run of only these selected folders (what an IDLE watcher heard of)."""
+        if folders is None:
+            job = await self._redis.enqueue_job(
+                SYNC_ACCOUNT, str(account_id), _job_id=sync_job_id(account_id)
+            )
+        else:
+            job = await self._redis.enqueue_job(
+                SYNC_ACCOUNT, str(account_id), list(folders), _job_id=sync_job_id(account_id)
+            )
         return job is not None
 
     async def enqueue_send(self, outgoing_id: uuid.UUID) -> bool:

@@ -81,6 +81,41 @@ class Settings(DatabaseSettings, OAuthSettings):
     attachment_link_seconds: int = Field(default=600, ge=10, le=86_400)
     # Seconds a request waits for a free database connection before UNAVAILABLE.
     db_pool_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Real time (IMAP IDLE on INBOX; README, "Real time"). idle_enabled=false: polling only.
+    idle_enabled: bool = True
+    # Accounts one worker process watches at most (one IMAP connection each).
+    idle_per_worker: int = Field(default=500, ge=0)
+    # A worker's hold on its watchers; a dead worker's are taken over once it runs out.
+    idle_lease_seconds: float = Field(default=20.0, ge=2, le=600)
+    # IDLE is re-issued this often (RFC 2177: before the server's 30-minute timeout).
+    idle_renew_seconds: float = Field(default=25 * 60.0, gt=0, le=29 * 60)
+    # A server must answer DONE (and SELECT, NOOP) within this, else the connection is dead.
+    idle_answer_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Pushes arriving this close together make one sync request.
+    idle_debounce_seconds: float = Field(default=0.05, ge=0, le=10)
+    # A worker that cannot reach Redis retries with backoff; after this many seconds
+    # without it, it exits non-zero so that its supervisor can act.
+    worker_redis_outage_seconds: float = Field(default=300.0, gt=0)
+    # On SIGTERM a worker takes no new jobs and lets running ones finish for this long
+    # before it cancels them (a job cancelled by shutdown runs again, not counted a try).
+    worker_drain_seconds: int = Field(default=20, ge=0)
+    # Where `mailsync api` listens (its --host/--port flags override these).
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # /metrics answers only with this bearer token when set (else to anyone who reaches it).
+    metrics_token: str | None = None
+    # A worker serves its Prometheus metrics on this port (0: not served).
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
+    # The Sales Inbox web app at / (the API alone: false).
+    web_app: bool = True
+    # Origins (comma-separated, e.g. https://crm.example.com) whose pages may call the API
+    # from a browser; none by default: the web app is served from the API's own origin.
+    cors_origins: str = ""
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     @field_validator("redis_url")
     @classmethod
@@ -119,7 +154,7 @@ class Settings(DatabaseSettings, OAuthSettings):
         return KeyRing.from_settings(self.secret_keys)
 
 
-S = TypeVar("S", bound=DatabaseSettings)
+S = TypeVar("S", bound=BaseSettings)
 
 
 def load_settings(kind: type[S], **overrides: Any) -> S:

@@ -7,6 +7,10 @@ These are plain (sync) tests: Alembic's env.py and the database helpers call
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from alembic import command
@@ -96,3 +100,24 @@ def test_downgrade_to_base_then_upgrade_to_head(database_server: str) -> None:
         command.upgrade(config, "head")
         assert _snapshot(url) == at_head, "upgrade after downgrade built a different schema"
         check(url)
+
+
+def test_two_migrates_started_at_once_migrate_once(database_server: str) -> None:
+    """Two replicas whose start runs `mailsync migrate` at the same moment on an empty
+    database: the migration lock makes the second wait and find the schema at head, so both
+    succeed (without it the second fails on tables the first is creating)."""
+    mailsync = str(Path(sys.executable).with_name("mailsync"))
+    with migrated_database(database_server) as url:
+        command.downgrade(alembic_config(url), "base")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAILSYNC_")}
+        env["MAILSYNC_DATABASE_URL"] = url
+        runs = [
+            subprocess.Popen(
+                [mailsync, "migrate"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            for _ in range(3)
+        ]
+        results = [(run.communicate(timeout=120)[1], run.returncode) for run in runs]
+        assert [code for _, code in results] == [0, 0, 0], results
+        head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+        assert _snapshot(url)["revision"] == [(head,)]

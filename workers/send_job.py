@@ -9,9 +9,12 @@ from typing import Any
 
 from arq.worker import Retry
 
+from core.jobs import send_job_id
+from core.logs import job_logging
 from core.runtime import Runtime
 from core.sending import repository
 from core.sending.delivery import OutgoingDelivery
+from workers import leases
 
 log = logging.getLogger(__name__)
 
@@ -25,22 +28,28 @@ REQUEUE_BATCH = 1000
 
 async def send_outgoing(ctx: dict[str, Any], outgoing_id: str) -> None:
     runtime: Runtime = ctx["runtime"]
-    retry_in = await OutgoingDelivery(runtime, uuid.UUID(outgoing_id)).run()
+    with job_logging(outgoing_id=outgoing_id, job_try=ctx.get("job_try")):
+        retry_in = await OutgoingDelivery(runtime, uuid.UUID(outgoing_id)).run()
     if retry_in is not None:
         raise Retry(defer=retry_in)
 
 
 async def requeue_unfinished_sends(ctx: dict[str, Any]) -> int:
     """Queue again what PostgreSQL says is unfinished but Redis may have lost (a flush, a
-    restart). The job id makes this a no-op for deliveries that are queued or running."""
+    restart): at once when no attempt started, else once it has rested REQUEUE_AFTER. The
+    job id makes this a no-op for deliveries that are queued or running. A delivery whose
+    worker died (its lease expired) is released, so the next worker finishes it now: files
+    the Sent copy, or settles a message cut off inside DATA as possibly delivered."""
     runtime: Runtime = ctx["runtime"]
     async with runtime.session_factory() as session:
-        ids = await repository.unfinished_ids(
+        rows = await repository.unfinished(
             session, datetime.now(UTC) - REQUEUE_AFTER, REQUEUE_BATCH
         )
     queued = 0
-    for outgoing_id in ids:
-        if await runtime.jobs.enqueue_send(outgoing_id):
+    for outgoing_id, ready in rows:
+        if await leases.release_if_abandoned(runtime.redis, send_job_id(outgoing_id)):
+            log.warning("outgoing %s: released a send job abandoned by a dead worker", outgoing_id)
+        elif ready and await runtime.jobs.enqueue_send(outgoing_id):
             queued += 1
     if queued:
         log.info("requeued %d unfinished outgoing messages", queued)

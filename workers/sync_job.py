@@ -7,15 +7,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from arq.constants import in_progress_key_prefix as IN_PROGRESS_PREFIX
-
 from core.jobs import sync_job_id
+from core.logs import job_logging
 from core.runtime import Runtime
 from core.sync import repository
 from core.sync.folder import SyncTuning
 from core.sync.locks import account_lock
 from core.sync.run import sync_account as run_sync
 from core.sync.run import tuning_for
+from workers import leases
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +28,13 @@ SYNC_JOB_TIMEOUT_SECONDS = 900
 AGAIN = "mailsync_sync_again"  # in a job's ctx: the account to queue once arq lets go
 
 
-async def sync_account(ctx: dict[str, Any], account_id: str) -> dict[str, object] | None:
+async def sync_account(
+    ctx: dict[str, Any], account_id: str, folders: list[str] | None = None
+) -> dict[str, object] | None:
     runtime: Runtime = ctx["runtime"]
     tuning: SyncTuning = ctx.get("tuning") or tuning_for(runtime.settings)
-    result = await run_sync(runtime, uuid.UUID(account_id), tuning)
+    with job_logging(account_id=account_id, job_try=ctx.get("job_try")):
+        result = await run_sync(runtime, uuid.UUID(account_id), tuning, folders=folders)
     if result is None:
         return None
     if result.again:
@@ -71,16 +74,14 @@ async def schedule_due_syncs(ctx: dict[str, Any]) -> int:
 
 async def release_if_abandoned(runtime: Runtime, account_id: uuid.UUID) -> bool:
     """A worker killed mid-job leaves arq's in-progress marker until the job timeout runs
-    out, and nobody may take the job meanwhile. The account's advisory lock tells the
-    truth: marker set but lock free means no one is running it, so drop the marker and
-    let the next worker take the job (a race with a starting worker is harmless: the lock
-    still lets only one of them sync)."""
-    marker = f"{IN_PROGRESS_PREFIX}{sync_job_id(account_id)}"
-    if not await runtime.redis.exists(marker):
+    out, and nobody may take the job meanwhile. Its lease (workers/leases.py) tells the
+    truth: marker set but no live worker renewing the lease, and the account's advisory lock
+    free, means no one is running it; drop the marker and let the next worker take it."""
+    if not await leases.abandoned(runtime.redis, sync_job_id(account_id)):
         return False
     async with account_lock(runtime, account_id) as free:
         if not free:
             return False
-    await runtime.redis.delete(marker)
+    await leases.release(runtime.redis, sync_job_id(account_id))
     log.warning("account %s: released a sync job abandoned by a dead worker", account_id)
     return True

@@ -16,6 +16,7 @@ from core.models import (
     OAuthProvider,
     PastSync,
     Plan,
+    RealtimeMode,
     Role,
     SendStatus,
     Sharing,
@@ -33,6 +34,7 @@ for _enum in (
     FolderRole,
     SendStatus,
     ErrorCode,
+    RealtimeMode,
 ):
     strawberry.enum(_enum)
 
@@ -45,6 +47,7 @@ __all__ = [
     "OAuthProvider",
     "PastSync",
     "Plan",
+    "RealtimeMode",
     "Role",
     "SendStatus",
     "Sharing",

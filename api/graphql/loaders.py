@@ -14,7 +14,8 @@ from core.identity import repository as identity
 from core.identity.viewer import Viewer
 from core.inbox import repository as inbox
 from core.inbox.repository import MessageRow
-from core.models import Company, Folder, MailAccount, User
+from core.models import Company, Folder, MailAccount, RealtimeMode, User
+from core.realtime import leases
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -45,6 +46,7 @@ class Loaders:
         # Messages: only ever asked for ids of rows the viewer was allowed to read.
         self.bodies = DataLoader[int, tuple[str | None, str | None]](self._load_bodies)
         self.thread = DataLoader[uuid.UUID, list[MessageRow]](self._load_threads)
+        self.realtime = DataLoader[uuid.UUID, RealtimeMode](self._load_realtime)
 
     async def _load_users(self, ids: list[uuid.UUID]) -> list[User | None]:
         async with self._sessions() as session:
@@ -79,6 +81,11 @@ class Loaders:
         async with self._sessions() as session:
             rows = await accounts.get_readable_folders(session, self._viewer, ids)
         return _by_key(ids, rows, lambda f: f.id)
+
+    async def _load_realtime(self, account_ids: list[uuid.UUID]) -> list[RealtimeMode]:
+        async with self._sessions() as session:
+            watched = await leases.in_idle(session, account_ids)
+        return [RealtimeMode.IDLE if a in watched else RealtimeMode.POLLING for a in account_ids]
 
     def prime(self, account_rows: Sequence[MailAccount], folders: Sequence[Folder]) -> None:
         """Rows a query has already read (and checked): fields on them cost no query."""

@@ -34,6 +34,7 @@ from api.graphql.sending.mutations import SendingMutations
 from api.graphql.sending.queries import SendingQueries
 from api.graphql.sending.subscriptions import SendingSubscriptions
 from api.graphql.usage.queries import UsageQueries
+from api.metrics import RequestMetrics
 
 MAX_DEPTH = 10
 MAX_ALIASES = 20
@@ -132,6 +133,7 @@ def build_schema(limits: GraphQLLimits | None = None, *, execution_seconds: floa
             lambda: AddValidationRules(list(_LIMIT_RULES)),
             lambda: OperationLimits(limits, cache),
             PublicErrors,
+            RequestMetrics,
         ],
     )
     schema.limits = limits

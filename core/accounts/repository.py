@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.identity.viewer import Viewer
 from core.mail.imap import Mailbox
-from core.models import Folder, MailAccount, Message, Sharing, User
+from core.models import AccountStatus, Folder, MailAccount, Message, Sharing, User
 
 
 def readable_by(viewer: Viewer) -> ColumnElement[bool]:
@@ -163,3 +163,23 @@ async def folders_of(session: AsyncSession, account_ids: Sequence[uuid.UUID]) ->
 
 async def delete_account(session: AsyncSession, account: MailAccount) -> None:
     await session.execute(delete(MailAccount).where(MailAccount.id == account.id))
+
+
+async def syncing_folders(
+    session: AsyncSession, owner_id: uuid.UUID, account_id: uuid.UUID | None
+) -> list[tuple[MailAccount, Folder]]:
+    """The selected folders of the owner's SYNCING accounts (one account, or all), with
+    their account: what a sync in progress has stored of each so far."""
+    query = (
+        select(MailAccount, Folder)
+        .join(Folder, Folder.account_id == MailAccount.id)
+        .where(
+            MailAccount.owner_id == owner_id,
+            MailAccount.status == AccountStatus.SYNCING,
+            Folder.selected.is_(True),
+        )
+        .order_by(MailAccount.created_at, MailAccount.id, Folder.name)
+    )
+    if account_id is not None:
+        query = query.where(MailAccount.id == account_id)
+    return [(account, folder) for account, folder in await session.execute(query)]

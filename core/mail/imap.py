@@ -146,6 +146,10 @@ class ImapConnection:
         with suppress(Exception):  # a goodbye that fails changes nothing for the caller
             await asyncio.wait_for(self.client.logout(), 2)
 
+    def abort(self) -> None:
+        """Close the connection now, without a goodbye (e.g. in the middle of IDLE)."""
+        _close(self.client)
+
 
 def parse_list_response(lines: list[bytes | bytearray]) -> list[Mailbox]:
     mailboxes: list[Mailbox] = []
@@ -188,6 +192,12 @@ async def imap_session(
         yield connection
     finally:
         await connection.logout()
+
+
+async def open_connection(login: ServerLogin, options: MailConnectOptions) -> ImapConnection:
+    """:func:`imap_session` for a connection the caller keeps open and closes itself
+    (``logout`` or ``abort``), such as an IDLE watcher's."""
+    return await _connect_and_login(login, options)
 
 
 async def _connect_and_login(login: ServerLogin, options: MailConnectOptions) -> ImapConnection:

@@ -12,6 +12,7 @@ from core.models.enums import (
     PastSync,
     PauseReason,
     Plan,
+    RealtimeMode,
     Role,
     SendStatus,
     SentCopy,
@@ -24,6 +25,7 @@ from core.models.oauth import OAuthGrant
 from core.models.outgoing import OutgoingMessage
 from core.models.thread import ThreadKey
 from core.models.user import ApiToken, User
+from core.models.watcher import WatcherLease
 from core.models.write_back import PendingMove
 
 __all__ = [
@@ -45,10 +47,12 @@ __all__ = [
     "PauseReason",
     "PendingMove",
     "Plan",
+    "RealtimeMode",
     "Role",
     "SendStatus",
     "SentCopy",
     "Sharing",
     "ThreadKey",
     "User",
+    "WatcherLease",
 ]

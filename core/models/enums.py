@@ -70,6 +70,11 @@ class AccountStatus(enum.StrEnum):
     ERROR = "ERROR"
 
 
+class RealtimeMode(enum.StrEnum):
+    IDLE = "IDLE"  # a worker holds an IMAP IDLE connection on INBOX: new mail within a second
+    POLLING = "POLLING"  # synced at the interval (no IDLE on the server, or not watched now)
+
+
 class PauseReason(enum.StrEnum):
     USER = "USER"  # pauseSync
     PLAN = "PLAN"  # the company's plan now allows fewer accounts

@@ -25,6 +25,7 @@ import aioimaplib
 import aiosmtplib
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import metrics
 from core.accounts import repository as accounts
 from core.accounts.logins import stored_imap_login, stored_smtp_login
 from core.accounts.status import RUNNING
@@ -247,6 +248,7 @@ class OutgoingDelivery:
                 return None
             outgoing.error = f"{reason} Trying again."
             announce_change(session, self.runtime, outgoing)
+        metrics.SENDS.labels("retry").inc()
         delay = settings.send_retry_seconds * 2 ** (attempt.attempts - 1)
         return float(min(delay, MAX_RETRY_DELAY_SECONDS))
 
@@ -254,6 +256,7 @@ class OutgoingDelivery:
         outgoing.status = SendStatus.FAILED
         outgoing.error = reason
         announce_change(session, self.runtime, outgoing)
+        metrics.SENDS.labels("failed").inc()
 
     async def _finish_failed(self, reason: str) -> None:
         async with session_scope(self.runtime.session_factory) as session:
@@ -270,6 +273,7 @@ class OutgoingDelivery:
             outgoing.sent_at = datetime.now(UTC)
             outgoing.error = note
             announce_change(session, self.runtime, outgoing)
+        metrics.SENDS.labels("sent").inc()
 
     # -- the Sent folder -------------------------------------------------------------------
 

@@ -65,24 +65,28 @@ async def get_owned(
     )
 
 
-async def unfinished_ids(
-    session: AsyncSession, older_than: datetime, limit: int
-) -> list[uuid.UUID]:
-    """Messages a worker still has to deliver or file, untouched since ``older_than``."""
-    rows = await session.scalars(
-        select(OutgoingMessage.id)
-        .where(
-            (OutgoingMessage.status == SendStatus.QUEUED)
-            | (
-                (OutgoingMessage.status == SendStatus.SENT)
-                & (OutgoingMessage.sent_copy == SentCopy.PENDING)
-            ),
-            OutgoingMessage.updated_at < older_than,
-        )
+async def unfinished(
+    session: AsyncSession, rested_since: datetime, limit: int
+) -> list[tuple[uuid.UUID, bool]]:
+    """Messages a worker still has to deliver or file, oldest first, each with whether it
+    may be queued again now: no SMTP attempt started yet (nothing can have been sent, so at
+    once), or untouched since ``rested_since`` (longer than any retry's wait)."""
+    unfinished_ = (OutgoingMessage.status == SendStatus.QUEUED) | (
+        (OutgoingMessage.status == SendStatus.SENT)
+        & (OutgoingMessage.sent_copy == SentCopy.PENDING)
+    )
+    ready = (
+        (OutgoingMessage.status == SendStatus.QUEUED)
+        & (OutgoingMessage.attempts == 0)
+        & OutgoingMessage.smtp_data_started_at.is_(None)
+    ) | (OutgoingMessage.updated_at < rested_since)
+    rows = await session.execute(
+        select(OutgoingMessage.id, ready)
+        .where(unfinished_)
         .order_by(OutgoingMessage.created_at)
         .limit(limit)
     )
-    return list(rows)
+    return [(outgoing_id, bool(now)) for outgoing_id, now in rows]
 
 
 @asynccontextmanager

@@ -325,6 +325,16 @@ async def mark_sync_requested(
         )
 
 
+async def mark_sync_asked(session: AsyncSession, account_id: uuid.UUID, now: datetime) -> None:
+    """A sync was asked for (leaving the schedule as it is): a run under way runs again."""
+    await session.execute(
+        update(MailAccount)
+        .where(MailAccount.id == account_id)
+        .values(sync_requested_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def unselect_folder(session: AsyncSession, folder: Folder) -> None:
     """Stop syncing a folder: its mail leaves the inbox and its checkpoint starts over."""
     await session.execute(delete(Message).where(Message.folder_id == folder.id))

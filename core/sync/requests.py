@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import SessionFactory, session_scope
 from core.jobs import JobQueue, enqueue_sync_after_commit
 from core.models import MailAccount
 from core.sync import repository
@@ -35,3 +36,16 @@ async def request_syncs(
     await repository.mark_sync_requested(session, account_ids, datetime.now(UTC))
     for account_id in account_ids:
         enqueue_sync_after_commit(session, jobs, account_id)
+
+
+async def request_folder_sync(
+    session_factory: SessionFactory,
+    jobs: JobQueue,
+    account_id: uuid.UUID,
+    folders: Sequence[str],
+) -> None:
+    """The server said these folders changed (IDLE): a run of them now, and a run after the
+    one under way, if any (it may have passed them already). The schedule is unchanged."""
+    async with session_scope(session_factory) as session:
+        await repository.mark_sync_asked(session, account_id, datetime.now(UTC))
+    await jobs.enqueue_sync(account_id, folders)

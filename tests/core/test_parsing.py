@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import Message
-from email.utils import getaddresses
 
 import pytest
 
@@ -348,8 +347,26 @@ def test_nested_comments_in_an_address_do_not_recurse_forever() -> None:
         '"" <a@b>',
     ],
 )
-def test_fast_address_path_agrees_with_getaddresses(field: str) -> None:
-    assert parsing._simple_addresses([field]) == getaddresses([field])
+def test_fast_address_path_agrees_with_the_full_parser(field: str) -> None:
+    assert parsing._simple_addresses([field]) == parsing._full_addresses([field])
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"a@x.example, b@x.example,",  # the fast path
+        b"a@x.example (Ann), b@x.example,",  # a comment: getaddresses
+        b"a@x.example,\r\n b@x.example,",  # folded
+        b"Team: a@x.example, b@x.example;,",
+        b"a@x.example, b@x.example, ,",
+    ],
+)
+def test_a_trailing_comma_in_an_address_list_loses_no_address(header: bytes) -> None:
+    """An empty last item is dropped, on every supported Python: the strict getaddresses
+    (CVE-2023-27043's fix, in 3.13 and in 3.11/3.12 patch releases) turns the whole field
+    into [("", "")] when it ends with a comma."""
+    to = parse_message(raw(b"To: " + header + b"\n\nbody")).to
+    assert [a.address for a in to] == ["a@x.example", "b@x.example"]
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ TABLES = [
     "thread_keys",
     "outgoing_messages",
     "oauth_grants",
+    "watcher_leases",
     "pending_moves",
 ]
 

@@ -64,6 +64,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -354,6 +355,10 @@ def _dovecot_config(
         f"first_valid_gid = {users.mail_gid}",
         "",
         "mail_location = maildir:~/Maildir",
+        "# Dovecot's default, stated: an IDLE watcher and a sync run are two of these ten.",
+        "protocol imap {",
+        "  mail_max_userip_connections = 10",
+        "}",
         "mail_fsync = never",
         "namespace inbox {",
         "  inbox = yes",
@@ -441,8 +446,14 @@ def _write_oauth2_conf(root: Path, introspection_url: str) -> Path:
     return path
 
 
-def start_dovecot(workdir: Path, *, oauth2_introspection_url: str | None = None) -> ImapServer:
-    """Start a private Dovecot on free loopback ports, with state under ``workdir``.
+def start_dovecot(
+    workdir: Path,
+    *,
+    oauth2_introspection_url: str | None = None,
+    extra_config: Sequence[str] = (),
+) -> ImapServer:
+    """Start a private Dovecot on free loopback ports, with state under ``workdir``;
+    ``extra_config``: lines appended to its configuration (e.g. limits for a benchmark).
 
     With ``oauth2_introspection_url`` (``http://user:password@host:port/path``) it also
     offers XOAUTH2 and OAUTHBEARER, validated by the ``oauth2`` passdb against that URL.
@@ -499,6 +510,7 @@ def start_dovecot(workdir: Path, *, oauth2_introspection_url: str | None = None)
                     ssl_port=ssl_port,
                     oauth2_conf=oauth2_conf,
                 )
+                + "".join(f"{line}\n" for line in extra_config)
             )
             log_path.unlink(missing_ok=True)
             with output_path.open("wb") as output:

@@ -43,6 +43,7 @@ from tests.support.graphql import GraphQLClient
 from tests.support.mail_corpus import corpus
 from tests.support.mailservers import ImapServer
 from tests.support.sync import Mailbox, connect_and_start, private_mailbox, stored_state
+from workers.leases import lease_key
 from workers.sync_job import schedule_due_syncs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -357,6 +358,11 @@ async def test_a_killed_sync_resumes_without_waiting_for_arqs_marker(
                 return free
 
         await wait_until("the dead worker's account lock to go", lock_released, within=60)
+
+        async def lease_expired() -> bool:  # the dead worker renews it no more
+            return not await redis_exists(runtime, lease_key(job_id))
+
+        await wait_until("the dead worker's job lease to expire", lease_expired, within=60)
         # One pass of the scheduler (the worker's cron runs it every 10 s) frees the job.
         await schedule_due_syncs({"runtime": runtime})
         assert not await redis_exists(runtime, IN_PROGRESS + job_id)

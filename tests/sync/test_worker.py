@@ -286,3 +286,50 @@ async def test_sync_now_during_a_running_sync_gets_a_run_after_it(
 
         runs = [c for c in proxy.commands[mark:] if c.name == "LOGIN"]
         assert len(runs) == 2, proxy.names(mark)
+
+
+async def test_a_no_change_sync_logs_nothing_at_info(
+    gql: GraphQLClient,
+    runtime: Runtime,
+    new_user: NewUser,
+    dovecot: ImapServer,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With thousands of accounts synced every minute, a sync that found nothing new must
+    not write a line at INFO (arq's own start and finish lines of the job included)."""
+    owner = await new_user()
+    async with private_mailbox("dovecot", dovecot, tmp_path) as box:
+        await box.admin.append_many("INBOX", [(make_message("one"), datetime.now(UTC))])
+        account_id = await connect_and_start(gql.as_user(owner.token), box, labels=["INBOX"])
+        quiet_idle_crons()
+        try:
+            await burst_worker(make_settings())  # the initial sync
+            caplog.clear()
+            caplog.set_level(logging.INFO)
+            assert await runtime.jobs.enqueue_sync(account_id)
+            await burst_worker(make_settings())  # nothing changed on the server
+        finally:
+            arq_log = logging.getLogger("arq.worker")
+            for installed in [f for f in arq_log.filters if isinstance(f, QuietIdleCrons)]:
+                arq_log.removeFilter(installed)
+    ours = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.INFO and not r.name.startswith(("httpx", "pgserver"))
+    ]
+    # arq's worker start/stop lines of the burst worker itself are not per sync.
+    per_sync = [r for r in ours if not _is_worker_lifecycle(r)]
+    assert per_sync == [], [f"{r.name}: {r.getMessage()}" for r in per_sync]
+    async with runtime.session_factory() as session:
+        account = await session.get(MailAccount, account_id)
+        assert account is not None and account.status is AccountStatus.ACTIVE
+
+
+def _is_worker_lifecycle(record: logging.LogRecord) -> bool:
+    """arq's lines about the worker (start, functions, recorded totals), once per worker."""
+    message = record.getMessage()
+    return record.name == "arq.worker" and not any(
+        f"{arrow} sync:" in message or f"{arrow} cron:" in message for arrow in "→←"
+    )

@@ -12,6 +12,7 @@ from api.graphql.enums import (
     ConnectionSecurity,
     FolderRole,
     PastSync,
+    RealtimeMode,
     Sharing,
 )
 from api.graphql.errors import UserError
@@ -120,6 +121,14 @@ class MailAccount:
     async def folders(self, info: Info) -> list[Folder]:
         rows = await info.context.loaders.folders.load(self.account_id)
         return [Folder.from_row(r) for r in rows]
+
+    @strawberry.field(
+        description="IDLE: a worker holds an IMAP IDLE connection on INBOX, so new mail "
+        "arrives within a second. POLLING: synced at the interval (the server offers no "
+        "IDLE, or no watcher holds it right now)."
+    )
+    async def realtime(self, info: Info) -> RealtimeMode:
+        return await info.context.loaders.realtime.load(self.account_id)
 
     @strawberry.field(description="Messages stored from the selected folders.")
     async def message_count(self, info: Info) -> int:

@@ -58,6 +58,9 @@ from core.mail.parsing._text import (
     _snippet,
 )
 from core.mail.parsing._text import (
+    _full_addresses as _full_addresses,  # reached by the tests
+)
+from core.mail.parsing._text import (
     _simple_addresses as _simple_addresses,  # reached by the tests
 )
 from core.mail.parsing.model import (

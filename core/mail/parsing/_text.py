@@ -193,10 +193,7 @@ def _addresses(values: list[str] | tuple[str, ...]) -> tuple[Address, ...]:
     fields = [_fix_8bit(_unfold(value)) for value in values]
     pairs = _simple_addresses(fields)
     if pairs is None:
-        try:
-            pairs = getaddresses(fields)
-        except RecursionError:  # nested comments "((((..." recurse once per level
-            pairs = getaddresses([f.replace("(", " ").replace(")", " ") for f in fields])
+        pairs = _full_addresses(fields)
     out: list[Address] = []
     for name, address in pairs:
         address = _db_safe(address.strip())
@@ -204,6 +201,20 @@ def _addresses(values: list[str] | tuple[str, ...]) -> tuple[Address, ...]:
             # Decoded after splitting: a decoded name may contain a comma.
             out.append(Address(_db_safe(_decode_words(name).strip()) or None, address))
     return tuple(out)
+
+
+def _full_addresses(fields: list[str]) -> list[tuple[str, str]]:
+    """getaddresses for what the fast path leaves, the same on every Python we support.
+
+    A trailing comma ("a@b, c@d,", common from hand-edited lists) is an empty item, dropped:
+    the strict getaddresses of 3.13 (and of 3.11/3.12 patch releases since 2024,
+    CVE-2023-27043) rejects the whole field as [("", "")] and would lose every address.
+    """
+    fields = [field.rstrip(", \t") for field in fields]
+    try:
+        return getaddresses(fields)
+    except RecursionError:  # nested comments "((((..." recurse once per level
+        return getaddresses([f.replace("(", " ").replace(")", " ") for f in fields])
 
 
 def _simple_addresses(fields: list[str]) -> list[tuple[str, str]] | None:

@@ -1,0 +1,77 @@
+// The API: GraphQL over HTTP (fetch) and subscriptions over graphql-transport-ws.
+// The token lives in this tab's sessionStorage only and travels in the Authorization
+// header and the websocket's connection_init, never in a URL.
+import { createClient } from "/app/vendor/graphql-ws-5.16.2/client.mjs";
+
+const TOKEN_KEY = "mailsync.token";
+let wsClient = null;
+
+export function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function setToken(value) {
+  if (value) sessionStorage.setItem(TOKEN_KEY, value);
+  else sessionStorage.removeItem(TOKEN_KEY);
+  if (wsClient) {
+    wsClient.dispose();
+    wsClient = null;
+  }
+}
+
+export class ApiError extends Error {
+  constructor(message, code) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export async function gql(query, variables = {}) {
+  const response = await fetch("/graphql", {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      accept: "application/graphql-response+json, application/json",
+      authorization: `Bearer ${token() || ""}`,
+    },
+    body: JSON.stringify({ query, variables }),
+  });
+  let body;
+  try {
+    body = await response.json();
+  } catch {
+    throw new ApiError(`The server answered ${response.status}.`, "HTTP_" + response.status);
+  }
+  if (body.errors && body.errors.length) {
+    const first = body.errors[0];
+    throw new ApiError(first.message, (first.extensions || {}).code || "ERROR");
+  }
+  return body.data;
+}
+
+function client() {
+  if (!wsClient) {
+    const url = new URL("/graphql", location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    wsClient = createClient({
+      url: url.href,
+      lazy: true,
+      retryAttempts: 1000,
+      shouldRetry: () => true,
+      connectionParams: () => ({ authorization: `Bearer ${token() || ""}` }),
+    });
+  }
+  return wsClient;
+}
+
+// Calls onData(data) for each event until the returned function is called.
+export function subscribe(query, variables, onData) {
+  return client().subscribe(
+    { query, variables },
+    {
+      next: (result) => result.data && onData(result.data),
+      error: (error) => console.warn("subscription ended", error),
+      complete: () => {},
+    },
+  );
+}

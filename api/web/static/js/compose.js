@@ -1,0 +1,97 @@
+// Compose, reply and forward: the sender is one of the user's synced addresses, the
+// default preselected; the sent message's status arrives live (outgoingMessageChanged).
+import { gql, subscribe } from "/app/js/api.js";
+import { h, person, replace, statusBadge, when } from "/app/js/dom.js";
+
+const SENDERS = `query { me { defaultAccount { id } mailAccounts { id emailAddress status
+  smtp { host } } } outgoingMessages(first: 20) { ${"id subject to status error createdAt fromAddress"} } }`;
+const ORIGINAL = `query($id: ID!) { message(id: $id) { id subject date bodyText
+  from { name address } to { name address } cc { name address } account { id } } }`;
+const SEND = `mutation Send($input: SendEmailInput!) { sendEmail(input: $input) {
+  outgoing { id subject to status error createdAt fromAddress } userErrors { code field message } } }`;
+const CHANGED = "subscription { outgoingMessageChanged { id subject to status error createdAt fromAddress } }";
+
+const SYNCED = new Set(["SYNCING", "ACTIVE", "ERROR"]);
+
+function addresses(text) {
+  return text.split(/[,;\n]/).map((part) => part.trim()).filter(Boolean);
+}
+
+function quote(original) {
+  const lines = (original.bodyText || "").split("\n").map((line) => `> ${line}`);
+  return `\n\nOn ${new Date(original.date).toLocaleString()}, ${person(original.from)} wrote:\n${lines.join("\n")}`;
+}
+
+export async function composeView(main, [mode, originalId]) {
+  const data = await gql(SENDERS);
+  const senders = data.me.mailAccounts.filter((a) => SYNCED.has(a.status) && a.smtp);
+  const defaultId = data.me.defaultAccount?.id;
+  const from = h("select", { id: "from" },
+    senders.map((a) => h("option", { value: a.id, selected: a.id === defaultId }, a.emailAddress)));
+  const to = h("input", { id: "to", autocomplete: "off", required: true });
+  const cc = h("input", { id: "cc", autocomplete: "off" });
+  const subject = h("input", { id: "subject", required: true, maxlength: 998, size: 60 });
+  const body = h("textarea", { id: "body", rows: 12, cols: 80 });
+  const error = h("p", { class: "error", role: "alert", id: "send-error" });
+  let inReplyTo = null;
+  if (originalId) {
+    const original = (await gql(ORIGINAL, { id: originalId })).message;
+    if (original) {
+      const base = (original.subject || "").replace(/^((re|fwd?):\s*)+/i, "");
+      if (mode === "reply") {
+        to.value = original.from ? original.from.address : "";
+        subject.value = `Re: ${base}`;
+        inReplyTo = original.id;
+      } else {
+        subject.value = `Fwd: ${base}`;
+      }
+      body.value = quote(original);
+      if (senders.some((a) => a.id === original.account.id)) from.value = original.account.id;
+    }
+  }
+  const outbox = h("tbody", { id: "outbox" });
+  const rows = new Map();
+  function show(message) {
+    const row = h("tr", { dataset: { id: message.id } },
+      h("td", {}, when(message.createdAt)), h("td", {}, message.fromAddress),
+      h("td", {}, message.to.join(", ")), h("td", {}, message.subject),
+      h("td", {}, statusBadge(message.status), message.error ? h("div", { class: "hint" }, message.error) : null));
+    const old = rows.get(message.id);
+    if (old) old.replaceWith(row); else outbox.prepend(row);
+    rows.set(message.id, row);
+  }
+  [...data.outgoingMessages].reverse().forEach(show);
+
+  const form = h("form", { class: "card", id: "compose", "aria-labelledby": "compose-title", novalidate: true },
+    h("h2", { id: "compose-title" }, mode === "reply" ? "Reply" : mode === "forward" ? "Forward" : "New message"),
+    senders.length ? null : h("p", { class: "error" }, "No synced account can send yet: add one with SMTP and start its sync."),
+    h("label", { for: "from" }, "From"), from,
+    senders.length && !defaultId ? h("p", { class: "hint", id: "no-default" },
+      "You have no default account: automated emails cannot be sent until you choose one under Mail accounts.") : null,
+    h("label", { for: "to" }, "To ", h("span", { class: "hint" }, "(comma-separated)")), to,
+    h("label", { for: "cc" }, "Cc"), cc,
+    h("label", { for: "subject" }, "Subject"), subject,
+    h("label", { for: "body" }, "Message"), body,
+    error,
+    h("div", { class: "row" }, h("button", { class: "primary", type: "submit", id: "send", disabled: !senders.length }, "Send")));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    const input = {
+      fromAccountId: from.value || null, to: addresses(to.value), cc: addresses(cc.value),
+      subject: subject.value, bodyText: body.value, inReplyToMessageId: inReplyTo,
+    };
+    const result = (await gql(SEND, { input })).sendEmail;
+    if (result.userErrors.length) {
+      error.textContent = result.userErrors.map((e) => `${e.message} (${e.code}${e.field ? `, ${e.field}` : ""})`).join(" ");
+      return;
+    }
+    show(result.outgoing);
+    form.reset();
+    from.value = defaultId || (senders[0] && senders[0].id) || "";
+    inReplyTo = null;
+  });
+  replace(main, form, h("section", { class: "card" }, h("h2", {}, "Sent from here"),
+    h("table", {}, h("thead", {}, h("tr", {}, ["When", "From", "To", "Subject", "Status"].map((t) => h("th", {}, t)))), outbox)));
+  return subscribe(CHANGED, {}, (event) => show(event.outgoingMessageChanged));
+}
