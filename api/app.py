@@ -111,7 +111,12 @@ def create_app(settings: Settings) -> Starlette:
         routes.append(Mount(WEB_ASSETS_PATH, web_assets()))
     middleware = [
         Middleware(RequestId),
-        Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes),
+        Middleware(
+            BodySizeLimit,
+            max_bytes=settings.max_request_bytes,
+            # The attachments, and room for the operation and the multipart framing.
+            max_upload_bytes=settings.max_attachment_bytes + settings.max_request_bytes,
+        ),
     ]
     if settings.cors_origin_list:
         # Explicit origins only; no cookies are involved (the token is a header).

@@ -32,21 +32,32 @@ async def send_json_error(send: Send, status: int, code: str, message: str) -> N
 
 class BodySizeLimit:
     """Reads an HTTP body up to ``max_bytes`` (by Content-Length when declared, by what
-    arrives otherwise) and hands it on whole; one byte more and the answer is 413."""
+    arrives otherwise) and hands it on whole; one byte more and the answer is 413.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    A multipart body (file uploads, the GraphQL multipart request spec) may be up to
+    ``max_upload_bytes``: it is passed on as it arrives (the form parser spools files to
+    disk), counted, and refused with 413 the moment it passes the limit."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int = 0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        message = f"The request body is larger than {self.max_bytes} bytes."
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                await send_json_error(send, 413, PAYLOAD_TOO_LARGE, message)
-                return
+        headers = dict(scope.get("headers", ()))
+        multipart = headers.get(b"content-type", b"").lower().startswith(b"multipart/form-data")
+        limit = max(self.max_upload_bytes, self.max_bytes) if multipart else self.max_bytes
+        message = f"The request body is larger than {limit} bytes."
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await send_json_error(send, 413, PAYLOAD_TOO_LARGE, message)
+            return
+        if multipart:
+            await _streamed(self.app, scope, receive, send, limit, message)
+            return
         body = bytearray()
         more = True
         while more:
@@ -68,3 +79,39 @@ class BodySizeLimit:
             return await receive()  # after the body: the client's disconnect
 
         await self.app(scope, replay, send)
+
+
+async def _streamed(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, limit: int, message: str
+) -> None:
+    """Pass the body on as it arrives; past ``limit`` bytes the app is told the client left
+    (it stops reading), its answer is dropped and the client gets 413."""
+    received_bytes = 0
+    refused = False
+    started = False
+
+    async def counted() -> Message:
+        nonlocal received_bytes, refused
+        if refused:
+            return {"type": "http.disconnect"}
+        received = await receive()
+        received_bytes += len(received.get("body", b""))
+        if received_bytes > limit:
+            refused = True
+            return {"type": "http.disconnect"}
+        return received
+
+    async def guarded(reply: Message) -> None:
+        nonlocal started
+        if refused:
+            return
+        started = True
+        await send(reply)
+
+    try:
+        await app(scope, counted, guarded)
+    except Exception:
+        if not refused:
+            raise
+    if refused and not started:
+        await send_json_error(send, 413, PAYLOAD_TOO_LARGE, message)

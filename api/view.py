@@ -193,6 +193,9 @@ class MailsyncGraphQL(GraphQL[Context, None]):
             # handshake: one protocol, fully supported.
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             max_subscriptions_per_connection=subscriptions_per_socket,
+            # sendEmail's attachments (the GraphQL multipart request spec). Bearer tokens,
+            # never cookies: a cross-site form cannot post as a user.
+            multipart_uploads_enabled=True,
         )
         self.sockets = SocketRegistry(websockets_per_user)
 

@@ -937,13 +937,13 @@ async def floor_query(viewer: Any, scenario: Scenario, ids: Any) -> FloorQuery:
     from core.inbox.search import to_tsquery_text
     from core.models import FolderRole
 
-    ids = scenario.filter.get("accountIds")
+    account_ids = scenario.filter.get("accountIds")  # not `ids`: that decodes the cursor
     recorder = _Recorder()
     await scope_of(
         recorder,  # type: ignore[arg-type]
         viewer,
         FolderRole.INBOX,
-        [uuid.UUID(i) for i in ids] if ids else None,
+        [uuid.UUID(i) for i in account_ids] if account_ids else None,
     )
     search = scenario.filter.get("search")
     page_filter = PageFilter(tsquery=to_tsquery_text(search) if search else None)

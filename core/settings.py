@@ -87,6 +87,8 @@ class Settings(DatabaseSettings, OAuthSettings):
     websocket_auth_recheck_seconds: float = Field(default=30.0, gt=0)
     # The ports mail servers may be on ("any": every port, for development).
     mail_ports: str = "25,465,587,143,993,2525"
+    # The most a sendEmail's attachments may add up to (checked while they stream in).
+    max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     # Minutes-long life of an attachment's signed downloadUrl, in seconds.
     attachment_link_seconds: int = Field(default=600, ge=10, le=86_400)
     # Seconds a request waits for a free database connection before UNAVAILABLE.

@@ -19,12 +19,14 @@ from core.accounts.logins import stored_imap_login
 from core.attachments import repository
 from core.attachments.links import DownloadLinks, LinkRefused
 from core.crypto import DecryptionError
-from core.errors import ServiceError
+from core.errors import ErrorCode, ServiceError
 from core.identity.repository import viewer_of_user
+from core.identity.viewer import Viewer
 from core.mail.imap import imap_session
 from core.mail.parts import PartGone, stream_part
 from core.mail.server import MailConnectOptions, ServerLogin
 from core.runtime import Runtime
+from core.sending.compose import FileAttachment
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +134,66 @@ def _exact_size(attachment: dict[str, Any]) -> int | None:
     kind = str(attachment.get("contentType") or "")
     size = attachment.get("size")
     return size if isinstance(size, int) and not kind.startswith("message/") else None
+
+
+async def original_attachments(
+    runtime: Runtime, viewer: Viewer, message_key: int, max_total: int, field: str
+) -> list[FileAttachment]:
+    """The attachments of a message the viewer may read, fetched from its IMAP server (one
+    session; no database connection held meanwhile), for a forward to carry them."""
+    missing = ServiceError(ErrorCode.NOT_FOUND, "No such message.", field)
+    async with runtime.session_factory() as session:
+        source = await repository.readable_source(session, viewer, message_key)
+        if source is None:
+            raise missing
+        try:
+            login = stored_imap_login(runtime, source.account)
+        except DecryptionError:
+            raise ServiceError(
+                ErrorCode.SERVER_UNREACHABLE, "The account's stored login cannot be used.", field
+            ) from None
+    parts = [a for a in source.attachments if downloadable(a)]
+    if sum(int(a.get("size") or 0) for a in parts) > max_total:
+        raise ServiceError(
+            ErrorCode.INVALID_INPUT,
+            f"Its attachments add up to more than {max_total} bytes.",
+            field,
+        )
+    files: list[FileAttachment] = []
+    total = 0
+    try:
+        async with imap_session(login, runtime.mail_options) as connection:
+            for attachment in parts:
+                data = bytearray()
+                async for chunk in stream_part(
+                    connection,
+                    source.folder_name,
+                    source.uidvalidity,
+                    source.uid,
+                    str(attachment["part"]),
+                    str(attachment.get("encoding") or ""),
+                    _exact_size(attachment),
+                ):
+                    total += len(chunk)
+                    if total > max_total:
+                        raise ServiceError(
+                            ErrorCode.INVALID_INPUT,
+                            f"Its attachments add up to more than {max_total} bytes.",
+                            field,
+                        )
+                    data += chunk
+                files.append(
+                    FileAttachment(
+                        attachment.get("filename"), attachment.get("contentType"), bytes(data)
+                    )
+                )
+    except PartGone:
+        raise ServiceError(
+            ErrorCode.NOT_FOUND, "The message is no longer on the mail server.", field
+        ) from None
+    except ServiceError as error:
+        raise error.for_field(field) from None
+    return files
 
 
 async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

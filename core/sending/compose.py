@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email.policy
 import uuid
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 from typing import Any
 
 from core.accounts.inputs import validate_address
+from core.attachments.headers import media_type, safe_filename
 from core.errors import ErrorCode, ServiceError
 from core.mail.msgid import is_msg_id
 from core.sending.html_text import html_to_text
@@ -20,6 +22,18 @@ from core.sending.html_text import html_to_text
 MAX_RECIPIENTS = 100
 MAX_SUBJECT = 998  # RFC 5322's line limit, before folding
 MAX_BODY_CHARS = 5_000_000
+
+
+MAX_ATTACHMENTS = 20
+
+
+@dataclass(frozen=True)
+class FileAttachment:
+    """A file to send: its name and type as the client gave them (checked), its bytes."""
+
+    filename: str | None
+    content_type: str | None
+    data: bytes = dataclasses.field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,7 @@ class Draft:
     cc: Sequence[str] = ()
     bcc: Sequence[str] = ()
     in_reply_to: str | None = None
+    attachments: Sequence[FileAttachment] = ()
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,7 @@ class ValidDraft:
     subject: str
     body_text: str
     body_html: str | None
+    attachments: tuple[FileAttachment, ...] = ()
 
     @property
     def envelope_recipients(self) -> list[str]:
@@ -113,6 +129,12 @@ def validate_draft(draft: Draft) -> ValidDraft:
     for value, field in ((text, "bodyText"), (html, "bodyHtml")):
         if value is not None and len(value) > MAX_BODY_CHARS:
             raise ServiceError(ErrorCode.INVALID_INPUT, "The body is too long.", field)
+    if len(draft.attachments) > MAX_ATTACHMENTS:
+        raise ServiceError(
+            ErrorCode.INVALID_INPUT,
+            f"At most {MAX_ATTACHMENTS} attachments per message.",
+            "attachments",
+        )
     return ValidDraft(
         to=to,
         cc=cc,
@@ -120,6 +142,14 @@ def validate_draft(draft: Draft) -> ValidDraft:
         subject=subject,
         body_text=text if text is not None else html_to_text(html or ""),
         body_html=html,
+        attachments=tuple(
+            FileAttachment(
+                safe_filename(a.filename, f"attachment-{n}"),
+                media_type(a.content_type or "application/octet-stream"),
+                a.data,
+            )
+            for n, a in enumerate(draft.attachments, 1)
+        ),
     )
 
 
@@ -211,6 +241,11 @@ def build_mime(draft: ValidDraft, headers: Headers) -> bytes:
     message.set_content(draft.body_text)
     if draft.body_html is not None:
         message.add_alternative(draft.body_html, subtype="html")
+    for attachment in draft.attachments:  # names and types checked by validate_draft
+        maintype, _, subtype = (attachment.content_type or "").partition("/")
+        message.add_attachment(
+            attachment.data, maintype, subtype, filename=attachment.filename or "attachment"
+        )
     raw = message.as_bytes()
     written = [n for n in _header_names(raw) if n not in _MIME_FIELDS]
     if written != expected:

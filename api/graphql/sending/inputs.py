@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-import strawberry
+from collections.abc import Sequence
 
-from core.sending.compose import Draft
+import strawberry
+from strawberry.file_uploads import Upload
+
+from core.sending.compose import Draft, FileAttachment
 
 
 @strawberry.input
@@ -23,8 +26,21 @@ class SendEmailInput:
         default=strawberry.UNSET,
         description="A message the viewer may read: sets In-Reply-To, References, thread.",
     )
+    attachments: list[Upload] | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Files, sent as a GraphQL multipart request "
+        "(github.com/jaydenseric/graphql-multipart-request-spec); together at most "
+        "MAILSYNC_MAX_ATTACHMENT_BYTES (25 MB by default), refused while they stream in.",
+    )
 
-    def to_domain(self) -> Draft:
+    forward_attachments_of: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A message the viewer may read whose attachments this one carries "
+        "too (a forward), fetched from its mail server: the client need not download them. "
+        "They count towards the same size limit.",
+    )
+
+    def to_domain(self, files: Sequence[FileAttachment] = ()) -> Draft:
         return Draft(
             to=list(self.to),
             cc=list(self.cc or ()),
@@ -33,6 +49,7 @@ class SendEmailInput:
             body_text=self.body_text or None,
             body_html=self.body_html or None,
             in_reply_to=str(self.in_reply_to_message_id) if self.in_reply_to_message_id else None,
+            attachments=tuple(files),
         )
 
 

@@ -11,7 +11,9 @@ from api.graphql.context import Info
 from api.graphql.errors import IsAuthenticated, UserError
 from api.graphql.sending.inputs import SendAutomatedEmailInput, SendEmailInput
 from api.graphql.sending.types import OutgoingMessage, SendEmailPayload
+from api.graphql.sending.uploads import read_uploads
 from core import models
+from core.attachments.service import original_attachments
 from core.errors import ServiceError
 from core.ids import parse_uuid
 from core.sending.service import SendService
@@ -38,7 +40,21 @@ class SendingMutations:
     async def send_email(self, info: Info, input: SendEmailInput) -> SendEmailPayload:
         viewer = viewer_of(info)
         account_id = parse_uuid(input.from_account_id or None)
-        draft = input.to_domain()
+        runtime = info.context.runtime
+        limit = runtime.settings.max_attachment_bytes
+        try:
+            files = await read_uploads(input.attachments or [], limit)
+            if input.forward_attachments_of:
+                files += await original_attachments(
+                    runtime,
+                    viewer,
+                    runtime.message_ids.decode(str(input.forward_attachments_of)),
+                    limit - sum(len(f.data) for f in files),
+                    "forwardAttachmentsOf",
+                )
+        except ServiceError as error:
+            return SendEmailPayload(user_errors=[UserError.from_service(error)])
+        draft = input.to_domain(files)
         return await _send_payload(info, lambda sending: sending.send(viewer, account_id, draft))
 
     @strawberry.mutation(
