@@ -96,6 +96,12 @@ class SentCopyTask:
     sync_after: bool  # the Sent folder is synced: sync now so that the copy shows soon
 
 
+def _discard_content(outgoing: OutgoingMessage) -> None:
+    """Once nothing will send or file the message again (sent and filed, or given up on),
+    its stored MIME, attachments included, is dropped: the user's copy is the server's."""
+    outgoing.mime = b""
+
+
 def _sends_own_copy(account: MailAccount) -> bool:
     host = (account.smtp_host or "").lower().rstrip(".")
     return host in SERVER_FILES_SENT_MAIL
@@ -255,6 +261,7 @@ class OutgoingDelivery:
     def _fail(self, session: AsyncSession, outgoing: OutgoingMessage, reason: str) -> None:
         outgoing.status = SendStatus.FAILED
         outgoing.error = reason
+        _discard_content(outgoing)
         announce_change(session, self.runtime, outgoing)
         metrics.SENDS.labels("failed").inc()
 
@@ -293,14 +300,17 @@ class OutgoingDelivery:
             folder = await repository.sent_folder(session, account.id) if account else None
             if account is not None and _sends_own_copy(account):
                 outgoing.sent_copy = SentCopy.BY_SERVER
+                _discard_content(outgoing)
                 return None
             if account is None or folder is None:
                 outgoing.sent_copy = SentCopy.NO_FOLDER
+                _discard_content(outgoing)
                 return None
             try:
                 login = stored_imap_login(self.runtime, account)
             except DecryptionError:
                 outgoing.sent_copy = SentCopy.FAILED
+                _discard_content(outgoing)
                 return None
             return SentCopyTask(
                 login=login,
@@ -334,6 +344,8 @@ class OutgoingDelivery:
             if outgoing is not None:
                 outgoing.sent_copy = outcome
                 outgoing.updated_at = datetime.now(UTC)  # the requeue clock starts again
+                if outcome is not SentCopy.PENDING:
+                    _discard_content(outgoing)
         if outcome is SentCopy.APPENDED and task.sync_after:
             async with session_scope(self.runtime.session_factory) as session:
                 await request_syncs(session, self.runtime.jobs, [task.account_id])

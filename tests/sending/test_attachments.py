@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from core.models import SendStatus
+from core.models import SendStatus, SentCopy
 from core.runtime import Runtime
 from core.settings import Settings
 from tests.inbox.test_attachments import (
@@ -90,6 +90,9 @@ async def test_two_attachments_arrive_intact_and_are_in_the_sent_copy(
         await run_worker(make_settings)
         [row] = await outgoing_rows(runtime)
         assert row.status is SendStatus.SENT
+        # Stored until sent and filed, then removed: the copy in Sent is the user's.
+        assert row.sent_copy is SentCopy.APPENDED
+        assert row.mime == b""
 
         [received] = smtp_server.received
         [sent_copy] = await box.admin.fetch_raw("Sent")
