@@ -122,6 +122,9 @@ def demo_imap_server(port: int) -> Iterator[int]:
         [str(pymap), "--host", "127.0.0.1", "--port", str(port), "--no-tls", "dict", "--demo-data"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # Not in the terminal's process group: Ctrl-C would stop it at once, while the
+        # worker is still draining a sync against it. It is stopped after the worker.
+        start_new_session=True,
     )
     try:
         _wait_for_port("127.0.0.1", port, 20, process)

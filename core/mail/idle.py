@@ -115,6 +115,9 @@ class IdleConnection:
         queue = self._protocol.idle_queue
         while True:
             idle = await self._answered(self._client.idle_start(timeout=renew_after))
+            # When the watcher stops or the connection drops, this task ends with Abort and
+            # nobody awaits it any more: take its exception, or asyncio logs it at exit.
+            idle.add_done_callback(_consume_outcome)
             while True:
                 item = await queue.get()
                 if item == _LOST:
@@ -151,3 +154,8 @@ class IdleConnection:
             except Exception:  # noqa: S110  # a goodbye that fails changes nothing
                 pass
         self.connection.abort()
+
+
+def _consume_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
