@@ -96,12 +96,15 @@ class QuirksProxy:
             hold.released.set()
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
+        # The connections first: since Python 3.12 wait_closed() waits for every open
+        # connection, and one whose server side is still open would keep it waiting forever.
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, OSError):
                 await task
+        if self._server is not None:
+            await self._server.wait_closed()
 
     def names(self, since: int = 0) -> list[str]:
         """The command names sent since ``len(commands)`` was ``since``."""
