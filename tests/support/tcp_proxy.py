@@ -68,12 +68,14 @@ class CuttingProxy:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
+        # The connections first: since Python 3.12 wait_closed() waits for every open one.
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, OSError):
                 await task
+        if self._server is not None:
+            await self._server.wait_closed()
 
     async def __aenter__(self) -> CuttingProxy:
         return await self.start()
