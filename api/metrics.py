@@ -14,15 +14,15 @@ from datetime import UTC, datetime, timedelta
 from arq.constants import default_queue_name, in_progress_key_prefix
 from graphql import GraphQLError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 
 from core import metrics
-from core.models import MailAccount, OutgoingMessage
-from core.models.enums import AccountStatus, SendStatus
+from core.accounts import repository as accounts
+from core.models.enums import AccountStatus
 from core.runtime import Runtime
+from core.sending import repository as sending
 
 log = logging.getLogger(__name__)
 
@@ -72,23 +72,13 @@ async def refresh_gauges(runtime: Runtime) -> None:
     now = datetime.now(UTC)
     late = now - timedelta(seconds=runtime.settings.sync_interval_seconds)
     async with runtime.session_factory() as session:
-        rows = await session.execute(
-            select(MailAccount.status, func.count()).group_by(MailAccount.status)
-        )
-        by_status = {status: count for status, count in rows.all()}
-        overdue = await session.scalar(
-            select(func.count()).where(
-                MailAccount.status.in_((AccountStatus.SYNCING, AccountStatus.ACTIVE)),
-                MailAccount.next_sync_at < late,
-            )
-        )
-        unfinished = await session.scalar(
-            select(func.count()).where(OutgoingMessage.status == SendStatus.QUEUED)
-        )
+        by_status = await accounts.count_by_status(session)
+        overdue = await accounts.count_overdue(session, late)
+        unfinished = await sending.count_queued(session)
     for status in AccountStatus:
         metrics.ACCOUNTS.labels(status.value).set(by_status.get(status, 0))
-    metrics.ACCOUNTS_OVERDUE.set(overdue or 0)
-    metrics.OUTGOING_UNFINISHED.set(unfinished or 0)
+    metrics.ACCOUNTS_OVERDUE.set(overdue)
+    metrics.OUTGOING_UNFINISHED.set(unfinished)
     metrics.QUEUE_DEPTH.set(await runtime.redis.zcard(default_queue_name))
     running = 0
     async for _ in runtime.redis.scan_iter(match=f"{in_progress_key_prefix}*", count=1000):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -183,3 +184,22 @@ async def syncing_folders(
     if account_id is not None:
         query = query.where(MailAccount.id == account_id)
     return [(account, folder) for account, folder in await session.execute(query)]
+
+
+async def count_by_status(session: AsyncSession) -> dict[AccountStatus, int]:
+    """Accounts per status (the metrics' gauge)."""
+    rows = await session.execute(
+        select(MailAccount.status, func.count()).group_by(MailAccount.status)
+    )
+    return {status: count for status, count in rows.all()}
+
+
+async def count_overdue(session: AsyncSession, due_before: datetime) -> int:
+    """Syncing accounts whose sync was due before ``due_before``."""
+    count = await session.scalar(
+        select(func.count()).where(
+            MailAccount.status.in_((AccountStatus.SYNCING, AccountStatus.ACTIVE)),
+            MailAccount.next_sync_at < due_before,
+        )
+    )
+    return count or 0

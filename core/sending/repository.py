@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from core.db import advisory_lock
@@ -94,3 +94,11 @@ async def delivery_lock(engine: AsyncEngine, outgoing_id: uuid.UUID) -> AsyncIte
     """One delivery of a message at a time across workers, even if Redis forgets the job id."""
     async with advisory_lock(engine, outgoing_id) as acquired:
         yield acquired
+
+
+async def count_queued(session: AsyncSession) -> int:
+    """Outgoing messages not yet sent or given up on (the metrics' gauge)."""
+    count = await session.scalar(
+        select(func.count()).where(OutgoingMessage.status == SendStatus.QUEUED)
+    )
+    return count or 0
