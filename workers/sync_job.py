@@ -11,8 +11,8 @@ from core.jobs import sync_job_id
 from core.logs import job_logging
 from core.runtime import Runtime
 from core.sync import repository
-from core.sync.folder import SyncTuning
 from core.sync.claims import claimed_among
+from core.sync.folder import SyncTuning
 from core.sync.run import sync_account as run_sync
 from core.sync.run import tuning_for
 from workers import leases
