@@ -87,7 +87,14 @@ def build_worker(
             ),
         ],
         cron_jobs=[
-            cron(schedule_due_syncs, second=set(range(0, 60, 10)), run_at_startup=True),
+            # Every second (one worker takes each tick: arq's cron job ids are unique). A
+            # burst worker stops once its queue is empty, which a cron job queued ahead of
+            # every second never lets happen: it schedules every 10 s, as it used to.
+            cron(
+                schedule_due_syncs,
+                second=set(range(0, 60, 10 if burst else 1)),
+                run_at_startup=True,
+            ),
             # Every 10 s, between the scheduler's runs: a send whose job Redis lost, or whose
             # worker died, is delivered (or settled) within half a minute.
             cron(requeue_unfinished_sends, second=set(range(5, 60, 10))),

@@ -44,6 +44,12 @@ class MailAccount(Base):
             "auth_method <> 'PASSWORD' OR imap_password_encrypted IS NOT NULL",
             name="password_accounts_have_a_password",
         ),
+        # The scheduler looks for claims that ran out (their worker died) on every tick.
+        Index(
+            "ix_mail_accounts_sync_claimed_until",
+            "sync_claimed_until",
+            postgresql_where=text("sync_claim IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

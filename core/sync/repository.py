@@ -6,7 +6,7 @@ import dataclasses
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, case, delete, func, or_, select, update
@@ -320,7 +320,8 @@ async def claim_account(
 
 
 async def due_account_ids(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:
-    """Accounts whose next sync time has come, oldest first."""
+    """Accounts whose next sync time has come, oldest first (read only: the scheduler
+    claims them with :func:`claim_due_accounts`)."""
     rows = await session.scalars(
         select(MailAccount.id)
         .where(
@@ -331,6 +332,65 @@ async def due_account_ids(session: AsyncSession, now: datetime, limit: int) -> l
         .limit(limit)
     )
     return list(rows)
+
+
+@dataclass(frozen=True)
+class DueSync:
+    account_id: uuid.UUID
+    due_at: datetime  # when its sync is due (now, for an account never scheduled)
+
+
+async def claim_due_accounts(
+    session: AsyncSession, *, within: timedelta, interval: timedelta, limit: int
+) -> list[DueSync]:
+    """Take up to ``limit`` accounts due now or within ``within``, oldest first, for the
+    scheduler to queue: each one's ``next_sync_at`` moves an interval on (from its due time,
+    or from now when it is late), so no scheduler in any worker takes it again before then,
+    and rows another transaction holds are skipped, not waited for. One statement."""
+    now = func.now()
+    due = (
+        select(MailAccount.id.label("id"), MailAccount.next_sync_at.label("due_at"))
+        .where(
+            MailAccount.status.in_(sorted(RUNNING)),
+            or_(MailAccount.next_sync_at.is_(None), MailAccount.next_sync_at <= now + within),
+        )
+        .order_by(MailAccount.next_sync_at.nulls_first())
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("due")
+    )
+    rows = await session.execute(
+        update(MailAccount)
+        .where(MailAccount.id == due.c.id)
+        .values(next_sync_at=func.greatest(func.coalesce(due.c.due_at, now), now) + interval)
+        .returning(MailAccount.id, func.coalesce(due.c.due_at, now))
+        .execution_options(synchronize_session=False)
+    )
+    return [DueSync(account_id, due_at) for account_id, due_at in rows]
+
+
+async def ran_out_claims(session: AsyncSession, limit: int) -> list[uuid.UUID]:
+    """Accounts whose run's claim ran out without being cleared: the run's worker died."""
+    rows = await session.scalars(
+        select(MailAccount.id)
+        .where(MailAccount.sync_claim.is_not(None), MailAccount.sync_claimed_until < func.now())
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def clear_ran_out_claims(session: AsyncSession, account_ids: Sequence[uuid.UUID]) -> None:
+    if account_ids:
+        await session.execute(
+            update(MailAccount)
+            .where(
+                MailAccount.id.in_(account_ids),
+                MailAccount.sync_claim.is_not(None),
+                MailAccount.sync_claimed_until < func.now(),
+            )
+            .values(sync_claim=None, sync_claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def mark_sync_requested(

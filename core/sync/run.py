@@ -135,6 +135,17 @@ async def record_failure(runtime: Runtime, account_id: uuid.UUID, error: BaseExc
     await AccountSyncRun(runtime, account_id, tuning_for(runtime.settings))._fail(failure_of(error))
 
 
+def next_period(due_at: datetime | None, started: datetime, interval: timedelta) -> datetime:
+    """When the account is next due after a run that succeeded: an interval after the time
+    this run was due when it started on time (within a tenth of the interval), so the
+    period does not drift by the length of runs or queueing; else an interval after it
+    started (asked for out of schedule, or late: a backlog is not made worse by runs
+    queued back to back)."""
+    if due_at is not None and started - due_at <= interval / 10:
+        return due_at + interval
+    return started + interval
+
+
 def backoff(failures: int, base: timedelta) -> timedelta:
     """Exponential backoff with jitter: base, 2x, 4x... each +-50 %, and never past an hour
     (the delay before jitter stops at 40 minutes, so capped retries still spread out)."""
@@ -336,9 +347,7 @@ class AccountSyncRun:
             account.consecutive_failures = 0
             if self.only is None:  # a run of some folders leaves the schedule as it is
                 account.last_synced_at = now
-                # The period runs from this run's start, so it does not drift by the length
-                # of runs or the scheduler's tick (the scheduler claimed it then too).
-                account.next_sync_at = started + interval
+                account.next_sync_at = next_period(self.due_at, started, interval)
             if await repository.has_pending_flags(session, self.account_id):
                 account.next_sync_at = now  # marked during this run: write them back soon
             self._again_if_asked(account, now)

@@ -24,8 +24,16 @@ def upgrade() -> None:
         "mail_accounts",
         sa.Column("sync_claimed_until", sa.DateTime(timezone=True), nullable=True),
     )
+    # The scheduler looks for claims that ran out (their worker died) on every tick.
+    op.create_index(
+        "ix_mail_accounts_sync_claimed_until",
+        "mail_accounts",
+        ["sync_claimed_until"],
+        postgresql_where=sa.text("sync_claim IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_mail_accounts_sync_claimed_until", table_name="mail_accounts")
     op.drop_column("mail_accounts", "sync_claimed_until")
     op.drop_column("mail_accounts", "sync_claim")
