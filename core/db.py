@@ -160,6 +160,34 @@ async def advisory_lock(
                 await connection.commit()
 
 
+@asynccontextmanager
+async def advisory_lock_connection(
+    engine: AsyncEngine, key: uuid.UUID
+) -> AsyncIterator[AsyncConnection | None]:
+    """Try a session-level advisory lock on ``key`` and yield the connection that holds it
+    (None when another holds it), for the block's own sessions (``bound_sessions``): work
+    that needs the lock then uses one connection, not the lock's plus one per step."""
+    lock_id = key.int & 0x7FFF_FFFF_FFFF_FFFF
+    async with engine.connect() as connection:
+        acquired = bool(await connection.scalar(select(func.pg_try_advisory_lock(lock_id))))
+        await connection.commit()
+        if not acquired:
+            yield None
+            return
+        try:
+            yield connection
+        finally:
+            await connection.rollback()  # a step cut short must not keep its transaction
+            await connection.scalar(select(func.pg_advisory_unlock(lock_id)))
+            await connection.commit()
+
+
+def bound_sessions(connection: AsyncConnection) -> SessionFactory:
+    """Sessions on ``connection``: each one's transaction begins and commits (or rolls back)
+    on it, and closing a session leaves the connection open."""
+    return async_sessionmaker(bind=connection, expire_on_commit=False)
+
+
 async def _wait_for_advisory_lock(
     connection: AsyncConnection, lock_id: int, seconds: float
 ) -> bool:
