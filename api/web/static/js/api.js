@@ -27,15 +27,31 @@ export class ApiError extends Error {
 }
 
 export async function gql(query, variables = {}) {
+  return post({ "content-type": "application/json" }, JSON.stringify({ query, variables }));
+}
+
+// A GraphQL multipart request (github.com/jaydenseric/graphql-multipart-request-spec):
+// `files` maps a variable path such as "input.attachments.0" to a File.
+export async function gqlWithFiles(query, variables, files) {
+  const form = new FormData();
+  form.append("operations", JSON.stringify({ query, variables }));
+  const paths = Object.keys(files);
+  form.append("map", JSON.stringify(Object.fromEntries(paths.map((path, i) => [String(i), [`variables.${path}`]]))));
+  paths.forEach((path, i) => form.append(String(i), files[path], files[path].name));
+  return post({}, form);  // the browser sets multipart/form-data with its boundary
+}
+
+async function post(headers, payload) {
   const response = await fetch("/graphql", {
     method: "POST",
     headers: {
-      "content-type": "application/json",
+      ...headers,
       accept: "application/graphql-response+json, application/json",
       authorization: `Bearer ${token() || ""}`,
     },
-    body: JSON.stringify({ query, variables }),
+    body: payload,
   });
+  if (response.status === 413) throw new ApiError("The attachments are too large to send.", "TOO_LARGE");
   let body;
   try {
     body = await response.json();
