@@ -1,0 +1,119 @@
+"""What the browser tests share: signing in, the page's traffic checks, messages to APPEND,
+the axe-core check of a screen, and screenshots (on failure, and of each screen for the
+README with ``make screenshots``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from email.message import EmailMessage
+from functools import cache
+from pathlib import Path
+
+from playwright.async_api import Page
+
+from tests.support.app import RunningApp
+from tests.support.browser import Traffic, offline_page
+from tests.support.sync import Mailbox
+
+AXE = Path(__file__).with_name("vendor") / "axe-core-4.14.1" / "axe.min.js"
+# `make screenshots` sets this: each screen's PNG is written there (docs/screenshots).
+SCREENSHOTS_ENV = "MAILSYNC_SCREENSHOTS_DIR"
+# Serious and critical violations fail a test; moderate and minor ones are not checked.
+_RUN_AXE = """async () => {
+  const result = await axe.run(document, { iframes: false, resultTypes: ["violations"] });
+  return result.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+                   nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ")) }));
+}"""
+
+
+def html_message(
+    subject: str,
+    html: str,
+    *,
+    sender: str = "Ann Example <ann@example.com>",
+    to: str = "rep@example.com",
+    message_id: str | None = None,
+    in_reply_to: str | None = None,
+) -> bytes:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = "Fri, 27 Nov 2026 10:00:00 +0000"
+    message["Message-ID"] = message_id or f"<{uuid.uuid4().hex}@example.com>"
+    if in_reply_to:
+        message["In-Reply-To"] = in_reply_to
+        message["References"] = in_reply_to
+    message.set_content("plain version")
+    message.add_alternative(html, subtype="html")
+    return bytes(message)
+
+
+async def sign_in(page: Page, app: RunningApp, token: str) -> None:
+    await page.goto(f"{app.base_url}/")
+    await page.get_by_label("API token").fill(token)
+    await page.get_by_role("button", name="Sign in").click()
+
+
+def clean(traffic: Traffic, *expected: str) -> None:
+    """Nothing beyond loopback, and no page error but the ``expected`` ones (a refused
+    token's 401 is logged by the browser itself)."""
+    assert traffic.outside_loopback() == []
+    assert traffic.refused == []
+    assert [e for e in traffic.page_errors if not any(x in e for x in expected)] == []
+
+
+async def fill_account(page: Page, box: Mailbox, address: str, password: str) -> None:
+    await page.locator("#emailAddress").fill(address)
+    await page.locator("#imap-host").fill(box.server.host)
+    await page.locator("#imap-port").fill(str(box.server.port))
+    await page.locator("#imap-security").select_option("NONE")
+    await page.locator("#imap-username").fill(box.username)
+    await page.locator("#imap-password").fill(password)
+
+
+@cache
+def _axe_source() -> str:
+    return AXE.read_text(encoding="utf-8")
+
+
+async def assert_accessible(page: Page, screen: str) -> None:
+    """axe-core on the page as it is now: no serious or critical violation. It is evaluated
+    through the DevTools protocol (the page's CSP allows no inline script), and the mail's
+    own document in the sandboxed iframe is not ours to check."""
+    if not await page.evaluate("typeof window.axe === 'object'"):
+        await page.evaluate(_axe_source())
+    violations = await page.evaluate(_RUN_AXE)
+    assert violations == [], f"{screen}: {json.dumps(violations, indent=1)}"
+
+
+async def screen(page: Page, name: str) -> None:
+    """A screen the README shows: checked with axe, and saved as ``name``.png when
+    ``make screenshots`` asks for it."""
+    await assert_accessible(page, name)
+    target = os.environ.get(SCREENSHOTS_ENV)
+    if target:  # Playwright creates the folder
+        await page.screenshot(path=Path(target) / f"{name}.png", full_page=True)
+
+
+@asynccontextmanager
+async def browser(tmp_path: Path) -> AsyncIterator[tuple[Page, Traffic]]:
+    """An offline page at 1280x900 that saves ``failure.png`` in the test's tmp_path when the
+    test fails inside it (pytest prints that path with the failure)."""
+    async with offline_page(tmp_path / "profile") as (page, traffic):
+        await page.set_viewport_size({"width": 1280, "height": 900})
+        try:
+            yield page, traffic
+        except BaseException:
+            shot = tmp_path / "failure.png"
+            try:
+                await page.screenshot(path=shot, full_page=True)
+                print(f"screenshot of the failure: {shot}")
+            except Exception as error:  # the browser may be what failed
+                print(f"no screenshot of the failure: {error}")
+            raise
