@@ -4,14 +4,20 @@ README with ``make screenshots``)."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.utils import format_datetime
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 from playwright.async_api import Page
 
@@ -19,6 +25,11 @@ from tests.support.app import RunningApp
 from tests.support.browser import Traffic, offline_page
 from tests.support.sync import Mailbox
 
+T = TypeVar("T")
+# A 1x1 PNG.
+PIXEL = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 AXE = Path(__file__).with_name("vendor") / "axe-core-4.14.1" / "axe.min.js"
 # `make screenshots` sets this: each screen's PNG is written there (docs/screenshots).
 SCREENSHOTS_ENV = "MAILSYNC_SCREENSHOTS_DIR"
@@ -39,19 +50,20 @@ def html_message(
     to: str = "rep@example.com",
     message_id: str | None = None,
     in_reply_to: str | None = None,
-) -> bytes:
+    date: datetime | None = None,
+) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
     message["Subject"] = subject
-    message["Date"] = "Fri, 27 Nov 2026 10:00:00 +0000"
+    message["Date"] = format_datetime(date or datetime(2026, 11, 27, 10, tzinfo=UTC))
     message["Message-ID"] = message_id or f"<{uuid.uuid4().hex}@example.com>"
     if in_reply_to:
         message["In-Reply-To"] = in_reply_to
         message["References"] = in_reply_to
     message.set_content("plain version")
     message.add_alternative(html, subtype="html")
-    return bytes(message)
+    return message
 
 
 async def sign_in(page: Page, app: RunningApp, token: str) -> None:
@@ -77,6 +89,53 @@ async def fill_account(page: Page, box: Mailbox, address: str, password: str) ->
     await page.locator("#imap-password").fill(password)
 
 
+async def eventually(probe: Callable[[], T], seconds: float = 30.0) -> T:
+    """``probe()`` once it is truthy (what a browser did on its own time), else its last
+    value after ``seconds``."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    # Polling: the state is what Playwright's callbacks append to; there is no event to await.
+    while not (value := probe()) and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    return value
+
+
+@dataclass
+class Beacon:
+    """A loopback HTTP server that answers every GET with a 1x1 PNG and records its path:
+    what a message's document really fetched (Playwright does not report the requests of a
+    sandboxed srcdoc iframe, so the page's Traffic cannot tell)."""
+
+    url: str
+    paths: list[str] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def beacon_server() -> AsyncIterator[Beacon]:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await reader.readuntil(b"\r\n\r\n")
+            beacon.paths.append(request.split(b" ", 2)[1].decode())
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nConnection: close\r\n"
+                + f"Content-Length: {len(PIXEL)}\r\n\r\n".encode()
+                + PIXEL
+            )
+            await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    beacon = Beacon(f"http://127.0.0.1:{port}")
+    try:
+        yield beacon
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 @cache
 def _axe_source() -> str:
     return AXE.read_text(encoding="utf-8")
@@ -98,7 +157,8 @@ async def screen(page: Page, name: str) -> None:
     await assert_accessible(page, name)
     target = os.environ.get(SCREENSHOTS_ENV)
     if target:  # Playwright creates the folder
-        await page.screenshot(path=Path(target) / f"{name}.png", full_page=True)
+        # The viewport (1280x900): a full-page capture can miss the message iframe's paint.
+        await page.screenshot(path=Path(target) / f"{name}.png")
 
 
 @asynccontextmanager

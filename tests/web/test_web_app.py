@@ -74,8 +74,8 @@ async def test_connect_sync_read_and_send_from_the_browser(
         await box.admin.append_many(
             "INBOX",
             [
-                (html_message("Quarterly numbers", "<p>See the <b>figures</b>.</p>"), now),
-                (html_message("Lunch on Friday?", "<p>At noon?</p>"), now),
+                (bytes(html_message("Quarterly numbers", "<p>See the <b>figures</b>.</p>")), now),
+                (bytes(html_message("Lunch on Friday?", "<p>At noon?</p>")), now),
             ],
         )
         await box.admin.create("Archive")

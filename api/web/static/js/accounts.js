@@ -208,7 +208,7 @@ export async function accountsView(main) {
         pw.focus();
         return;
       }
-      toast("Reconnected: syncing again.");
+      toast("Reconnected.");
       await load();
     } },
       h("label", { for: id }, `New password for ${account.emailAddress}`),
