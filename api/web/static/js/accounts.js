@@ -287,6 +287,7 @@ export async function accountsView(main) {
 
   async function load() {
     const data = await gql(ACCOUNTS);
+    providers = data.oauthProviders;
     const count = data.mailAccounts.length;
     const max = data.me.company.accountLimit;
     limit.textContent = max === 0
@@ -295,7 +296,6 @@ export async function accountsView(main) {
     replace(list, data.mailAccounts.length
       ? data.mailAccounts.map((a) => row(a, data.me.defaultAccount?.id))
       : h("p", { class: "hint" }, "No mail accounts yet."));
-    providers = data.oauthProviders;
     replace(formSlot, count < max ? [oauthButtons(), addForm(load)] : null);
     await refreshMe();
   }

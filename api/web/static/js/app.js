@@ -128,7 +128,7 @@ function oauthReturn() {
   history.replaceState(null, "", `${location.pathname}#/accounts`);
   return error
     ? `The account was not connected: ${OAUTH_ERRORS[error] || "the provider's sign-in failed"} (${error}).`
-    : "Account connected: choose what to sync.";
+    : "Account connected.";
 }
 
 async function start() {
