@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from functools import cache
@@ -64,6 +64,18 @@ def html_message(
     message.set_content("plain version")
     message.add_alternative(html, subtype="html")
     return message
+
+
+async def append_numbered(box: Mailbox, subject: str, count: int, start: datetime) -> None:
+    """``count`` messages "<subject> 00", "<subject> 01"..., one minute apart, in INBOX."""
+    dates = [start + timedelta(minutes=i) for i in range(count)]
+    await box.admin.append_many(
+        "INBOX",
+        [
+            (bytes(html_message(f"{subject} {i:02}", f"<p>{subject} {i}</p>", date=when)), when)
+            for i, when in enumerate(dates)
+        ],
+    )
 
 
 async def sign_in(page: Page, app: RunningApp, token: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -26,7 +26,7 @@ from tests.support.oauth import generic_provider_settings
 from tests.support.oauth_provider import IdentityProvider
 from tests.support.smtp_server import SmtpServer
 from tests.support.sync import ADD, burst_worker, private_mailbox
-from tests.web.helpers import browser, clean, html_message, screen, sign_in
+from tests.web.helpers import append_numbered, browser, clean, screen, sign_in
 
 NewUser = Callable[..., Awaitable[TestUser]]
 expect.set_options(timeout=30_000)  # a loaded 2-core machine
@@ -65,14 +65,7 @@ async def test_progress_to_100_pause_resume_reconnect_and_remove(
         browser(tmp_path) as (page, traffic),
     ):
         client = GraphQLClient(http, running_app.graphql_url, user.token)
-        await box.admin.append_many(
-            "INBOX",
-            [
-                (bytes(html_message(f"Note {i}", f"<p>{i}</p>", date=when)), when)
-                for i in range(40)
-                for when in [start + timedelta(minutes=i)]
-            ],
-        )
+        await append_numbered(box, "Note", 40, start)
         address = "rep@progress.example.com"
         added = await client.execute(
             ADD, {"input": {"emailAddress": address, "imap": box.imap_input()}}

@@ -22,6 +22,7 @@ from tests.support.mailservers import ImapServer
 from tests.support.sync import burst_worker, connect_and_start, private_mailbox
 from tests.web.helpers import (
     PIXEL,
+    append_numbered,
     beacon_server,
     browser,
     clean,
@@ -56,14 +57,7 @@ async def test_conversations_of_every_address_or_one_scroll_and_arrive_live(
     ):
         client = GraphQLClient(http, running_app.graphql_url, user.token)
         # 33 single-message conversations in one mailbox, one of two messages in the other.
-        await leads.admin.append_many(
-            "INBOX",
-            [
-                (bytes(html_message(f"Lead {i:02}", f"<p>Lead {i}</p>", date=when)), when)
-                for i in range(33)
-                for when in [start + timedelta(hours=i)]
-            ],
-        )
+        await append_numbered(leads, "Lead", 33, start)
         question = html_message(
             "Pricing question", "<p>How much?</p>", message_id="<q1@example.com>", date=start
         )
