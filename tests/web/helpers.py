@@ -170,7 +170,10 @@ async def screen(page: Page, name: str) -> None:
     target = os.environ.get(SCREENSHOTS_ENV)
     if target:  # Playwright creates the folder
         # The viewport (1280x900): a full-page capture can miss the message iframe's paint.
-        await page.screenshot(path=Path(target) / f"{name}.png")
+        # Toasts of earlier steps are left out, and the caret (it blinks).
+        await page.screenshot(
+            path=Path(target) / f"{name}.png", style=".toast { display: none; }", caret="hide"
+        )
 
 
 @asynccontextmanager

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from playwright.async_api import expect
+from playwright.async_api import Page, expect
 
 from core.models import Plan
 from core.settings import Settings
@@ -198,4 +198,52 @@ async def test_a_hostile_message_runs_nothing_and_remote_images_wait_for_the_use
         download = await download_info.value
         assert download.suggested_filename == "offer.pdf"
         assert await asyncio.to_thread(Path(await download.path()).read_bytes) == PDF
+        clean(traffic)
+
+
+async def tab_until(page: Page, selector: str, presses: int = 30) -> None:
+    """Tab through the page until the focus is inside ``selector``."""
+    for _ in range(presses):
+        if await page.evaluate(f"!!document.activeElement.closest({selector!r})"):
+            return
+        await page.keyboard.press("Tab")
+    raise AssertionError(f"{presses} tabs did not reach {selector}")
+
+
+async def test_the_inbox_works_from_the_keyboard(
+    running_app: RunningApp,
+    new_user: NewUser,
+    dovecot: ImapServer,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    user = await new_user(company="Keys Co")
+    async with (
+        httpx.AsyncClient() as http,
+        private_mailbox("dovecot", dovecot, tmp_path) as box,
+        browser(tmp_path) as (page, traffic),
+    ):
+        client = GraphQLClient(http, running_app.graphql_url, user.token)
+        await append_numbered(box, "Keyboard", 2, datetime(2026, 11, 3, tzinfo=UTC))
+        await box.admin.create("Archive")
+        await connect_and_start(client, box, labels=["INBOX", "Archive"])
+        await burst_worker(make_settings())
+
+        await page.goto(f"{running_app.base_url}/")
+        await expect(page.get_by_label("API token")).to_be_focused()
+        await page.keyboard.type(user.token)
+        await page.keyboard.press("Enter")
+        rows = page.locator("#messages li[data-id]")
+        await expect(rows).to_have_count(2)
+        await tab_until(page, "#messages")
+        await expect(rows.first.get_by_role("button")).to_be_focused()
+        await page.keyboard.press("Enter")  # opens it; the focus moves to its heading
+        heading = page.locator("#reader h2")
+        await expect(heading).to_have_text("Keyboard 01")
+        await expect(heading).to_be_focused()
+        await page.keyboard.press("Tab")
+        await expect(page.locator("#archive")).to_be_focused()
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#reader")).to_contain_text("Archived.")
+        await expect(rows).to_have_count(1)
         clean(traffic)

@@ -65,11 +65,13 @@ function serverFields(kind, title, optional) {
       input(`${kind}-password`, "Password", { type: "password", autocomplete: "new-password", required: !optional })));
 }
 
-function addForm(onAdded) {
+// `signIn`: the OAuth2 buttons (or null), offered right after the address they hint.
+function addForm(onAdded, signIn) {
   const error = h("p", { class: "error", role: "alert", id: "add-error" });
   const form = h("form", { class: "card", id: "add-account", "aria-labelledby": "add-title", novalidate: true },
     h("h2", { id: "add-title" }, "Add a mail account"),
     input("emailAddress", "Email address", { type: "email", required: true, autocomplete: "off" }),
+    signIn,
     input("displayName", "Name shown to recipients", {}, "(optional)"),
     serverFields("imap", "Incoming mail (IMAP)", false),
     h("label", { class: "row" }, h("input", { type: "checkbox", id: "with-smtp", checked: true }),
@@ -277,9 +279,8 @@ export async function accountsView(main) {
   function oauthButtons() {
     const configured = providers.filter((p) => p.configured);
     if (!configured.length) return null;
-    return h("div", { class: "card", id: "oauth" },
-      h("h2", {}, "Connect with a sign-in"),
-      h("p", { class: "hint" }, "No password is stored: the provider signs you in and mailsync keeps a token."),
+    return h("div", { class: "oauth", id: "oauth", role: "group", "aria-labelledby": "oauth-title" },
+      h("p", { id: "oauth-title" }, "Sign in with your provider (no password is stored), or fill in the servers below."),
       h("div", { class: "row" }, configured.map((p) => h("button", { type: "button", dataset: { provider: p.provider },
         onclick: () => oauth(p.provider, { loginHint: document.getElementById("emailAddress")?.value.trim() || null }) },
       `Sign in with ${p.name}`))));
@@ -296,7 +297,7 @@ export async function accountsView(main) {
     replace(list, data.mailAccounts.length
       ? data.mailAccounts.map((a) => row(a, data.me.defaultAccount?.id))
       : h("p", { class: "hint" }, "No mail accounts yet."));
-    replace(formSlot, count < max ? [oauthButtons(), addForm(load)] : null);
+    replace(formSlot, count < max ? addForm(load, oauthButtons()) : null);
     await refreshMe();
   }
 
