@@ -84,10 +84,10 @@ async def test_conversations_of_every_address_or_one_scroll_and_arrive_live(
         rows = page.locator("#messages li[data-id]")
         await expect(rows).to_have_count(PAGE)  # the first keyset page
         await expect(rows.first).to_contain_text("Lead 32")  # newest first
+        await screen(page, "inbox-all")
         await page.locator("#more").scroll_into_view_if_needed()  # endless scrolling
         await expect(rows).to_have_count(34)
         await expect(page.locator("#more")).to_have_text("No more conversations.")
-        await screen(page, "inbox-all")
 
         # One address: its one conversation, of two messages, opens at the latest.
         await page.get_by_label("Account").select_option(str(support_id))
@@ -210,7 +210,7 @@ async def tab_until(page: Page, selector: str, presses: int = 30) -> None:
     raise AssertionError(f"{presses} tabs did not reach {selector}")
 
 
-async def test_the_inbox_works_from_the_keyboard(
+async def test_the_inbox_works_from_the_keyboard_and_mail_goes_to_archive_trash_and_away(
     running_app: RunningApp,
     new_user: NewUser,
     dovecot: ImapServer,
@@ -226,7 +226,8 @@ async def test_the_inbox_works_from_the_keyboard(
         client = GraphQLClient(http, running_app.graphql_url, user.token)
         await append_numbered(box, "Keyboard", 2, datetime(2026, 11, 3, tzinfo=UTC))
         await box.admin.create("Archive")
-        await connect_and_start(client, box, labels=["INBOX", "Archive"])
+        await box.admin.create("Trash")
+        await connect_and_start(client, box, labels=["INBOX", "Archive", "Trash"])
         await burst_worker(make_settings())
 
         await page.goto(f"{running_app.base_url}/")
@@ -246,4 +247,22 @@ async def test_the_inbox_works_from_the_keyboard(
         await page.keyboard.press("Enter")
         await expect(page.locator("#reader")).to_contain_text("Archived.")
         await expect(rows).to_have_count(1)
+
+        # Archive, then Trash, then gone for good, on the server too.
+        folder = page.get_by_label("Folder")
+        for name, button, done in [
+            ("ARCHIVE", "Delete", "Moved to Trash."),
+            ("TRASH", "Delete for good", "Deleted for good."),
+        ]:
+            await folder.select_option(name)
+            await expect(rows).to_have_count(1)
+            await expect(rows).to_contain_text("Keyboard 01")
+            await rows.get_by_role("button").click()
+            await page.locator("#reader").get_by_role("button", name=button, exact=True).click()
+            await expect(page.locator("#reader")).to_contain_text(done)
+            await expect(rows).to_have_count(0)
+        await burst_worker(make_settings())
+        assert await box.admin.fetch_raw("Archive") == []
+        assert await box.admin.fetch_raw("Trash") == []
+        assert len(await box.admin.fetch_raw("INBOX")) == 1
         clean(traffic)

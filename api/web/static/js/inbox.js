@@ -62,7 +62,7 @@ export async function inboxView(main, [messageId]) {
       dataset: { id: c.id, message: m.id },
     },
       h("button", { type: "button", "aria-current": m.id === selected ? "true" : null,
-        onclick: () => { location.hash = `#/inbox/${encodeURIComponent(m.id)}`; } },
+        onclick: () => open(m.id) },
         h("div", { class: "meta" },
           h("span", { class: "who" }, names(c.participants), c.messageCount > 1 ? ` (${c.messageCount})` : ""),
           h("time", { datetime: m.date }, when(m.date))),
@@ -160,9 +160,17 @@ export async function inboxView(main, [messageId]) {
       rows.delete(threadId);
       footer();
       selected = null;
+      history.replaceState(null, "", "#/inbox");  // not a navigation: the list stays
       toast(done);
     },
   });
+
+  // The address names the open message; choosing the one already named opens it again.
+  function open(id) {
+    const target = `#/inbox/${encodeURIComponent(id)}`;
+    if (location.hash === target) show(id);
+    else location.hash = target;
+  }
 
   async function show(id) {
     selected = id;
