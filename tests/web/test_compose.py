@@ -14,7 +14,7 @@ from playwright.async_api import expect
 from core.models import Plan
 from core.settings import Settings
 from tests.sending.helpers import add_sending_account, parse, send_automated
-from tests.support.app import RunningApp
+from tests.support.app import RunningApp, serve
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
 from tests.support.mailservers import ImapServer
@@ -143,3 +143,44 @@ async def test_reply_and_forward_with_files_and_the_default_account_followed(
                 assert await automated_sender() == "NO_DEFAULT_ACCOUNT"
                 assert len(smtp.received) == 4  # each message delivered once
                 clean(traffic)
+
+
+async def test_files_over_the_upload_limit_are_refused_with_a_message(
+    make_settings: Callable[..., Settings],
+    new_user: NewUser,
+    dovecot: ImapServer,
+    tmp_path: Path,
+) -> None:
+    user = await new_user(company="Big Files Co")
+    async with (
+        serve(make_settings(max_attachment_bytes=4096)) as app,
+        httpx.AsyncClient() as http,
+        private_mailbox("dovecot", dovecot, tmp_path) as box,
+    ):
+        client = GraphQLClient(http, app.graphql_url, user.token)
+        with running_smtp_server() as smtp:
+            account = await add_sending_account(client, box, smtp)
+            started = await client.execute(
+                START, {"i": {"accountId": account["id"], "labels": ["INBOX"], "pastSync": "NONE"}}
+            )
+            assert started["startSync"]["userErrors"] == []
+            async with browser(tmp_path) as (page, traffic):
+                await sign_in(page, app, user.token)
+                await page.get_by_role("link", name="Compose").click()
+                await page.get_by_label("To", exact=False).first.fill("buyer@example.org")
+                await page.get_by_label("Subject").fill("Too big")
+                await page.get_by_label("Attach files").set_input_files(
+                    files=[
+                        {
+                            "name": "big.bin",
+                            "mimeType": "application/octet-stream",
+                            "buffer": bytes(20_000),
+                        }
+                    ]
+                )
+                await page.get_by_role("button", name="Send").click()
+                await expect(page.locator("#send-error")).to_contain_text("more than 4096 bytes")
+                await expect(page.get_by_role("button", name="Send")).to_be_enabled()
+                await expect(page.locator("#outbox tr")).to_have_count(0)
+                clean(traffic)
+            assert smtp.received == []

@@ -19,7 +19,7 @@ from tests.support.app import RunningApp
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
 from tests.support.mailservers import ImapServer
-from tests.support.sync import burst_worker, connect_and_start, private_mailbox
+from tests.support.sync import ADD, burst_worker, connect_and_start, private_mailbox
 from tests.web.helpers import (
     PIXEL,
     append_numbered,
@@ -265,4 +265,42 @@ async def test_the_inbox_works_from_the_keyboard_and_mail_goes_to_archive_trash_
         assert await box.admin.fetch_raw("Archive") == []
         assert await box.admin.fetch_raw("Trash") == []
         assert len(await box.admin.fetch_raw("INBOX")) == 1
+        clean(traffic)
+
+
+SHARE = """mutation($i: StartSyncInput!) { startSync(input: $i) { userErrors { code } } }"""
+
+
+async def test_a_teammates_shared_mail_is_read_only(
+    running_app: RunningApp,
+    new_user: NewUser,
+    dovecot: ImapServer,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    teammate = await new_user(company="Team Co")
+    user = await new_user(company="Team Co")
+    async with (
+        httpx.AsyncClient() as http,
+        private_mailbox("dovecot", dovecot, tmp_path) as box,
+        browser(tmp_path) as (page, traffic),
+    ):
+        client = GraphQLClient(http, running_app.graphql_url, teammate.token)
+        await append_numbered(box, "Shared lead", 1, datetime(2026, 11, 4, tzinfo=UTC))
+        added = await client.execute(
+            ADD, {"input": {"emailAddress": "team@example.com", "imap": box.imap_input()}}
+        )
+        account_id = added["addMailAccount"]["account"]["id"]
+        shared = {"accountId": account_id, "sharing": "SHARED", "pastSync": "ALL"}
+        assert (await client.execute(SHARE, {"i": shared}))["startSync"]["userErrors"] == []
+        await burst_worker(make_settings())
+
+        await sign_in(page, running_app, user.token)
+        await page.locator("#messages li", has_text="Shared lead 00").get_by_role("button").click()
+        reader = page.locator("#reader")
+        await expect(reader).to_contain_text("read-only")
+        await expect(reader.get_by_role("link", name="Reply", exact=True)).to_be_visible()
+        for control in ("#archive", "#delete", "#toggle-read", "#toggle-flag"):
+            await expect(reader.locator(control)).to_have_count(0)
+        await expect(page.locator("#messages li.unread")).to_have_count(1)  # not marked read
         clean(traffic)
