@@ -17,12 +17,15 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from functools import cache
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from playwright.async_api import Page
 
+from tests.sending.helpers import add_sending_account
 from tests.support.app import RunningApp
 from tests.support.browser import Traffic, offline_page
+from tests.support.graphql import GraphQLClient
+from tests.support.smtp_server import SmtpServer
 from tests.support.sync import Mailbox
 
 T = TypeVar("T")
@@ -76,6 +79,25 @@ async def append_numbered(box: Mailbox, subject: str, count: int, start: datetim
             for i, when in enumerate(dates)
         ],
     )
+
+
+START_SYNC = "mutation($i: StartSyncInput!) { startSync(input: $i) { userErrors { code } } }"
+
+
+async def start_sync(client: GraphQLClient, account_id: str, **choices: Any) -> None:
+    """startSync of an added account: INBOX only and no past mail unless ``choices`` say."""
+    values = {"accountId": account_id, "labels": ["INBOX"], "pastSync": "NONE", **choices}
+    started = await client.execute(START_SYNC, {"i": values})
+    assert started["startSync"]["userErrors"] == [], started
+
+
+async def sending_account(
+    client: GraphQLClient, box: Mailbox, smtp: SmtpServer, **choices: Any
+) -> dict[str, Any]:
+    """An account on ``box`` that sends through ``smtp``, its sync started (see start_sync)."""
+    account = await add_sending_account(client, box, smtp, address=choices.pop("address", None))
+    await start_sync(client, account["id"], **choices)
+    return account
 
 
 async def sign_in(page: Page, app: RunningApp, token: str) -> None:

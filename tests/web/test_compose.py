@@ -13,19 +13,18 @@ from playwright.async_api import expect
 
 from core.models import Plan
 from core.settings import Settings
-from tests.sending.helpers import add_sending_account, parse, send_automated
+from tests.sending.helpers import parse, send_automated
 from tests.support.app import RunningApp, serve
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
 from tests.support.mailservers import ImapServer
 from tests.support.smtp_server import running_smtp_server
 from tests.support.sync import burst_worker, private_mailbox
-from tests.web.helpers import browser, clean, html_message, screen, sign_in
+from tests.web.helpers import browser, clean, html_message, screen, sending_account, sign_in
 
 NewUser = Callable[..., Awaitable[TestUser]]
 expect.set_options(timeout=30_000)  # a loaded 2-core machine
 
-START = """mutation($i: StartSyncInput!) { startSync(input: $i) { userErrors { code } } }"""
 CONTRACT = b"%PDF-1.4\ncontract terms\n" + bytes(range(256)) * 8
 NOTES = "Notes on §4: fine by us.\n".encode()
 
@@ -62,14 +61,10 @@ async def test_reply_and_forward_with_files_and_the_default_account_followed(
         original.add_attachment(CONTRACT, "application", "pdf", filename="contract.pdf")
         await second_box.admin.append("INBOX", bytes(original))
         with running_smtp_server() as smtp:
-            alpha = await add_sending_account(client, first_box, smtp, address="alpha@example.com")
-            beta = await add_sending_account(client, second_box, smtp, address="beta@example.com")
-            for account in (alpha, beta):
-                started = await client.execute(
-                    START,
-                    {"i": {"accountId": account["id"], "labels": ["INBOX"], "pastSync": "ALL"}},
-                )
-                assert started["startSync"]["userErrors"] == []
+            await sending_account(client, first_box, smtp, address="alpha@example.com")
+            beta = await sending_account(
+                client, second_box, smtp, address="beta@example.com", pastSync="ALL"
+            )
             await burst_worker(settings)
 
             async with browser(tmp_path) as (page, traffic):
@@ -159,11 +154,7 @@ async def test_files_over_the_upload_limit_are_refused_with_a_message(
     ):
         client = GraphQLClient(http, app.graphql_url, user.token)
         with running_smtp_server() as smtp:
-            account = await add_sending_account(client, box, smtp)
-            started = await client.execute(
-                START, {"i": {"accountId": account["id"], "labels": ["INBOX"], "pastSync": "NONE"}}
-            )
-            assert started["startSync"]["userErrors"] == []
+            await sending_account(client, box, smtp)
             async with browser(tmp_path) as (page, traffic):
                 await sign_in(page, app, user.token)
                 await page.get_by_role("link", name="Compose").click()

@@ -29,6 +29,7 @@ from tests.web.helpers import (
     html_message,
     screen,
     sign_in,
+    start_sync,
 )
 
 NewUser = Callable[..., Awaitable[TestUser]]
@@ -268,9 +269,6 @@ async def test_the_inbox_works_from_the_keyboard_and_mail_goes_to_archive_trash_
         clean(traffic)
 
 
-SHARE = """mutation($i: StartSyncInput!) { startSync(input: $i) { userErrors { code } } }"""
-
-
 async def test_a_teammates_shared_mail_is_read_only(
     running_app: RunningApp,
     new_user: NewUser,
@@ -291,8 +289,7 @@ async def test_a_teammates_shared_mail_is_read_only(
             ADD, {"input": {"emailAddress": "team@example.com", "imap": box.imap_input()}}
         )
         account_id = added["addMailAccount"]["account"]["id"]
-        shared = {"accountId": account_id, "sharing": "SHARED", "pastSync": "ALL"}
-        assert (await client.execute(SHARE, {"i": shared}))["startSync"]["userErrors"] == []
+        await start_sync(client, account_id, sharing="SHARED", pastSync="ALL")
         await burst_worker(make_settings())
 
         await sign_in(page, running_app, user.token)

@@ -14,10 +14,19 @@ from playwright.async_api import expect
 from core.settings import Settings
 from tests.support.app import RunningApp, serve
 from tests.support.factories import TestUser
+from tests.support.graphql import GraphQLClient
 from tests.support.mailservers import ImapServer
 from tests.support.smtp_server import running_smtp_server
 from tests.support.sync import burst_worker, private_mailbox
-from tests.web.helpers import browser, clean, fill_account, html_message, screen, sign_in
+from tests.web.helpers import (
+    browser,
+    clean,
+    fill_account,
+    html_message,
+    screen,
+    sending_account,
+    sign_in,
+)
 
 NewUser = Callable[..., Awaitable[TestUser]]
 expect.set_options(timeout=30_000)  # a loaded 2-core machine
@@ -155,9 +164,6 @@ async def test_compose_preselects_the_default_and_shows_the_status_live(
     make_settings: Callable[..., Settings],
     tmp_path: Path,
 ) -> None:
-    from tests.sending.helpers import add_sending_account
-    from tests.support.graphql import GraphQLClient
-
     user = await new_user(company="Send Co", plan=None)
     async with (
         httpx.AsyncClient() as http,
@@ -165,12 +171,7 @@ async def test_compose_preselects_the_default_and_shows_the_status_live(
     ):
         client = GraphQLClient(http, running_app.graphql_url, user.token)
         with running_smtp_server() as smtp:
-            account = await add_sending_account(client, box, smtp)
-            started = await client.execute(
-                "mutation($i: StartSyncInput!) { startSync(input: $i) { userErrors { code } } }",
-                {"i": {"accountId": account["id"], "labels": ["INBOX"], "pastSync": "NONE"}},
-            )
-            assert started["startSync"]["userErrors"] == []
+            account = await sending_account(client, box, smtp)
             async with browser(tmp_path) as (page, traffic):
                 await sign_in(page, running_app, user.token)
                 await page.get_by_role("link", name="Compose").click()
