@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, WebSocketRoute, expect
 
 from core.models import Plan
 from core.settings import Settings
@@ -26,6 +26,7 @@ from tests.web.helpers import (
     beacon_server,
     browser,
     clean,
+    eventually,
     html_message,
     screen,
     sign_in,
@@ -300,4 +301,55 @@ async def test_a_teammates_shared_mail_is_read_only(
         for control in ("#archive", "#delete", "#toggle-read", "#toggle-flag"):
             await expect(reader.locator(control)).to_have_count(0)
         await expect(page.locator("#messages li.unread")).to_have_count(1)  # not marked read
+        clean(traffic)
+
+
+async def test_mail_that_arrived_while_the_websocket_was_down_shows_on_reconnect(
+    running_app: RunningApp,
+    new_user: NewUser,
+    dovecot: ImapServer,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    user = await new_user(company="Flaky Net Co")
+    sockets: list[WebSocketRoute] = []
+    reconnect = asyncio.Event()
+
+    async def through(socket: WebSocketRoute) -> None:
+        """Each websocket to the API, passed on; the ones after the first wait for the test."""
+        sockets.append(socket)
+        if len(sockets) > 1:
+            await reconnect.wait()
+        socket.connect_to_server()
+
+    async with (
+        httpx.AsyncClient() as http,
+        private_mailbox("dovecot", dovecot, tmp_path) as box,
+        browser(tmp_path) as (page, traffic),
+    ):
+        client = GraphQLClient(http, running_app.graphql_url, user.token)
+        await append_numbered(box, "Before", 1, datetime(2026, 11, 5, tzinfo=UTC))
+        account_id = await connect_and_start(client, box)
+        settings = make_settings()
+        await burst_worker(settings)
+        await page.route_web_socket(re.compile(r"/graphql$"), through)
+
+        await sign_in(page, running_app, user.token)
+        rows = page.locator("#messages li[data-id]")
+        await expect(rows).to_have_count(1)
+        assert await eventually(lambda: sockets)  # subscribed to syncCompleted
+        await page.evaluate("window.notReloaded = true")
+        await sockets[0].close(code=1012, reason="service restart")  # retried
+        assert await eventually(lambda: len(sockets) > 1)  # the client tries again
+
+        # Mail arrives and is synced while no socket is open: its event reaches nobody.
+        await append_numbered(box, "While away", 1, datetime(2026, 11, 6, tzinfo=UTC))
+        assert (await client.execute(SYNC_NOW, {"id": str(account_id)}))["syncNow"][
+            "userErrors"
+        ] == []
+        await burst_worker(settings)
+        await expect(rows).to_have_count(1)
+        reconnect.set()
+        await expect(rows.first).to_contain_text("While away 00")  # caught up on reconnect
+        assert await page.evaluate("window.notReloaded") is True
         clean(traffic)

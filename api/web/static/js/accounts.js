@@ -1,7 +1,7 @@
 // Mail accounts: add one (provider presets, each error next to its field), the plan's
 // limit, start sync with its three choices, live status and progress, pause, resume,
 // reconnect, remove, and the default account.
-import { gql, subscribe } from "/app/js/api.js";
+import { gql, onReconnect, subscribe } from "/app/js/api.js";
 import { h, replace, statusBadge, toast, when } from "/app/js/dom.js";
 import { refreshMe, state } from "/app/js/app.js";
 
@@ -303,6 +303,7 @@ export async function accountsView(main) {
 
   await load();
   const stops = [
+    onReconnect(load),  // statuses that changed while the socket was down
     subscribe(STATUS, {}, () => load()),
     subscribe(PROGRESS, {}, (data) => {
       const p = data.syncProgress;

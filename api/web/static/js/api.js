@@ -5,6 +5,7 @@ import { createClient } from "/app/vendor/graphql-ws-5.16.2/client.mjs";
 
 const TOKEN_KEY = "mailsync.token";
 let wsClient = null;
+const reconnected = new Set();
 
 export function token() {
   return sessionStorage.getItem(TOKEN_KEY);
@@ -75,9 +76,18 @@ function client() {
       retryAttempts: 1000,
       shouldRetry: () => true,
       connectionParams: () => ({ authorization: `Bearer ${token() || ""}` }),
+      // Events sent while the socket was down are lost: the views catch up on reconnect.
+      on: { connected: (socket, payload, retrying) => { if (retrying) reconnected.forEach((fn) => fn()); } },
     });
   }
   return wsClient;
+}
+
+// Calls fn() each time the websocket is connected again after it was lost, until the
+// returned function is called.
+export function onReconnect(fn) {
+  reconnected.add(fn);
+  return () => reconnected.delete(fn);
 }
 
 // Calls onData(data) for each event until the returned function is called.

@@ -2,17 +2,19 @@
 // addresses, the default preselected; files go as a GraphQL multipart request, a forward
 // carries the original's attachments server-side (forwardAttachmentsOf), and the sent
 // message's status arrives live (outgoingMessageChanged).
-import { gql, gqlWithFiles, subscribe } from "/app/js/api.js";
+import { gql, gqlWithFiles, onReconnect, subscribe } from "/app/js/api.js";
 import { h, person, replace, statusBadge, when } from "/app/js/dom.js";
 
+const OUTGOING = "id subject to status error createdAt fromAddress";
 const SENDERS = `query { me { defaultAccount { id } mailAccounts { id emailAddress status
-  smtp { host } } } outgoingMessages(first: 20) { ${"id subject to status error createdAt fromAddress"} } }`;
+  smtp { host } } } outgoingMessages(first: 20) { ${OUTGOING} } }`;
+const OUTBOX = `query { outgoingMessages(first: 20) { ${OUTGOING} } }`;
 const ORIGINAL = `query($id: ID!) { message(id: $id) { id subject date bodyText
   from { name address } to { name address } cc { name address } account { id }
   attachments { filename size } } }`;
 const SEND = `mutation Send($input: SendEmailInput!) { sendEmail(input: $input) {
-  outgoing { id subject to status error createdAt fromAddress } userErrors { code field message } } }`;
-const CHANGED = "subscription { outgoingMessageChanged { id subject to status error createdAt fromAddress } }";
+  outgoing { ${OUTGOING} } userErrors { code field message } } }`;
+const CHANGED = `subscription { outgoingMessageChanged { ${OUTGOING} } }`;
 
 const SYNCED = new Set(["SYNCING", "ACTIVE", "ERROR"]);
 const TITLES = { reply: "Reply", "reply-all": "Reply all", forward: "Forward" };
@@ -136,5 +138,8 @@ export async function composeView(main, [mode, originalId]) {
   });
   replace(main, form, h("section", { class: "card" }, h("h2", {}, "Sent from here"),
     h("table", {}, h("thead", {}, h("tr", {}, ["When", "From", "To", "Subject", "Status"].map((t) => h("th", { scope: "col" }, t)))), outbox)));
-  return subscribe(CHANGED, {}, (event) => show(event.outgoingMessageChanged));
+  const stop = subscribe(CHANGED, {}, (event) => show(event.outgoingMessageChanged));
+  // Statuses that changed while the socket was down.
+  const caughtUp = onReconnect(async () => [...(await gql(OUTBOX)).outgoingMessages].reverse().forEach(show));
+  return () => { stop(); caughtUp(); };
 }

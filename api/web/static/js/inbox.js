@@ -2,7 +2,7 @@
 // unread only, search, endless scrolling over keyset pages, new mail appearing live. A
 // conversation opens with its latest message: the sanitized HTML in a sandboxed iframe,
 // remote images only on request, inline images and attachments through signed URLs.
-import { gql, subscribe } from "/app/js/api.js";
+import { gql, onReconnect, subscribe } from "/app/js/api.js";
 import { h, replace, toast, when } from "/app/js/dom.js";
 import { messageView } from "/app/js/message.js";
 
@@ -189,7 +189,8 @@ export async function inboxView(main, [messageId]) {
     const done = data.syncCompleted;
     if (done.newMessages || done.removedMessages || done.updatedMessages) refresh(done.removedMessages > 0);
   });
-  const cleanup = () => { stop(); observer.disconnect(); };
+  const caughtUp = onReconnect(() => refresh(true));  // new mail while the socket was down
+  const cleanup = () => { stop(); caughtUp(); observer.disconnect(); };
   cleanup.update = ([id]) => (id ? show(id) : null);
   return cleanup;
 }
