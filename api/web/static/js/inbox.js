@@ -47,6 +47,10 @@ export async function inboxView(main, [messageId]) {
     announce,
     h("div", { class: "inbox" }, list, reader));
 
+  // Endless scrolling: the next page once the end of the list comes into view.
+  const observer = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting) && hasNext) page(false);
+  }, { root: list, rootMargin: "200px" });
   let cursor = null;
   let hasNext = false;
   let loading = null;
@@ -74,9 +78,15 @@ export async function inboxView(main, [messageId]) {
         h("div", { class: "snippet" }, m.snippet),
         accounts.length > 1 || !filter.accountIds
           ? h("div", { class: "hint accounts" }, c.accounts.map((a) => a.emailAddress).join(", ")) : null));
-    rows.get(c.id)?.remove();
-    rows.set(c.id, li);
     return li;
+  }
+
+  // The conversation's row, drawn again; the row it replaces (if any) is returned too.
+  function put(c) {
+    const old = rows.get(c.id);
+    const li = item(c);
+    rows.set(c.id, li);
+    return [li, old];
   }
 
   function footer() {
@@ -84,6 +94,9 @@ export async function inboxView(main, [messageId]) {
       ? h("button", { type: "button", id: "load-more", onclick: () => page(false) }, "Load more")
       : (rows.size ? "No more conversations." : "No conversations."));
     list.append(more);
+    // Observed afresh: a sentinel still in view after a short page loads the next one.
+    observer.unobserve(more);
+    observer.observe(more);
   }
 
   function fetchPage(after) {
@@ -99,7 +112,11 @@ export async function inboxView(main, [messageId]) {
         const data = await fetchPage(first ? null : cursor);
         if (mine !== generation) return;
         if (first) { list.replaceChildren(); rows.clear(); pages = 0; }
-        list.append(...data.edges.map((e) => item(e.node)));
+        for (const edge of data.edges) {
+          const [li, old] = put(edge.node);
+          old?.remove();  // it moved up between two pages (new mail) and is shown once
+          list.append(li);
+        }
         cursor = data.pageInfo.endCursor;
         hasNext = data.pageInfo.hasNextPage;
         pages += 1;
@@ -125,13 +142,18 @@ export async function inboxView(main, [messageId]) {
     const mine = generation;
     const data = await fetchPage(null);
     if (mine !== generation) return;
-    const fresh = data.edges.map((e) => e.node).filter((c) => {
-      const old = rows.get(c.id);
-      return !old || old.dataset.message !== c.latestMessage.id || old.classList.contains("unread") !== Boolean(c.unreadCount);
-    });
-    const before = new Set(rows.keys());
-    list.prepend(...fresh.map(item));
-    const added = fresh.filter((c) => !before.has(c.id)).length;
+    // A conversation with a newer message moves to the top; one that only changed (read,
+    // flagged elsewhere) is redrawn where it is.
+    const top = [];
+    let added = 0;
+    for (const c of data.edges.map((e) => e.node)) {
+      const [li, old] = put(c);
+      if (old && old.dataset.message === c.latestMessage.id) { old.replaceWith(li); continue; }
+      old?.remove();
+      if (!old) added += 1;
+      top.push(li);
+    }
+    list.prepend(...top);
     if (pages <= 1) footer();
     if (added) announce.textContent = `${added} new conversation${added > 1 ? "s" : ""}.`;
   }
@@ -139,11 +161,6 @@ export async function inboxView(main, [messageId]) {
   switcher.addEventListener("change", () => { filter.accountIds = switcher.value ? [switcher.value] : null; reload(); });
   folder.addEventListener("change", () => { filter.folderRole = folder.value === "INBOX" ? null : folder.value; reload(); });
   unread.addEventListener("change", () => { filter.unread = unread.checked ? true : null; reload(); });
-  // Endless scrolling: the next page once the end of the list comes into view.
-  const observer = new IntersectionObserver((entries) => {
-    if (entries.some((e) => e.isIntersecting) && hasNext) page(false);
-  }, { root: list, rootMargin: "200px" });
-  observer.observe(more);
 
   const view = messageView(reader, {
     own,
