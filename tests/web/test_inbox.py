@@ -202,6 +202,22 @@ async def test_a_hostile_message_runs_nothing_and_remote_images_wait_for_the_use
         assert await asyncio.to_thread(Path(await download.path()).read_bytes) == PDF
         clean(traffic)
 
+        # Minutes later its signed URL may have expired: a click asks for a fresh one first.
+        # (Playwright's clock is a script it puts in every frame: the message's sandboxed
+        # frame refuses it, and says so on the console.)
+        asked: list[str] = []
+        page.on(
+            "request", lambda r: asked.append(r.post_data or "") if r.method == "POST" else None
+        )
+        await page.clock.install()
+        await page.clock.fast_forward("05:00")
+        async with page.expect_download() as download_info:
+            await link.click()
+        download = await download_info.value
+        assert await asyncio.to_thread(Path(await download.path()).read_bytes) == PDF
+        assert [q for q in asked if "query Links" in q] != []
+        clean(traffic, "Blocked script execution in 'about:srcdoc'")
+
 
 async def tab_until(page: Page, selector: str, presses: int = 30) -> None:
     """Tab through the page until the focus is inside ``selector``."""

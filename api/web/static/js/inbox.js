@@ -107,7 +107,7 @@ export async function inboxView(main, [messageId]) {
   function page(first) {
     if (loading) return loading;
     const mine = generation;
-    loading = (async () => {
+    const run = (async () => {
       try {
         const data = await fetchPage(first ? null : cursor);
         if (mine !== generation) return;
@@ -122,10 +122,11 @@ export async function inboxView(main, [messageId]) {
         pages += 1;
         footer();
       } finally {
-        loading = null;
+        if (loading === run) loading = null;  // a reload meanwhile has its own
       }
     })();
-    return loading;
+    loading = run;
+    return run;
   }
 
   function reload() {

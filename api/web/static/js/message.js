@@ -12,6 +12,7 @@ const MESSAGE = `query Message($id: ID!, $remote: Boolean!) { message(id: $id) {
   bodyText bodyHtml(allowRemoteImages: $remote, inlineImages: true)
   attachments { id filename contentType size inline downloadUrl }
   thread { id subject date isRead isFlagged snippet from { name address } account { id } folder { role } } } }`;
+const LINKS = "query Links($id: ID!) { message(id: $id) { attachments { id downloadUrl } } }";
 const MARK = `mutation Mark($ids: [ID!]!, $read: Boolean, $flagged: Boolean) {
   markMessages(ids: $ids, read: $read, flagged: $flagged) {
     messages { id isRead isFlagged } userErrors { code message } } }`;
@@ -33,13 +34,31 @@ function size(bytes) {
   return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MB` : `${Math.max(1, Math.ceil(bytes / 1024))} kB`;
 }
 
-function attachmentList(attachments) {
-  const files = attachments.filter((a) => !a.inline || !a.contentType.startsWith("image/"));
+// A signed downloadUrl lives minutes (MAILSYNC_ATTACHMENT_LINK_SECONDS, 10 by default): a
+// link clicked long after the message was opened asks for fresh ones first.
+const FRESH_MS = 4 * 60 * 1000;
+
+function attachmentList(m) {
+  const files = m.attachments.filter((a) => !a.inline || !a.contentType.startsWith("image/"));
   if (!files.length) return null;
+  function link(a, label) {
+    let signedAt = Date.now();
+    return h("a", { href: a.downloadUrl, download: a.filename || "attachment", rel: "noreferrer",
+      onclick: async (event) => {
+        if (Date.now() - signedAt < FRESH_MS) return;  // followed as it is
+        event.preventDefault();
+        const anchor = event.currentTarget;
+        const fresh = (await gql(LINKS, { id: m.id })).message;
+        const url = fresh?.attachments.find((x) => x.id === a.id)?.downloadUrl;
+        if (!url) { toast("This attachment is no longer available."); return; }
+        anchor.href = url;
+        signedAt = Date.now();
+        anchor.click();
+      } }, label);
+  }
   return h("ul", { class: "attachments", "aria-label": "Attachments" }, files.map((a) => {
     const label = `${a.filename || "(unnamed)"} · ${a.contentType} · ${size(a.size)}`;
-    return h("li", {}, a.downloadUrl
-      ? h("a", { href: a.downloadUrl, download: a.filename || "attachment", rel: "noreferrer" }, label)
+    return h("li", {}, a.downloadUrl ? link(a, label)
       : h("span", { class: "hint" }, `${label} (not downloadable until the next sync)`));
   }));
 }
@@ -128,7 +147,7 @@ export function messageView(reader, hooks) {
           ? h("button", { type: "button", id: "remote-images", onclick: () => show(m.id, true) }, "Show remote images") : null),
       m.bodyHtml != null && !remote
         ? h("p", { class: "hint" }, "Remote images are blocked: loading them tells the sender when the mail was read.") : null,
-      attachmentList(m.attachments),
+      attachmentList(m),
       body);
   }
 
