@@ -112,6 +112,7 @@ async def test_progress_to_100_pause_resume_reconnect_and_remove(
         await account.get_by_role("button", name="Remove", exact=True).click()
         confirm = account.get_by_role("group", name=f"Remove {address}")
         await expect(confirm).to_contain_text("and its synced mail?")
+        await screen(page, "accounts-remove")
         await confirm.get_by_role("button", name="Cancel").click()
         await expect(account.get_by_role("button", name="Remove", exact=True)).to_be_focused()
         await account.get_by_role("button", name="Remove", exact=True).click()

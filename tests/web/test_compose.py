@@ -109,6 +109,7 @@ async def test_reply_and_forward_with_files_and_the_default_account_followed(
                 await expect(page.locator("#compose-title")).to_have_text("Forward")
                 await expect(page.locator("#forward-attachments")).to_be_checked()
                 await expect(page.locator("#forwarded")).to_contain_text("contract.pdf")
+                await screen(page, "forward")
                 await page.get_by_label("To", exact=False).first.fill("dan@example.org")
                 await page.get_by_role("button", name="Send").click()
                 forwarded_row = page.locator("#outbox tr", has_text="Fwd: Contract draft")

@@ -73,7 +73,7 @@ export async function inboxView(main, [messageId]) {
         h("div", { class: "subject" },
           h("span", { class: "star", "aria-label": "Flagged", role: "img", hidden: !c.isFlagged }, "★ "),
           m.subject || "(no subject)",
-          c.hasAttachments ? h("span", { "aria-label": "Has attachments", role: "img" }, " 📎") : null,
+          c.hasAttachments ? h("span", { class: "clip", "aria-label": "Has attachments", role: "img" }) : null,
           c.unreadCount ? h("span", { class: "sr-only" }, `, ${c.unreadCount} unread`) : null),
         h("div", { class: "snippet" }, m.snippet),
         accounts.length > 1 || !filter.accountIds
