@@ -36,6 +36,10 @@ POOL_CHECKED_OUT = Gauge(
 POOL_OVERFLOW = Gauge(
     "mailsync_db_pool_overflow", "Connections open beyond the pool size (negative: unused)."
 )
+POOL_PINGS = Counter(
+    "mailsync_db_pool_pings",
+    "Connections pinged on checkout because they sat idle in the pool (core/db.py).",
+)
 
 # Refreshed on a timer by the API (SQL and Redis).
 ACCOUNTS = Gauge("mailsync_accounts", "Mail accounts by status.", ["status"])

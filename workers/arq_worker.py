@@ -98,6 +98,7 @@ def build_worker(
         handle_signals=not burst,
         poll_delay=POLL_DELAY_SECONDS,
         keep_result=0,
+        max_jobs=runtime.settings.worker_max_jobs,
         after_job_end=queue_sync_asked_during_the_job,
         redis_outage_seconds=runtime.settings.worker_redis_outage_seconds,
         lease_owner=runtime.redis_client_name,
@@ -113,7 +114,7 @@ async def run_worker(settings: Settings, *, burst: bool = False) -> None:
         serve_worker_metrics(settings.worker_metrics_host, settings.worker_metrics_port)
     parser = MessageParser(settings.parse_processes)
     try:
-        async with open_runtime(settings) as runtime:
+        async with open_runtime(settings, role="worker") as runtime:
             track_pool(runtime.engine)
             worker = build_worker(runtime, burst=burst, parser=parser)
             async with watching_inboxes(runtime, None if burst else worker):

@@ -11,8 +11,8 @@ from core.jobs import sync_job_id
 from core.logs import job_logging
 from core.runtime import Runtime
 from core.sync import repository
+from core.sync.claims import claimed_among
 from core.sync.folder import SyncTuning
-from core.sync.locks import account_lock
 from core.sync.run import sync_account as run_sync
 from core.sync.run import tuning_for
 from workers import leases
@@ -77,17 +77,20 @@ async def schedule_due_syncs(ctx: dict[str, Any]) -> int:
 async def release_abandoned(runtime: Runtime, account_ids: list[uuid.UUID]) -> list[uuid.UUID]:
     """A worker killed mid-job leaves arq's in-progress marker until the job timeout runs
     out, and nobody may take the job meanwhile. Its lease (workers/leases.py) tells the
-    truth: marker set but no live worker renewing the lease, and the account's advisory lock
-    free, means no one is running it; drop the marker and let the next worker take it.
-    The accounts whose job was released."""
+    truth: marker set but no live worker renewing the lease, and no live claim on the
+    account (core/sync/claims.py), means no one is running it; drop the marker and let the
+    next worker take it. The accounts whose job was released."""
     by_job = {sync_job_id(a): a for a in account_ids}
+    suspects = [by_job[j] for j in await leases.abandoned_among(runtime.redis, list(by_job))]
+    if not suspects:
+        return []
+    async with runtime.session_factory() as session:
+        held = await claimed_among(session, suspects)
     released = []
-    for job_id in await leases.abandoned_among(runtime.redis, list(by_job)):
-        account_id = by_job[job_id]
-        async with account_lock(runtime, account_id) as free:
-            if not free:
-                continue
-        await leases.release(runtime.redis, job_id)
+    for account_id in suspects:
+        if account_id in held:
+            continue
+        await leases.release(runtime.redis, sync_job_id(account_id))
         log.warning("account %s: released a sync job abandoned by a dead worker", account_id)
         released.append(account_id)
     return released

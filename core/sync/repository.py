@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.accounts.status import RUNNING
 from core.models import Folder, MailAccount, Message
 from core.moves import repository as moves
+from core.sync import claims
 from core.sync.flags import Flags
 
 _MESSAGES = cast(Table, Message.__table__)
@@ -299,6 +300,25 @@ async def refresh_folder_counts(session: AsyncSession, folder_id: uuid.UUID) -> 
     return int(counts[0])
 
 
+async def claim_account(
+    session: AsyncSession, account_id: uuid.UUID, token: uuid.UUID
+) -> MailAccount | None:
+    """Claim the account for a run (core/sync/claims.py) if it may sync and no live run
+    holds it: its row as claimed, or None. One statement."""
+    account: MailAccount | None = await session.scalar(
+        update(MailAccount)
+        .where(
+            MailAccount.id == account_id,
+            MailAccount.status.in_(sorted(RUNNING)),
+            claims.unclaimed(),
+        )
+        .values(**claims.claim_values(token))
+        .returning(MailAccount)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return account
+
+
 async def due_account_ids(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:
     """Accounts whose next sync time has come, oldest first."""
     rows = await session.scalars(
@@ -415,6 +435,15 @@ async def clear_pending(session: AsyncSession, written: Sequence[PendingFlags]) 
     ]
     if params:
         await session.execute(_CLEAR_PENDING, params)
+
+
+async def pending_write_backs(session: AsyncSession, account_id: uuid.UUID) -> tuple[bool, bool]:
+    """Whether marks (flags) and whether moves or deletes made in the inbox wait to be
+    written back to the server: one statement, so a run with none skips both steps."""
+    flags = select(Message.id).where(Message.account_id == account_id, _PENDING, Message.uid > 0)
+    pending_moves = moves.pending_of_account(account_id)
+    row = (await session.execute(select(flags.exists(), pending_moves.exists()))).one()
+    return bool(row[0]), bool(row[1])
 
 
 async def has_pending_flags(session: AsyncSession, account_id: uuid.UUID) -> bool:
