@@ -12,7 +12,7 @@ import httpx
 from playwright.async_api import expect
 
 from core.settings import Settings
-from tests.support.app import RunningApp, serve
+from tests.support.app import RunningApp, free_port, serve
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
 from tests.support.mailservers import ImapServer
@@ -94,11 +94,20 @@ async def test_connect_sync_read_and_send_from_the_browser(
             "0 of 1 accounts on the ADVANCED plan."
         )
 
-        # A wrong password: the server's refusal is shown next to the password field.
+        # Nothing listening: said next to the server's fields. A wrong password: next to
+        # the password field, and the earlier error is gone.
         await fill_account(page, box, "rep@example.com", "wrong-password")
         await page.locator("#with-smtp").uncheck()
+        await page.locator("#imap-port").fill(str(free_port()))
+        await page.locator("#add-submit").click()
+        errors = page.locator(".field-error:not(:empty), #add-error:not(:empty)")
+        await expect(errors).to_have_count(1)
+        await expect(page.locator("#imap-host-error")).to_contain_text("SERVER_UNREACHABLE")
+        await expect(page.locator("#imap-host")).to_have_attribute("aria-invalid", "true")
+        await page.locator("#imap-port").fill(str(box.server.port))
         await page.locator("#add-submit").click()
         await expect(page.locator("#imap-password-error")).to_contain_text("INVALID_CREDENTIALS")
+        await expect(errors).to_have_count(1)
         await screen(page, "add-account")
         await page.locator("#imap-password").fill(box.password)
         await page.locator("#add-submit").click()

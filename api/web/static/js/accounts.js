@@ -42,14 +42,14 @@ const PAST = [["NONE", "No past mail"], ["ONE_MONTH", "1 month"], ["THREE_MONTHS
 function input(id, label, attrs = {}, hint) {
   return h("div", { class: "field" },
     h("label", { for: id }, label, hint ? h("span", { class: "hint" }, ` ${hint}`) : null),
-    h("input", { id, name: id, ...attrs }),
+    h("input", { id, name: id, "aria-describedby": `${id}-error`, ...attrs }),
     h("div", { class: "field-error", id: `${id}-error`, role: "alert" }));
 }
 
 function select(id, label, options, value) {
   return h("div", { class: "field" },
     h("label", { for: id }, label),
-    h("select", { id, name: id },
+    h("select", { id, name: id, "aria-describedby": `${id}-error` },
       options.map(([v, text]) => h("option", { value: v, selected: v === value }, text))),
     h("div", { class: "field-error", id: `${id}-error`, role: "alert" }));
 }
@@ -198,7 +198,7 @@ export async function accountsView(main) {
         `Reconnect with ${provider ? provider.name : account.authMethod}`);
     }
     const id = `reconnect-${account.id}`;
-    const pw = h("input", { type: "password", id, autocomplete: "new-password", required: true });
+    const pw = h("input", { type: "password", id, autocomplete: "new-password", required: true, "aria-describedby": `${id}-error` });
     const error = h("div", { class: "field-error", id: `${id}-error`, role: "alert" });
     return h("form", { class: "reconnect", onsubmit: async (e) => {
       e.preventDefault();
