@@ -5,6 +5,7 @@ user sets and clears it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -109,6 +110,11 @@ async def test_reply_and_forward_with_files_and_the_default_account_followed(
                 await expect(page.locator("#compose-title")).to_have_text("Forward")
                 await expect(page.locator("#forward-attachments")).to_be_checked()
                 await expect(page.locator("#forwarded")).to_contain_text("contract.pdf")
+                await expect(page.get_by_label("Message")).to_have_value(
+                    re.compile(
+                        r"-- Forwarded message --.*\nFrom: Cara Client <cara@example.org>", re.S
+                    )
+                )
                 await screen(page, "forward")
                 await page.get_by_label("To", exact=False).first.fill("dan@example.org")
                 await page.get_by_role("button", name="Send").click()

@@ -24,8 +24,14 @@ function addresses(text) {
 }
 
 function quote(original) {
-  const lines = (original.bodyText || "").split("\n").map((line) => `> ${line}`);
+  const lines = (original.bodyText || "").trimEnd().split("\n").map((line) => `> ${line}`);
   return `\n\nOn ${new Date(original.date).toLocaleString()}, ${person(original.from)} wrote:\n${lines.join("\n")}`;
+}
+
+function forwardText(original) {
+  return ["", "", "---------- Forwarded message ----------", `From: ${person(original.from)}`,
+    `Date: ${new Date(original.date).toLocaleString()}`, `Subject: ${original.subject || ""}`,
+    `To: ${original.to.map(person).join(", ")}`, "", (original.bodyText || "").trimEnd()].join("\n");
 }
 
 export async function composeView(main, [mode, originalId]) {
@@ -67,7 +73,7 @@ export async function composeView(main, [mode, originalId]) {
             `Include the original's attachments: ${original.attachments.map((a) => a.filename || "(unnamed)").join(", ")}`));
         }
       }
-      body.value = quote(original);
+      body.value = mode === "forward" ? forwardText(original) : quote(original);
       if (senders.some((a) => a.id === original.account.id)) from.value = original.account.id;
     }
   }
