@@ -122,7 +122,9 @@ async def test_progress_to_100_pause_resume_reconnect_and_remove(
             "0 of 1 accounts on the ADVANCED plan."
         )
         await page.get_by_role("link", name="Inbox").click()
-        await expect(page.locator("#more")).to_have_text("No conversations.")
+        await expect(page.locator("#more")).to_have_text(
+            "No mail accounts yet: add one to see its mail here."
+        )
         clean(traffic)
 
 

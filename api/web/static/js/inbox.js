@@ -92,7 +92,9 @@ export async function inboxView(main, [messageId]) {
   function footer() {
     replace(more, hasNext
       ? h("button", { type: "button", id: "load-more", onclick: () => page(false) }, "Load more")
-      : (rows.size ? "No more conversations." : "No conversations."));
+      : rows.size ? "No more conversations."
+        : accounts.length ? "No conversations."
+          : ["No mail accounts yet: ", h("a", { href: "#/accounts" }, "add one"), " to see its mail here."]);
     list.append(more);
     // Observed afresh: a sentinel still in view after a short page loads the next one.
     observer.unobserve(more);
