@@ -3,7 +3,7 @@
 // conversation opens with its latest message: the sanitized HTML in a sandboxed iframe,
 // remote images only on request, inline images and attachments through signed URLs.
 import { gql, onReconnect, subscribe } from "/app/js/api.js";
-import { h, replace, toast, when } from "/app/js/dom.js";
+import { h, replace, when } from "/app/js/dom.js";
 import { messageView } from "/app/js/message.js";
 
 export const PAGE = 30;
@@ -175,13 +175,12 @@ export async function inboxView(main, [messageId]) {
       if (unreadCount !== undefined) li.classList.toggle("unread", unreadCount > 0);
       if (flagged !== undefined) li.querySelector(".star").hidden = !flagged;
     },
-    gone(threadId, done) {
+    gone(threadId) {
       rows.get(threadId)?.remove();
       rows.delete(threadId);
       footer();
       selected = null;
       history.replaceState(null, "", "#/inbox");  // not a navigation: the list stays
-      toast(done);
     },
   });
 

@@ -64,7 +64,7 @@ function attachmentList(m) {
 }
 
 // `hooks`: own (the viewer's account ids), folderRole() (the listing's), changed(threadId,
-// {unreadCount, flagged}) and gone(threadId, text), which the inbox list follows.
+// {unreadCount, flagged}) and gone(threadId), which the inbox list follows.
 export function messageView(reader, hooks) {
   let showing = 0;
 
@@ -108,7 +108,18 @@ export function messageView(reader, hooks) {
     // The conversation leaves this listing at once; the server follows on the account's
     // next sync (and a refusal there brings it back with writeBackError).
     replace(reader, h("p", { class: "hint", role: "status" }, done));
-    hooks.gone(m.threadId, done);
+    hooks.gone(m.threadId);
+  }
+
+  // Deleting for good cannot be undone: asked in the page first.
+  function confirmDelete(group, remove) {
+    const back = [...group.childNodes];
+    const cancel = h("button", { type: "button", onclick: () => { group.replaceChildren(...back); group.querySelector("#delete").focus(); } }, "Cancel");
+    group.replaceChildren(
+      h("span", {}, "Delete this conversation for good? It cannot be undone."),
+      h("button", { type: "button", class: "danger", id: "confirm-delete", onclick: remove }, "Yes, delete for good"),
+      cancel);
+    cancel.focus();
   }
 
   function conversationActions(m) {
@@ -119,7 +130,7 @@ export function messageView(reader, hooks) {
       role !== "ARCHIVE"
         ? h("button", { type: "button", id: "archive", onclick: () => move("ARCHIVE", "Archived.") }, "Archive") : null,
       role === "TRASH"
-        ? h("button", { type: "button", id: "delete", onclick: () => act(m, DELETE, { ids: trashed }, "Deleted for good.") }, "Delete for good")
+        ? h("button", { type: "button", id: "delete", onclick: (e) => confirmDelete(e.currentTarget.parentElement, () => act(m, DELETE, { ids: trashed }, "Deleted for good.")) }, "Delete for good")
         : h("button", { type: "button", id: "delete", onclick: () => move("TRASH", "Moved to Trash.") }, "Delete"),
       role !== "INBOX"
         ? h("button", { type: "button", id: "to-inbox", onclick: () => move("INBOX", "Moved to the inbox.") }, "Move to inbox") : null);
