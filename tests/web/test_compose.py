@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
-from playwright.async_api import expect
+from playwright.async_api import Page, expect
 
 from core.models import Plan
 from core.settings import Settings
@@ -28,6 +28,11 @@ expect.set_options(timeout=30_000)  # a loaded 2-core machine
 
 CONTRACT = b"%PDF-1.4\ncontract terms\n" + bytes(range(256)) * 8
 NOTES = "Notes on §4: fine by us.\n".encode()
+
+
+async def open_contract(page: Page) -> None:
+    await page.get_by_role("link", name="Inbox").click()
+    await page.locator("#messages li", has_text="Contract draft").get_by_role("button").click()
 
 
 def attachments(raw: bytes) -> dict[str | None, bytes]:
@@ -59,6 +64,7 @@ async def test_reply_and_forward_with_files_and_the_default_account_followed(
             to="beta@example.com",
             message_id="<contract-1@example.org>",
         )
+        original["Cc"] = "Dan Partner <dan@example.org>, beta@example.com"
         original.add_attachment(CONTRACT, "application", "pdf", filename="contract.pdf")
         await second_box.admin.append("INBOX", bytes(original))
         with running_smtp_server() as smtp:
@@ -70,11 +76,7 @@ async def test_reply_and_forward_with_files_and_the_default_account_followed(
 
             async with browser(tmp_path) as (page, traffic):
                 await sign_in(page, running_app, user.token)
-                await (
-                    page.locator("#messages li", has_text="Contract draft")
-                    .get_by_role("button")
-                    .click()
-                )
+                await open_contract(page)
                 await page.get_by_role("link", name="Reply", exact=True).click()
 
                 # The reply goes from the address the mail came to, not the default (alpha).
@@ -99,13 +101,17 @@ async def test_reply_and_forward_with_files_and_the_default_account_followed(
                 assert parse(reply.data)["In-Reply-To"] == "<contract-1@example.org>"
                 assert attachments(reply.data) == {"notes.txt": NOTES}
 
-                # A forward carries the original's attachment, fetched by the server.
-                await page.get_by_role("link", name="Inbox").click()
-                await (
-                    page.locator("#messages li", has_text="Contract draft")
-                    .get_by_role("button")
-                    .click()
+                # Reply all: the sender and the other recipients, never the user's own address.
+                await open_contract(page)
+                await page.get_by_role("link", name="Reply all").click()
+                await expect(page.locator("#compose-title")).to_have_text("Reply all")
+                await expect(page.get_by_label("To", exact=False).first).to_have_value(
+                    "cara@example.org"
                 )
+                await expect(page.get_by_label("Cc", exact=True)).to_have_value("dan@example.org")
+
+                # A forward carries the original's attachment, fetched by the server.
+                await open_contract(page)
                 await page.get_by_role("link", name="Forward").click()
                 await expect(page.locator("#compose-title")).to_have_text("Forward")
                 await expect(page.locator("#forward-attachments")).to_be_checked()
