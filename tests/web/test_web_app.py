@@ -17,7 +17,7 @@ from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
 from tests.support.mailservers import ImapServer
 from tests.support.smtp_server import running_smtp_server
-from tests.support.sync import burst_worker, private_mailbox
+from tests.support.sync import burst_worker, connect_and_start, private_mailbox
 from tests.web.helpers import (
     browser,
     clean,
@@ -208,15 +208,22 @@ async def test_compose_preselects_the_default_and_shows_the_status_live(
 
 
 async def test_admin_sees_the_team_usage_and_others_do_not(
-    running_app: RunningApp, new_user: NewUser, tmp_path: Path
+    running_app: RunningApp, new_user: NewUser, dovecot: ImapServer, tmp_path: Path
 ) -> None:
     admin = await new_user(company="Usage Co", admin=True)
     member = await new_user(company="Usage Co")
-    async with browser(tmp_path) as (page, traffic):
+    async with (
+        httpx.AsyncClient() as http,
+        private_mailbox("dovecot", dovecot, tmp_path) as box,
+        browser(tmp_path) as (page, traffic),
+    ):
+        await connect_and_start(GraphQLClient(http, running_app.graphql_url, member.token), box)
         await sign_in(page, running_app, admin.token)
         await page.get_by_role("link", name="Team usage").click()
         table = page.locator("#usage")
-        await expect(table).to_contain_text(member.email)
+        member_row = table.locator("tr", has_text=member.email)
+        await expect(member_row).to_contain_text("1 of 1")
+        await expect(member_row.locator(".status")).to_have_text("SYNCING")
         await expect(table).to_contain_text(admin.email)
         await screen(page, "team-usage")
         await page.get_by_role("button", name="Sign out").click()
