@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CODE := core api workers cli bench
 
-.PHONY: run test lint format schema schema-baseline lock bench clean
+.PHONY: run test lint format schema schema-baseline lock bench screenshots clean
 
 # $(call check_python,INTERPRETER,ADVICE): stop with a clear message unless it is supported.
 define check_python
@@ -106,6 +106,12 @@ ifneq ($(filter image,$(BENCH)),)
 	@command -v podman >/dev/null && command -v runc >/dev/null && command -v mmdebstrap >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y podman runc mmdebstrap; }
 	$(BIN)/python -m bench.image_check $(BENCH_ARGS)
 endif
+
+# The web app's screens as PNGs in docs/screenshots (the README shows some): the browser tests
+# (tests/web) save each screen they check with axe-core there; 1280x900, about a minute.
+SCREENSHOTS_DIR ?= docs/screenshots
+screenshots: $(STAMP)
+	MAILSYNC_SCREENSHOTS_DIR=$(abspath $(SCREENSHOTS_DIR)) $(BIN)/pytest -q -p no:cacheprovider tests/web
 
 clean:
 	rm -rf $(VENV) .mailsync .pytest_cache .mypy_cache .ruff_cache
