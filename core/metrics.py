@@ -45,7 +45,7 @@ POOL_PINGS = Counter(
 ACCOUNTS = Gauge("mailsync_accounts", "Mail accounts by status.", ["status"])
 ACCOUNTS_OVERDUE = Gauge(
     "mailsync_accounts_overdue",
-    "Accounts whose sync has been due for longer than one sync interval.",
+    "Active accounts whose last sync finished more than two sync intervals ago.",
 )
 QUEUE_DEPTH = Gauge("mailsync_queue_depth", "Jobs waiting in the arq queue.")
 JOBS_IN_PROGRESS = Gauge("mailsync_jobs_in_progress", "Jobs a worker is running now.")
