@@ -64,24 +64,30 @@ class JobQueue:
     async def enqueue_sync(
         self, account_id: uuid.UUID, folders: Sequence[str] | None = None
     ) -> bool:
-        """True when queued now, False when that account's sync is already queued/running.
-        ``folders``: a run of only these selected folders, what an IDLE watcher heard of;
-        such a run goes ahead of the scheduled ones (someone is waiting for it)."""
-        if folders is None:
-            job = await self._redis.enqueue_job(
-                SYNC_ACCOUNT, str(account_id), _job_id=sync_job_id(account_id)
-            )
-        else:
-            # arq takes due jobs in score order (the time they are due): one due an hour ago
-            # is taken first. It then logs it as "delayed=3600s". _expires keeps its key's
-            # lifetime what it would be (arq derives it from the score otherwise).
-            job = await self._redis.enqueue_job(
-                SYNC_ACCOUNT,
-                str(account_id),
-                list(folders),
-                _job_id=sync_job_id(account_id),
-                _defer_until=datetime.now(UTC) - AHEAD_OF_THE_QUEUE,
-                _expires=timedelta(days=1),
+        """A sync asked for (syncNow, startSync, marks, an IDLE push): True when queued now,
+        False when that account's sync is queued or running already. Either way it goes
+        ahead of the scheduled ones, since someone is waiting for it: arq takes due jobs in
+        score order (the time they are due), so it is queued as due an hour ago (arq then
+        logs it as "delayed=3600s"), and a scheduled job of the account still waiting in
+        the queue is moved there too (a push that found one used to wait behind every
+        account due before it). ``folders``: a run of only these selected folders, what
+        an IDLE watcher heard of."""
+        job_id = sync_job_id(account_id)
+        args: tuple[str, ...] | tuple[str, list[str]] = (str(account_id),)
+        if folders is not None:
+            args = (str(account_id), list(folders))
+        front = datetime.now(UTC) - AHEAD_OF_THE_QUEUE
+        job = await self._redis.enqueue_job(
+            SYNC_ACCOUNT,
+            *args,
+            _job_id=job_id,
+            _defer_until=front,
+            # The key's lifetime stays what it would be (arq derives it from the score).
+            _expires=timedelta(days=1),
+        )
+        if job is None:  # queued (or running) already: to the front of the queue
+            await self._redis.zadd(
+                self._redis.default_queue_name, {job_id: to_unix_ms(front)}, xx=True, lt=True
             )
         return job is not None
 

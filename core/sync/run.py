@@ -26,7 +26,7 @@ from core.crypto import DecryptionError
 from core.db import session_scope
 from core.errors import ErrorCode, ServiceError
 from core.events import Event, SyncCompleted, SyncProgress
-from core.mail.imap import Mailbox, imap_session
+from core.mail.imap import ImapConnection, Mailbox, imap_session
 from core.mail.mailbox import ImapCommandError, MailboxOps
 from core.mail.protocol import MailServerLimitExceeded
 from core.mail.server import ServerLogin
@@ -259,17 +259,14 @@ class AccountSyncRun:
             async with imap_session(begun.login, self.runtime.mail_options) as connection:
                 ops = MailboxOps(connection)
                 await ops.enable_extensions()
-                mailboxes = await connection.list_mailboxes()
-                if connection.folders_ignored:
-                    self.note = (
-                        f"The mail server lists {len(mailboxes) + connection.folders_ignored:,} "
-                        f"folders; only the first {len(mailboxes):,} are synced or shown, the "
-                        "rest are ignored."
-                    )
-                removed, folders = await self._refresh_folders(ops, begun.folders, mailboxes)
-                counts.removed += removed
-                if self.only is not None:
-                    folders = [f for f in folders if f.name in self.only]
+                if self.only is None:
+                    folders = await self._list_folders(connection, ops, begun, counts)
+                else:  # a push about a folder we sync: no LIST (the full runs follow it)
+                    folders = [
+                        FolderCheckpoint.of(f, stored)
+                        for f, stored in begun.folders
+                        if f.selected and f.name in self.only
+                    ]
                 if begun.pending_flags:
                     await push_local_flags(sessions, ops, self.account_id, folders)
                 if begun.pending_moves:
@@ -305,6 +302,20 @@ class AccountSyncRun:
             ),
         )
         return result
+
+    async def _list_folders(
+        self, connection: ImapConnection, ops: MailboxOps, begun: Begun, counts: SyncCounts
+    ) -> list[FolderCheckpoint]:
+        mailboxes = await connection.list_mailboxes()
+        if connection.folders_ignored:
+            self.note = (
+                f"The mail server lists {len(mailboxes) + connection.folders_ignored:,} "
+                f"folders; only the first {len(mailboxes):,} are synced or shown, the "
+                "rest are ignored."
+            )
+        removed, folders = await self._refresh_folders(ops, begun.folders, mailboxes)
+        counts.removed += removed
+        return folders
 
     async def _refresh_folders(
         self, ops: MailboxOps, stored: list[tuple[Folder, int]], mailboxes: list[Mailbox]
@@ -343,7 +354,8 @@ class AccountSyncRun:
             if account is None:
                 return
             self._release(account)
-            account.last_error = self.note
+            if self.only is None or account.status is ERROR:  # a push run lists nothing
+                account.last_error = self.note
             account.consecutive_failures = 0
             if self.only is None:  # a run of some folders leaves the schedule as it is
                 account.last_synced_at = now
