@@ -80,6 +80,7 @@ INITIAL_VS_MBSYNC_GOAL = 0.5
 INITIAL_VS_RAW_GOAL = 8.0
 NO_CHANGE_VS_MBSYNC_REQUIRED = 1.0
 PEAK_RSS_LIMIT_MB = 300.0
+FIRST_PAGE_REQUIRED = 1.0  # seconds from startSync until the inbox shows the newest 50
 
 # Message flags as a mailbox of someone who reads most mail.
 SEEN_SHARE, FLAGGED_SHARE, ANSWERED_SHARE = 0.85, 0.05, 0.20
@@ -863,6 +864,7 @@ class Report:
     mb_initial_count: int = 0
     mb_no_change: Measured | None = None
     mb_nofsync: Measured | None = None
+    headline: list[Any] = field(default_factory=list)  # bench.sync_e2e.Run, one per run
     environment: list[str] = field(default_factory=list)
     profile: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -942,6 +944,21 @@ def render(report: Report) -> tuple[list[str], bool]:
             f"(indexing; not part of any figure below) {report.index_seconds:.1f} s"
         )
     lines.append("-" * 100)
+    ok = True
+    if report.headline:
+        from bench import sync_e2e
+
+        headline, ok = sync_e2e.render(
+            report.headline,
+            required=INITIAL_VS_MBSYNC_REQUIRED,
+            goal=INITIAL_VS_MBSYNC_GOAL,
+            first_page_limit=FIRST_PAGE_REQUIRED,
+        )
+        lines.extend(headline)
+        lines.append("-" * 100)
+        lines.append(
+            "Secondary: the job alone, in a child process calling the worker's job function"
+        )
     lines.append(
         f"{'measurement':<46}{'wall s':>8}{'CPU s':>8}{'peak RSS':>10}{'msg/s':>9}{'MB/s':>7}"
     )
@@ -1006,7 +1023,6 @@ def render(report: Report) -> tuple[list[str], bool]:
         lines.append(f"mbsync's Maildir holds {report.mb_initial_count:,} messages")
     lines.append("-" * 100)
     lines.append(f"{'ratio':<46}{'value':>8}  {'target':<32}result")
-    ok = True
 
     def ratio(
         name: str, value: float | None, target: str, required: float | None, goal: float | None
@@ -1153,6 +1169,9 @@ def _measure(
         "mbsync-nofsync",
     )
 
+    if args.runs:
+        headline_runs(report, args, workdir, dovecot, settings, child_env, database_url)
+
     slower = first.seconds > report.mb_initial.wall
     if args.profile == "always" or (args.profile == "auto" and slower):
         _say("profiling another initial sync of the mailbox (new account, cProfile) ...")
@@ -1170,6 +1189,44 @@ def _measure(
         report.profile = summarize_profile(stats_file, run.jobs[0].seconds)
         if args.keep:
             report.profile.append(f"(profile kept: {stats_file})")
+
+
+def headline_runs(
+    report: Report,
+    args: argparse.Namespace,
+    workdir: Path,
+    dovecot: Any,
+    settings: Any,
+    child_env: dict[str, str],
+    database_url: str,
+) -> None:
+    """``args.runs`` times: the raw fetch, mbsync into a fresh Maildir, then mailsync end
+    to end through a `mailsync api` and a `mailsync worker` started once for all runs."""
+    from bench import sync_e2e
+
+    n = args.messages
+    env = {**child_env, "PYTHONUNBUFFERED": "1"}
+    with sync_e2e.services(env, workdir) as (api, worker, url):
+        asyncio.run(sync_e2e.wait_started(api, worker, url))
+        processes = sync_e2e.Processes(worker.pid, api.pid, dovecot.process.pid, database_url)
+        for number in range(1, args.runs + 1):
+            _say(f"headline run {number}/{args.runs}: raw fetch, mbsync, mailsync end to end ...")
+            raw = raw_fetch(dovecot)
+            mbsync_dir = workdir / f"mbsync-run{number}"
+            measured = run_mbsync(mbsync_config(mbsync_dir, dovecot), workdir, f"mbsync-{number}")
+            if maildir_count(mbsync_dir / "maildir" / "INBOX") != n:
+                report.problems.append(f"mbsync (run {number}) did not pull {n} messages")
+            e2e = asyncio.run(
+                sync_e2e.end_to_end(settings, url, dovecot, processes, f"run{number}")
+            )
+            if e2e.stored != n:
+                report.problems.append(f"mailsync (run {number}) stored {e2e.stored} of {n}")
+            report.headline.append(sync_e2e.Run(raw.wall, measured.wall, measured.cpu, e2e))
+            _say(
+                f"  raw {raw.wall:.2f} s, mbsync {measured.wall:.2f} s, mailsync {e2e.seconds:.2f}"
+                f" s (startSync answered in {e2e.mutation:.2f} s), first full page "
+                f"{e2e.full_page} s, final first page {e2e.first_page} s; load {os.getloadavg()}"
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -1258,6 +1315,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "always", "never"),
         default="auto",
         help="profile another initial sync with cProfile (auto: when slower than mbsync)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=5,
+        help="end-to-end headline runs (API + worker processes), 0 for none (default 5)",
     )
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 when a required target is missed"

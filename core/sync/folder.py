@@ -178,8 +178,16 @@ class FolderSync:
             await repository.save_checkpoint(session, self.folder.id, changes)
         self._saved(changes)
 
-    async def _store(self, uids: list[int], checkpoint: Callable[[list[int]], Any]) -> None:
-        self.counts.new += await self.pipeline.store(uids, checkpoint, self._saved)
+    async def _store(
+        self,
+        uids: list[int],
+        checkpoint: Callable[[list[int]], Any],
+        *,
+        newest_first: bool = False,
+    ) -> None:
+        self.counts.new += await self.pipeline.store(
+            uids, checkpoint, self._saved, newest_first=newest_first
+        )
 
     # -- the steps ---------------------------------------------------------------------------
 
@@ -267,7 +275,15 @@ class FolderSync:
             async with self.sessions() as session:
                 stored = await repository.stored_uids(session, self.folder.id)
             uids = sorted((u for u in set(found) - stored if u < before), reverse=True)
-        await self._store(uids, lambda chunk: {"backfill_before_uid": min(chunk)})
+        # Stored newest first by date, so UIDs are not stored in order: the checkpoint is
+        # the lowest UID above which everything is stored (a rerun skips what is stored).
+        remaining = set(uids)
+
+        def checkpoint(chunk: list[int]) -> dict[str, Any]:
+            remaining.difference_update(chunk)
+            return {"backfill_before_uid": max(remaining) + 1 if remaining else min(uids)}
+
+        await self._store(uids, checkpoint, newest_first=True)
         await self._save({"backfill_before_uid": None})
 
     async def _sync_flags(self, state: MailboxState) -> None:

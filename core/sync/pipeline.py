@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from core.db import SessionFactory, session_scope
@@ -23,7 +24,7 @@ from core.mail.mailbox import FetchedMessage, MailboxOps, uid_set
 from core.mail.parsing import ParsedMessage
 from core.sync import repository
 from core.sync.parse_pool import MessageParser
-from core.sync.rows import build_rows
+from core.sync.rows import build_rows, internal_date
 from core.threads import repository as threads
 
 Progress = Callable[[str, int, int], Awaitable[None]]
@@ -32,7 +33,9 @@ Checkpoint = Callable[[list[int]], dict[str, Any]]
 _Stage = tuple[list[int], list[FetchedMessage], "asyncio.Task[list[ParsedMessage]]"]
 
 
-SIZES_CHUNK = 1000  # UIDs per RFC822.SIZE FETCH (about 40 bytes of answer each)
+SIZES_CHUNK = 1000  # UIDs per RFC822.SIZE FETCH (about 80 bytes of answer each)
+FIRST_CHUNK = 50  # the first chunk: one inbox page, committed as early as possible
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 def chunks(items: Sequence[int], size: int) -> list[list[int]]:
@@ -98,14 +101,33 @@ class MessagePipeline:
         uids: list[int],
         checkpoint: Checkpoint,
         saved: Callable[[dict[str, Any]], None],
+        *,
+        newest_first: bool = False,
     ) -> int:
-        """Store ``uids`` in this order; each chunk commits with ``checkpoint(chunk)``,
-        then ``saved`` hears those values. The number of rows inserted."""
+        """Store ``uids`` in this order (``newest_first``: by INTERNALDATE, newest first,
+        which is the inbox's order, whatever the UIDs); each chunk commits with
+        ``checkpoint(chunk)``, then ``saved`` hears those values. The number of rows
+        inserted. The first chunk holds one inbox page, so that the page shows early."""
         self._sizes = {}
+        dates: dict[int, datetime] = {}
         for batch in chunks(uids, SIZES_CHUNK):
-            self._sizes.update(await self.ops.fetch_sizes(uid_set(batch)))
+            for uid, (size, arrived) in (await self.ops.fetch_sizes(uid_set(batch))).items():
+                self._sizes[uid] = size
+                when = internal_date(arrived) if newest_first else None
+                if when is not None:
+                    dates[uid] = when
+        if newest_first:
+            # Unknown dates go last, newest UID first; ties newest UID first.
+            uids = sorted(uids, key=lambda u: (u in dates, dates.get(u, _EPOCH), u), reverse=True)
+        first = min(FIRST_CHUNK, self.chunk)
         parts = byte_chunks(
-            uids,
+            uids[:first],
+            self._sizes,
+            count=first,
+            budget=self.chunk_bytes,
+            max_message=self.max_message_bytes,
+        ) + byte_chunks(
+            uids[first:],
             self._sizes,
             count=self.chunk,
             budget=self.chunk_bytes,
