@@ -529,7 +529,7 @@ class StepTimers:
         ("core.mail.mailbox", "MailboxOps", "fetch_uids", "IMAP UID FETCH of UIDs"),
         ("core.mail.mailbox", "MailboxOps", "fetch_flags", "IMAP UID FETCH of flags"),
         ("core.mail.mailbox", "MailboxOps", "fetch_messages", "IMAP UID FETCH of bodies"),
-        ("core.sync.parse_pool", "MessageParser", "parse", "MIME parsing (awaited; pool)"),
+        ("core.sync.parse_pool", "MessageParser", "parse_for_rows", "MIME parsing (awaited; pool)"),
         ("core.sync.pipeline", None, "build_rows", "build_rows (rows from messages)"),
         ("core.threads.repository", None, "thread_ids_for", "  of which thread lookup query"),
         ("core.sync.repository", None, "rekey_parked", "rekey_parked query"),

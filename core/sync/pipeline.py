@@ -30,7 +30,7 @@ from core.threads import repository as threads
 Progress = Callable[[str, int, int], Awaitable[None]]
 Checkpoint = Callable[[list[int]], dict[str, Any]]
 # A chunk in the pipeline: its UIDs, the fetched messages, their parsing under way.
-_Stage = tuple[list[int], list[FetchedMessage], "asyncio.Task[list[ParsedMessage]]"]
+_Stage = tuple[list[int], list[FetchedMessage], "asyncio.Task[list[tuple[ParsedMessage, str]]]"]
 
 
 SIZES_CHUNK = 1000  # UIDs per RFC822.SIZE FETCH (about 80 bytes of answer each)
@@ -148,7 +148,9 @@ class MessagePipeline:
                     self._bytes(part) + self._bytes(following) <= self.chunk_bytes
                 )
                 fetching = self._fetch(following) if following is not None and overlap else None
-                parsing = asyncio.create_task(self.parser.parse([m.raw for m in fetched]))
+                parsing = asyncio.create_task(
+                    self.parser.parse_for_rows([(m.raw, m.size) for m in fetched])
+                )
                 in_flight = [parsing] + ([fetching] if fetching is not None else [])
                 if previous is not None:
                     inserted += await self._write(previous, checkpoint, saved)
@@ -193,7 +195,7 @@ class MessagePipeline:
     ) -> int:
         """The chunk's rows and the checkpoint that covers them, in one transaction."""
         part, fetched, parsing = stage
-        parsed = await parsing
+        results = await parsing
         changes = checkpoint(part)
         async with session_scope(self.sessions) as session:
 
@@ -202,10 +204,11 @@ class MessagePipeline:
 
             built = await build_rows(
                 fetched,
-                parsed,
+                [parsed for parsed, _ in results],
                 account_id=self.account_id,
                 folder_id=self.folder_id,
                 lookup_threads=lookup,
+                fingerprints=[print_ for _, print_ in results],
             )
             inserted = await repository.insert_messages(session, built.rows)
             await threads.remember_thread_keys(session, self.owner_id, built.thread_keys)
