@@ -451,6 +451,7 @@ class Job:
     run_delay: float = 0.0  # seconds the worker was runnable but waited for a CPU
     steps: dict[str, list[float]] = field(default_factory=dict)  # name: [wall, cpu, calls]
     growth: dict[str, float] = field(default_factory=dict)  # name: last/first call time
+    first: dict[str, float] = field(default_factory=dict)  # name: its first call's end
 
 
 @dataclass
@@ -513,6 +514,9 @@ def _run_delay() -> float:
     return 0.0
 
 
+CHUNK_WRITES = "chunk transactions (the 5 below)"  # a step that holds others
+
+
 class StepTimers:
     """Wall and CPU time of a few steps of the sync, measured in the worker by wrapping
     functions (measurement only: what runs is unchanged). The sync awaits one step at a
@@ -528,8 +532,10 @@ class StepTimers:
         ("core.mail.mailbox", "MailboxOps", "uid_search", "IMAP UID SEARCH"),
         ("core.mail.mailbox", "MailboxOps", "fetch_uids", "IMAP UID FETCH of UIDs"),
         ("core.mail.mailbox", "MailboxOps", "fetch_flags", "IMAP UID FETCH of flags"),
+        ("core.mail.mailbox", "MailboxOps", "fetch_sizes", "IMAP UID FETCH of sizes, dates"),
         ("core.mail.mailbox", "MailboxOps", "fetch_messages", "IMAP UID FETCH of bodies"),
         ("core.sync.parse_pool", "MessageParser", "parse_for_rows", "MIME parsing (awaited; pool)"),
+        ("core.sync.pipeline", "MessagePipeline", "_write", CHUNK_WRITES),
         ("core.sync.pipeline", None, "build_rows", "build_rows (rows from messages)"),
         ("core.threads.repository", None, "thread_ids_for", "  of which thread lookup query"),
         ("core.sync.repository", None, "rekey_parked", "rekey_parked query"),
@@ -542,6 +548,8 @@ class StepTimers:
     def __init__(self) -> None:
         self.steps: dict[str, list[float]] = {}
         self.calls: dict[str, list[float]] = {}
+        self.first: dict[str, float] = {}  # name: when its first call ended, from job start
+        self.begin = time.perf_counter()
 
     def install(self) -> None:
         import importlib
@@ -567,6 +575,7 @@ class StepTimers:
         step[1] += time.process_time() - cpu
         step[2] += 1
         self.calls.setdefault(name, []).append(took)
+        self.first.setdefault(name, time.perf_counter() - self.begin)
 
     def growth(self) -> dict[str, float]:
         """Mean time of the last tenth of the calls over the first tenth's (>= 20 calls):
@@ -629,8 +638,9 @@ def child_sync(account_id: str, jobs: int, result_file: Path, profile: Path | No
         timers.install()
 
     async def job(runtime: Any) -> dict[str, Any]:
-        timers.steps, timers.calls = {}, {}
+        timers.steps, timers.calls, timers.first = {}, {}, {}
         begin, cpu, delay = time.perf_counter(), time.process_time(), _run_delay()
+        timers.begin = begin
         ctx = {"runtime": runtime, "tuning": tuning_for(settings, parser)}
         result = await sync_account(ctx, account_id)
         return {
@@ -642,6 +652,7 @@ def child_sync(account_id: str, jobs: int, result_file: Path, profile: Path | No
             "run_delay": _run_delay() - delay,
             "steps": timers.steps,
             "growth": timers.growth(),
+            "first": timers.first,
         }
 
     async def all_jobs() -> list[dict[str, Any]]:
@@ -894,9 +905,13 @@ def breakdown(job: Job, what: str) -> list[str]:
         f"Where mailsync's {what} spent its {job.seconds:.2f} s (step timers in the worker, no "
         "profiler; wait = wall - worker CPU: the server's work, network, or a busy CPU)",
         f"  {'step':<40}{'wall s':>8}{'CPU s':>8}{'wait s':>8}{'calls':>7}{'of job':>8}"
-        f"{'growth':>8}",
+        f"{'growth':>8}{'1st end':>9}",
     ]
-    top_level = sum(step[0] for name, step in job.steps.items() if not name.startswith(" "))
+    top_level = sum(
+        step[0]
+        for name, step in job.steps.items()
+        if not name.startswith(" ") and name != CHUNK_WRITES
+    )
     order = [point[3] for point in StepTimers.POINTS]
     for name in order:
         if name not in job.steps:
@@ -904,9 +919,10 @@ def breakdown(job: Job, what: str) -> list[str]:
         wall, cpu, calls = job.steps[name]
         share = 100 * wall / job.seconds if job.seconds else 0.0
         growth = f"{job.growth[name]:.1f}x" if name in job.growth else ""
+        first = f"{job.first[name]:.3f}" if name in job.first else ""
         lines.append(
             f"  {name:<40}{wall:>8.2f}{cpu:>8.2f}{wall - cpu:>8.2f}{int(calls):>7}{share:>7.1f}%"
-            f"{growth:>8}"
+            f"{growth:>8}{first:>9}"
         )
     rest = job.seconds - top_level
     share = 100 * rest / job.seconds if job.seconds else 0.0
@@ -918,7 +934,8 @@ def breakdown(job: Job, what: str) -> list[str]:
     if job.growth:
         lines.append(
             "  growth: mean time of the last tenth of a step's calls / the first tenth's "
-            "(about 1.0 when the cost does not grow as the mailbox fills up)"
+            "(about 1.0 when the cost does not grow as the mailbox fills up); 1st end: "
+            "seconds from the job's start until the step's first call ended"
         )
     return lines
 

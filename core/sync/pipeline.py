@@ -33,13 +33,30 @@ Checkpoint = Callable[[list[int]], dict[str, Any]]
 _Stage = tuple[list[int], list[FetchedMessage], "asyncio.Task[list[tuple[ParsedMessage, str]]]"]
 
 
-SIZES_CHUNK = 1000  # UIDs per RFC822.SIZE FETCH (about 80 bytes of answer each)
+# Ranges (a:b or a single UID) per RFC822.SIZE FETCH, which keeps the command short: a
+# folder without gaps is one command (10,000 UIDs: 0.7 MB of answer), where one per
+# 1,000 UIDs took ten round trips before the first message could be fetched.
+SIZES_RANGES = 500
 FIRST_CHUNK = 50  # the first chunk: one inbox page, committed as early as possible
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 def chunks(items: Sequence[int], size: int) -> list[list[int]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def uid_sets(uids: Sequence[int], ranges: int) -> list[str]:
+    """``uids`` as IMAP sets of at most ``ranges`` ranges each, in UID order."""
+    runs: list[tuple[int, int]] = []
+    for uid in sorted(set(uids)):
+        if runs and uid == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], uid)
+        else:
+            runs.append((uid, uid))
+    return [
+        ",".join(f"{a}:{b}" if a != b else str(a) for a, b in runs[i : i + ranges])
+        for i in range(0, len(runs), ranges)
+    ]
 
 
 def byte_chunks(
@@ -110,8 +127,8 @@ class MessagePipeline:
         inserted. The first chunk holds one inbox page, so that the page shows early."""
         self._sizes = {}
         dates: dict[int, datetime] = {}
-        for batch in chunks(uids, SIZES_CHUNK):
-            for uid, (size, arrived) in (await self.ops.fetch_sizes(uid_set(batch))).items():
+        for batch in uid_sets(uids, SIZES_RANGES):
+            for uid, (size, arrived) in (await self.ops.fetch_sizes(batch)).items():
                 self._sizes[uid] = size
                 when = internal_date(arrived) if newest_first else None
                 if when is not None:

@@ -183,11 +183,12 @@ _WRITABLE = frozenset(c.name for c in _MESSAGES.columns) - {"id", "search_vector
 # A per-connection staging table: COPY takes no ON CONFLICT. Emptied by every commit (and
 # by a rollback), so a row never outlives the transaction that copied it.
 _STAGING = "incoming_messages"
-_CREATE_STAGING = (
+# One round trip: made on the connection's first use, emptied of an earlier call of this
+# transaction (a commit or rollback empties it too).
+_STAGE = (
     f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} ON COMMIT DELETE ROWS AS "  # noqa: S608
-    "SELECT * FROM messages WITH NO DATA"
+    f"SELECT * FROM messages WITH NO DATA; DELETE FROM {_STAGING}"
 )
-_EMPTY_STAGING = f"DELETE FROM {_STAGING}"  # noqa: S608  # a constant name
 
 
 async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
@@ -195,8 +196,10 @@ async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> 
 
     In the session's transaction, with asyncpg's binary COPY into a temporary staging table,
     then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``: three round trips whatever
-    the number of rows, and no SQL compiled or parameters bound per row (a multi-row
-    INSERT of 100 rows cost 14 ms of worker CPU, the COPY 3 ms).
+    the number of rows, and no SQL compiled or parameters bound per row. Measured with 100
+    bench rows: 3.4 ms of worker CPU instead of 5.5 ms for SQLAlchemy's multi-row INSERT;
+    PostgreSQL's own 32-39 ms (search vector, indexes, foreign keys) is the same either way,
+    and the same as a COPY straight into ``messages``, which could not skip duplicates.
     """
     if not rows:
         return 0
@@ -209,7 +212,7 @@ async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> 
     unknown = set(columns) - _WRITABLE
     if unknown:
         raise ValueError(f"not columns of messages: {sorted(unknown)}")
-    await driver.execute(_CREATE_STAGING)
+    await driver.execute(_STAGE)
     records = [
         tuple(
             json.dumps(row[c]) if c in _JSON_COLUMNS else row[c]  # the codec takes text
@@ -223,7 +226,6 @@ async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> 
         f"INSERT INTO messages ({names}) SELECT {names} FROM {_STAGING} "  # noqa: S608
         "ON CONFLICT (folder_id, uid) DO NOTHING"
     )
-    await driver.execute(_EMPTY_STAGING)  # for a next call in this transaction
     return int(status.split()[-1])
 
 
