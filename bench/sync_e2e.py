@@ -35,8 +35,8 @@ from bench.common import tail as _tail
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 RUN_TIMEOUT = 600.0
 FIRST_PAGE = 50
-POLL_SECONDS = 0.02  # between inbox queries while waiting for the first page
-SLOW_POLL_SECONDS = 0.5  # once a full page came back
+POLL_SECONDS = 0.05  # between inbox queries while waiting for the first page
+SLOW_POLL_SECONDS = 2.0  # once a full page came back (each query costs CPU the sync needs)
 
 SYNC_COMPLETED = (
     "subscription { syncCompleted(accountId: null) { account { id } initial newMessages } }"
