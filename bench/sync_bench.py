@@ -1,8 +1,13 @@
 """Sync benchmark: mailsync's initial and no-change syncs against mbsync and raw imaplib.
 
-    python -m bench.sync_bench [--messages N] [--profile auto|always|never] [--strict]
+    python -m bench.sync_bench [--messages N] [--runs R] [--profile auto|always|never]
+                               [--strict]
 
-One run, on this machine:
+The headline (``bench.sync_e2e``): ``--runs`` times (default 5) the raw fetch, mbsync with
+its defaults, and mailsync end to end (``startSync`` through a ``mailsync api`` process
+until ``syncCompleted`` reaches a websocket client, run by a production-started ``mailsync
+worker``), with the time to the first inbox page and every process's CPU time. Before it,
+the secondary section, on this machine:
 
 1. generates a realistic mailbox (``tests.support.mail_corpus``: text and HTML mail,
    threads, ~10% with 10-40 KB attachments, several charsets) straight into the Maildir

@@ -184,9 +184,10 @@ class FolderSync:
         checkpoint: Callable[[list[int]], Any],
         *,
         newest_first: bool = False,
+        known: dict[int, tuple[int, str | None]] | None = None,
     ) -> None:
         self.counts.new += await self.pipeline.store(
-            uids, checkpoint, self._saved, newest_first=newest_first
+            uids, checkpoint, self._saved, newest_first=newest_first, known=known
         )
 
     # -- the steps ---------------------------------------------------------------------------
@@ -266,10 +267,12 @@ class FolderSync:
         if before is None:
             return
         uids: list[int] = []
+        known: dict[int, tuple[int, str | None]] = {}
         if before > 1:
             start = self.folder.window_start
-            if start is None:
-                found = await self.ops.fetch_uids(f"1:{before - 1}")
+            if start is None:  # all of it: the UIDs come with the sizes and dates to order by
+                known = await self.ops.fetch_sizes(f"1:{before - 1}")
+                found = list(known)
             else:
                 found = await self.ops.uid_search(f"SINCE {imap_date(start)}")
             async with self.sessions() as session:
@@ -283,7 +286,7 @@ class FolderSync:
             remaining.difference_update(chunk)
             return {"backfill_before_uid": max(remaining) + 1 if remaining else min(uids)}
 
-        await self._store(uids, checkpoint, newest_first=True)
+        await self._store(uids, checkpoint, newest_first=True, known=known)
         await self._save({"backfill_before_uid": None})
 
     async def _sync_flags(self, state: MailboxState) -> None:

@@ -120,19 +120,27 @@ class MessagePipeline:
         saved: Callable[[dict[str, Any]], None],
         *,
         newest_first: bool = False,
+        known: dict[int, tuple[int, str | None]] | None = None,
     ) -> int:
         """Store ``uids`` in this order (``newest_first``: by INTERNALDATE, newest first,
         which is the inbox's order, whatever the UIDs); each chunk commits with
         ``checkpoint(chunk)``, then ``saved`` hears those values. The number of rows
-        inserted. The first chunk holds one inbox page, so that the page shows early."""
+        inserted. The first chunk holds one inbox page, so that the page shows early.
+        ``known``: sizes and dates the caller fetched already (``ops.fetch_sizes``)."""
         self._sizes = {}
         dates: dict[int, datetime] = {}
-        for batch in uid_sets(uids, SIZES_RANGES):
-            for uid, (size, arrived) in (await self.ops.fetch_sizes(batch)).items():
-                self._sizes[uid] = size
-                when = internal_date(arrived) if newest_first else None
-                if when is not None:
-                    dates[uid] = when
+        found = dict(known or {})
+        missing = [uid for uid in uids if uid not in found]
+        for batch in uid_sets(missing, SIZES_RANGES):
+            found.update(await self.ops.fetch_sizes(batch))
+        for uid in uids:
+            if uid not in found:
+                continue
+            size, arrived = found[uid]
+            self._sizes[uid] = size
+            when = internal_date(arrived) if newest_first else None
+            if when is not None:
+                dates[uid] = when
         if newest_first:
             # Unknown dates go last, newest UID first; ties newest UID first.
             uids = sorted(uids, key=lambda u: (u in dates, dates.get(u, _EPOCH), u), reverse=True)
