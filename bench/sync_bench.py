@@ -1,8 +1,13 @@
 """Sync benchmark: mailsync's initial and no-change syncs against mbsync and raw imaplib.
 
-    python -m bench.sync_bench [--messages N] [--profile auto|always|never] [--strict]
+    python -m bench.sync_bench [--messages N] [--runs R] [--profile auto|always|never]
+                               [--strict]
 
-One run, on this machine:
+The headline (``bench.sync_e2e``): ``--runs`` times (default 5) the raw fetch, mbsync with
+its defaults, and mailsync end to end (``startSync`` through a ``mailsync api`` process
+until ``syncCompleted`` reaches a websocket client, run by a production-started ``mailsync
+worker``), with the time to the first inbox page and every process's CPU time. Before it,
+the secondary section, on this machine:
 
 1. generates a realistic mailbox (``tests.support.mail_corpus``: text and HTML mail,
    threads, ~10% with 10-40 KB attachments, several charsets) straight into the Maildir
@@ -80,6 +85,7 @@ INITIAL_VS_MBSYNC_GOAL = 0.5
 INITIAL_VS_RAW_GOAL = 8.0
 NO_CHANGE_VS_MBSYNC_REQUIRED = 1.0
 PEAK_RSS_LIMIT_MB = 300.0
+FIRST_PAGE_REQUIRED = 1.0  # seconds from startSync until the inbox shows the newest 50
 
 # Message flags as a mailbox of someone who reads most mail.
 SEEN_SHARE, FLAGGED_SHARE, ANSWERED_SHARE = 0.85, 0.05, 0.20
@@ -450,6 +456,7 @@ class Job:
     run_delay: float = 0.0  # seconds the worker was runnable but waited for a CPU
     steps: dict[str, list[float]] = field(default_factory=dict)  # name: [wall, cpu, calls]
     growth: dict[str, float] = field(default_factory=dict)  # name: last/first call time
+    first: dict[str, float] = field(default_factory=dict)  # name: its first call's end
 
 
 @dataclass
@@ -512,6 +519,9 @@ def _run_delay() -> float:
     return 0.0
 
 
+CHUNK_WRITES = "chunk transactions (the 5 below)"  # a step that holds others
+
+
 class StepTimers:
     """Wall and CPU time of a few steps of the sync, measured in the worker by wrapping
     functions (measurement only: what runs is unchanged). The sync awaits one step at a
@@ -527,8 +537,10 @@ class StepTimers:
         ("core.mail.mailbox", "MailboxOps", "uid_search", "IMAP UID SEARCH"),
         ("core.mail.mailbox", "MailboxOps", "fetch_uids", "IMAP UID FETCH of UIDs"),
         ("core.mail.mailbox", "MailboxOps", "fetch_flags", "IMAP UID FETCH of flags"),
+        ("core.mail.mailbox", "MailboxOps", "fetch_sizes", "IMAP UID FETCH of sizes, dates"),
         ("core.mail.mailbox", "MailboxOps", "fetch_messages", "IMAP UID FETCH of bodies"),
-        ("core.sync.parse_pool", "MessageParser", "parse", "MIME parsing (awaited; pool)"),
+        ("core.sync.parse_pool", "MessageParser", "parse_for_rows", "MIME parsing (awaited; pool)"),
+        ("core.sync.pipeline", "MessagePipeline", "_write", CHUNK_WRITES),
         ("core.sync.pipeline", None, "build_rows", "build_rows (rows from messages)"),
         ("core.threads.repository", None, "thread_ids_for", "  of which thread lookup query"),
         ("core.sync.repository", None, "rekey_parked", "rekey_parked query"),
@@ -541,6 +553,8 @@ class StepTimers:
     def __init__(self) -> None:
         self.steps: dict[str, list[float]] = {}
         self.calls: dict[str, list[float]] = {}
+        self.first: dict[str, float] = {}  # name: when its first call ended, from job start
+        self.begin = time.perf_counter()
 
     def install(self) -> None:
         import importlib
@@ -566,6 +580,7 @@ class StepTimers:
         step[1] += time.process_time() - cpu
         step[2] += 1
         self.calls.setdefault(name, []).append(took)
+        self.first.setdefault(name, time.perf_counter() - self.begin)
 
     def growth(self) -> dict[str, float]:
         """Mean time of the last tenth of the calls over the first tenth's (>= 20 calls):
@@ -628,8 +643,9 @@ def child_sync(account_id: str, jobs: int, result_file: Path, profile: Path | No
         timers.install()
 
     async def job(runtime: Any) -> dict[str, Any]:
-        timers.steps, timers.calls = {}, {}
+        timers.steps, timers.calls, timers.first = {}, {}, {}
         begin, cpu, delay = time.perf_counter(), time.process_time(), _run_delay()
+        timers.begin = begin
         ctx = {"runtime": runtime, "tuning": tuning_for(settings, parser)}
         result = await sync_account(ctx, account_id)
         return {
@@ -641,6 +657,7 @@ def child_sync(account_id: str, jobs: int, result_file: Path, profile: Path | No
             "run_delay": _run_delay() - delay,
             "steps": timers.steps,
             "growth": timers.growth(),
+            "first": timers.first,
         }
 
     async def all_jobs() -> list[dict[str, Any]]:
@@ -863,6 +880,7 @@ class Report:
     mb_initial_count: int = 0
     mb_no_change: Measured | None = None
     mb_nofsync: Measured | None = None
+    headline: list[Any] = field(default_factory=list)  # bench.sync_e2e.Run, one per run
     environment: list[str] = field(default_factory=list)
     profile: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -892,9 +910,13 @@ def breakdown(job: Job, what: str) -> list[str]:
         f"Where mailsync's {what} spent its {job.seconds:.2f} s (step timers in the worker, no "
         "profiler; wait = wall - worker CPU: the server's work, network, or a busy CPU)",
         f"  {'step':<40}{'wall s':>8}{'CPU s':>8}{'wait s':>8}{'calls':>7}{'of job':>8}"
-        f"{'growth':>8}",
+        f"{'growth':>8}{'1st end':>9}",
     ]
-    top_level = sum(step[0] for name, step in job.steps.items() if not name.startswith(" "))
+    top_level = sum(
+        step[0]
+        for name, step in job.steps.items()
+        if not name.startswith(" ") and name != CHUNK_WRITES
+    )
     order = [point[3] for point in StepTimers.POINTS]
     for name in order:
         if name not in job.steps:
@@ -902,9 +924,10 @@ def breakdown(job: Job, what: str) -> list[str]:
         wall, cpu, calls = job.steps[name]
         share = 100 * wall / job.seconds if job.seconds else 0.0
         growth = f"{job.growth[name]:.1f}x" if name in job.growth else ""
+        first = f"{job.first[name]:.3f}" if name in job.first else ""
         lines.append(
             f"  {name:<40}{wall:>8.2f}{cpu:>8.2f}{wall - cpu:>8.2f}{int(calls):>7}{share:>7.1f}%"
-            f"{growth:>8}"
+            f"{growth:>8}{first:>9}"
         )
     rest = job.seconds - top_level
     share = 100 * rest / job.seconds if job.seconds else 0.0
@@ -916,7 +939,8 @@ def breakdown(job: Job, what: str) -> list[str]:
     if job.growth:
         lines.append(
             "  growth: mean time of the last tenth of a step's calls / the first tenth's "
-            "(about 1.0 when the cost does not grow as the mailbox fills up)"
+            "(about 1.0 when the cost does not grow as the mailbox fills up); 1st end: "
+            "seconds from the job's start until the step's first call ended"
         )
     return lines
 
@@ -942,6 +966,21 @@ def render(report: Report) -> tuple[list[str], bool]:
             f"(indexing; not part of any figure below) {report.index_seconds:.1f} s"
         )
     lines.append("-" * 100)
+    ok = True
+    if report.headline:
+        from bench import sync_e2e
+
+        headline, ok = sync_e2e.render(
+            report.headline,
+            required=INITIAL_VS_MBSYNC_REQUIRED,
+            goal=INITIAL_VS_MBSYNC_GOAL,
+            first_page_limit=FIRST_PAGE_REQUIRED,
+        )
+        lines.extend(headline)
+        lines.append("-" * 100)
+        lines.append(
+            "Secondary: the job alone, in a child process calling the worker's job function"
+        )
     lines.append(
         f"{'measurement':<46}{'wall s':>8}{'CPU s':>8}{'peak RSS':>10}{'msg/s':>9}{'MB/s':>7}"
     )
@@ -1006,7 +1045,6 @@ def render(report: Report) -> tuple[list[str], bool]:
         lines.append(f"mbsync's Maildir holds {report.mb_initial_count:,} messages")
     lines.append("-" * 100)
     lines.append(f"{'ratio':<46}{'value':>8}  {'target':<32}result")
-    ok = True
 
     def ratio(
         name: str, value: float | None, target: str, required: float | None, goal: float | None
@@ -1153,6 +1191,9 @@ def _measure(
         "mbsync-nofsync",
     )
 
+    if args.runs:
+        headline_runs(report, args, workdir, dovecot, settings, child_env, database_url)
+
     slower = first.seconds > report.mb_initial.wall
     if args.profile == "always" or (args.profile == "auto" and slower):
         _say("profiling another initial sync of the mailbox (new account, cProfile) ...")
@@ -1170,6 +1211,44 @@ def _measure(
         report.profile = summarize_profile(stats_file, run.jobs[0].seconds)
         if args.keep:
             report.profile.append(f"(profile kept: {stats_file})")
+
+
+def headline_runs(
+    report: Report,
+    args: argparse.Namespace,
+    workdir: Path,
+    dovecot: Any,
+    settings: Any,
+    child_env: dict[str, str],
+    database_url: str,
+) -> None:
+    """``args.runs`` times: the raw fetch, mbsync into a fresh Maildir, then mailsync end
+    to end through a `mailsync api` and a `mailsync worker` started once for all runs."""
+    from bench import sync_e2e
+
+    n = args.messages
+    env = {**child_env, "PYTHONUNBUFFERED": "1"}
+    with sync_e2e.services(env, workdir) as (api, worker, url):
+        asyncio.run(sync_e2e.wait_started(api, worker, url))
+        processes = sync_e2e.Processes(worker.pid, api.pid, dovecot.process.pid, database_url)
+        for number in range(1, args.runs + 1):
+            _say(f"headline run {number}/{args.runs}: raw fetch, mbsync, mailsync end to end ...")
+            raw = raw_fetch(dovecot)
+            mbsync_dir = workdir / f"mbsync-run{number}"
+            measured = run_mbsync(mbsync_config(mbsync_dir, dovecot), workdir, f"mbsync-{number}")
+            if maildir_count(mbsync_dir / "maildir" / "INBOX") != n:
+                report.problems.append(f"mbsync (run {number}) did not pull {n} messages")
+            e2e = asyncio.run(
+                sync_e2e.end_to_end(settings, url, dovecot, processes, f"run{number}")
+            )
+            if e2e.stored != n:
+                report.problems.append(f"mailsync (run {number}) stored {e2e.stored} of {n}")
+            report.headline.append(sync_e2e.Run(raw.wall, measured.wall, measured.cpu, e2e))
+            _say(
+                f"  raw {raw.wall:.2f} s, mbsync {measured.wall:.2f} s, mailsync {e2e.seconds:.2f}"
+                f" s (startSync answered in {e2e.mutation:.2f} s), first full page "
+                f"{e2e.full_page} s, final first page {e2e.first_page} s; load {os.getloadavg()}"
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -1258,6 +1337,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "always", "never"),
         default="auto",
         help="profile another initial sync with cProfile (auto: when slower than mbsync)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=5,
+        help="end-to-end headline runs (API + worker processes), 0 for none (default 5)",
     )
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 when a required target is missed"

@@ -178,8 +178,17 @@ class FolderSync:
             await repository.save_checkpoint(session, self.folder.id, changes)
         self._saved(changes)
 
-    async def _store(self, uids: list[int], checkpoint: Callable[[list[int]], Any]) -> None:
-        self.counts.new += await self.pipeline.store(uids, checkpoint, self._saved)
+    async def _store(
+        self,
+        uids: list[int],
+        checkpoint: Callable[[list[int]], Any],
+        *,
+        newest_first: bool = False,
+        known: dict[int, tuple[int, str | None]] | None = None,
+    ) -> None:
+        self.counts.new += await self.pipeline.store(
+            uids, checkpoint, self._saved, newest_first=newest_first, known=known
+        )
 
     # -- the steps ---------------------------------------------------------------------------
 
@@ -258,16 +267,26 @@ class FolderSync:
         if before is None:
             return
         uids: list[int] = []
+        known: dict[int, tuple[int, str | None]] = {}
         if before > 1:
             start = self.folder.window_start
-            if start is None:
-                found = await self.ops.fetch_uids(f"1:{before - 1}")
+            if start is None:  # all of it: the UIDs come with the sizes and dates to order by
+                known = await self.ops.fetch_sizes(f"1:{before - 1}")
+                found = list(known)
             else:
                 found = await self.ops.uid_search(f"SINCE {imap_date(start)}")
             async with self.sessions() as session:
                 stored = await repository.stored_uids(session, self.folder.id)
             uids = sorted((u for u in set(found) - stored if u < before), reverse=True)
-        await self._store(uids, lambda chunk: {"backfill_before_uid": min(chunk)})
+        # Stored newest first by date, so UIDs are not stored in order: the checkpoint is
+        # the lowest UID above which everything is stored (a rerun skips what is stored).
+        remaining = set(uids)
+
+        def checkpoint(chunk: list[int]) -> dict[str, Any]:
+            remaining.difference_update(chunk)
+            return {"backfill_before_uid": max(remaining) + 1 if remaining else min(uids)}
+
+        await self._store(uids, checkpoint, newest_first=True, known=known)
         await self._save({"backfill_before_uid": None})
 
     async def _sync_flags(self, state: MailboxState) -> None:

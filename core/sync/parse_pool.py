@@ -15,6 +15,7 @@ import multiprocessing
 import signal
 from concurrent.futures import ProcessPoolExecutor
 
+from core.mail import fingerprint
 from core.mail.parsing import ParsedMessage, parse_message
 
 
@@ -33,6 +34,12 @@ _PR_SET_PDEATHSIG = 1
 
 def parse_many(raws: list[bytes]) -> list[ParsedMessage]:
     return [parse_message(raw) for raw in raws]
+
+
+def parse_for_rows(messages: list[tuple[bytes, int]]) -> list[tuple[ParsedMessage, str]]:
+    """Each (raw, RFC822.SIZE) parsed, with its content fingerprint: both read the raw
+    bytes, so the pool does both and the worker's event loop neither."""
+    return [(parse_message(raw), fingerprint.of_message(raw, size)) for raw, size in messages]
 
 
 class MessageParser:
@@ -56,6 +63,16 @@ class MessageParser:
         if self._executor is None:
             return parse_many(raws)
         return await asyncio.get_running_loop().run_in_executor(self._executor, parse_many, raws)
+
+    async def parse_for_rows(
+        self, messages: list[tuple[bytes, int]]
+    ) -> list[tuple[ParsedMessage, str]]:
+        """:func:`parse_for_rows` in the pool (inline without one)."""
+        if self._executor is None:
+            return parse_for_rows(messages)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, parse_for_rows, messages
+        )
 
     def close(self) -> None:
         if self._executor is not None:

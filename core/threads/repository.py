@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from typing import cast
 
-from sqlalchemy import Table, Text, bindparam, func, select
+from sqlalchemy import Table, Text, Uuid, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,18 +44,28 @@ async def thread_ids_for(
     return {key: thread_id for key, thread_id in rows}
 
 
-_REMEMBER_THREAD_KEYS = insert(_THREAD_KEYS).on_conflict_do_nothing(
-    index_elements=["owner_id", "key"]
+_REMEMBER_THREAD_KEYS = (
+    insert(_THREAD_KEYS)
+    .from_select(
+        ["owner_id", "key", "thread_id"],
+        select(
+            bindparam("owner", type_=Uuid),
+            func.unnest(bindparam("keys", type_=PG_ARRAY(Text))),
+            func.unnest(bindparam("threads", type_=PG_ARRAY(Uuid))),
+        ),
+    )
+    .on_conflict_do_nothing(index_elements=["owner_id", "key"])
 )
 
 
 async def remember_thread_keys(
     session: AsyncSession, owner_id: uuid.UUID, keys: dict[str, uuid.UUID]
 ) -> None:
-    """Register keys; the first conversation a key was seen in keeps it."""
+    """Register keys; the first conversation a key was seen in keeps it. One statement with
+    two array parameters, whatever the number of keys (not one parameter set per key)."""
     if not keys:
         return
     await session.execute(
         _REMEMBER_THREAD_KEYS,
-        [{"owner_id": owner_id, "key": k, "thread_id": t} for k, t in keys.items()],
+        {"owner": owner_id, "keys": list(keys), "threads": list(keys.values())},
     )

@@ -204,8 +204,9 @@ async def test_progress_is_pushed_per_chunk_to_the_owner(
             await sync_once(runtime, account_id)
             events = [await ws.receive_json(timeout=10) for _ in range(2)]
     progress = [e["payload"]["data"]["syncProgress"] for e in events]
+    # The first chunk is one inbox page (50), the next a whole chunk (100).
     assert progress == [
-        {"account": {"id": str(account_id)}, "folder": "INBOX", "fetched": 100, "total": 150},
+        {"account": {"id": str(account_id)}, "folder": "INBOX", "fetched": 50, "total": 150},
         {"account": {"id": str(account_id)}, "folder": "INBOX", "fetched": 150, "total": 150},
     ]
 
