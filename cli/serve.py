@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 from collections.abc import Callable, Iterator
@@ -47,7 +46,10 @@ def serve_app(
         app, host=host, port=port, log_level=log_level, log_config=None, proxy_headers=True
     )
     server = _GracefulServer(config, on_started)
-    asyncio.run(server.serve(sockets=[sock] if sock is not None else None))
+    # Server.run, not asyncio.run(server.serve()): it runs on uvicorn's loop factory, so
+    # uvloop when installed (it is pinned). The plain asyncio loop cost the inbox page
+    # about a third of its throughput (bench/README.md, "Load benchmark").
+    server.run(sockets=[sock] if sock is not None else None)
 
 
 def bind_listening_socket(host: str, port: int) -> socket.socket:
