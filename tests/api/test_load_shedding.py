@@ -1,0 +1,88 @@
+"""Issue 21: past MAILSYNC_MAX_IN_FLIGHT requests in flight, an API process answers 503
+with Retry-After at once instead of queueing; health and metrics still answer, and once
+the admitted requests finish, new ones are served again. The flood is real: requests held
+in flight by a table lock in PostgreSQL, and many more sent at once over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import httpx
+
+from core.runtime import Runtime
+from core.settings import Settings
+from tests.support.app import serve
+from tests.support.database import _asyncpg_dsn
+from tests.support.factories import TestUser
+from tests.support.inbox import seed_account, seed_messages
+
+INBOX = "{ inbox(first: 10) { totalCount edges { node { id subject } } } }"
+
+
+async def _waiting_on_lock(connection: asyncpg.Connection, count: int) -> None:
+    """Until ``count`` other sessions wait for a lock (the held requests are in flight)."""
+    for _ in range(500):
+        waiting = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database()"
+        )
+        if waiting >= count:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"fewer than {count} requests reached the database")
+
+
+async def test_requests_beyond_the_limit_are_shed_with_retry_after(
+    runtime: Runtime,
+    make_settings: Callable[..., Settings],
+    new_user: Callable[..., Awaitable[TestUser]],
+    http: httpx.AsyncClient,
+) -> None:
+    user = await new_user()
+    account = await seed_account(runtime, user)
+    await seed_messages(runtime, account, [{"subject": f"m{i}"} for i in range(3)])
+    headers = {"authorization": f"Bearer {user.token}"}
+    async with serve(make_settings(max_in_flight=2, shed_retry_after_seconds=3)) as app:
+        # Warm the token lookup and the page once, unlocked.
+        ok = await http.post(app.graphql_url, json={"query": INBOX}, headers=headers)
+        assert ok.status_code == 200, ok.text
+        locker = await asyncpg.connect(_asyncpg_dsn(str(runtime.settings.database_url)))
+        try:
+            lock = locker.transaction()
+            await lock.start()
+            await locker.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+
+            def page() -> asyncio.Task[httpx.Response]:
+                return asyncio.create_task(
+                    http.post(app.graphql_url, json={"query": INBOX}, headers=headers)
+                )
+
+            held = [page(), page()]
+            await _waiting_on_lock(locker, 2)
+            started = time.monotonic()
+            flood = await asyncio.gather(*(page() for _ in range(30)))
+            took = time.monotonic() - started
+            health = await http.get(f"{app.base_url}/healthz")
+            metrics = await http.get(f"{app.base_url}/metrics")
+            assert not any(task.done() for task in held)
+            await lock.rollback()
+        finally:
+            await locker.close()
+        admitted = await asyncio.gather(*held)
+        after = await http.post(app.graphql_url, json={"query": INBOX}, headers=headers)
+
+    assert [r.status_code for r in flood] == [503] * 30
+    assert took < 2.0, took  # refused at once, not queued
+    for refused in flood:
+        assert refused.headers["retry-after"] == "3"
+        assert refused.headers["content-type"].startswith("application/json")
+        assert [e["extensions"]["code"] for e in refused.json()["errors"]] == ["UNAVAILABLE"]
+    assert health.status_code == 200
+    assert metrics.status_code == 200
+    assert "mailsync_http_requests_shed_total" in metrics.text
+    for response in [*admitted, after]:
+        assert response.status_code == 200, response.text
+        assert response.json()["data"]["inbox"]["totalCount"] == 3
