@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.supervisors import Multiprocess
 
 
 class _GracefulServer(uvicorn.Server):
@@ -50,6 +51,24 @@ def serve_app(
     # uvloop when installed (it is pinned). The plain asyncio loop cost the inbox page
     # about a third of its throughput (bench/README.md, "Load benchmark").
     server.run(sockets=[sock] if sock is not None else None)
+
+
+def serve_workers(app: str, *, host: str, port: int, workers: int) -> None:
+    """``workers`` processes serving the app named by the import string ``app`` (a
+    factory) on one listening socket, supervised by uvicorn: a worker that dies is
+    replaced, SIGTERM or Ctrl-C stops them all gracefully. A process is one event loop
+    on one core, so this is how one machine's cores are used."""
+    config = uvicorn.Config(
+        app,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=True,
+    )
+    sock = config.bind_socket()
+    Multiprocess(config, sockets=[sock]).run()
 
 
 def bind_listening_socket(host: str, port: int) -> socket.socket:
