@@ -208,9 +208,12 @@ class MessageConnection:
     edges: list[MessageEdge]
     page_info: PageInfo
     page: strawberry.Private[InboxPage]
+    total: strawberry.Private[int | None] = None  # counted with the page when selected
 
     @classmethod
-    def from_page(cls, page: InboxPage, ids: MessageIds) -> MessageConnection:
+    def from_page(
+        cls, page: InboxPage, ids: MessageIds, total: int | None = None
+    ) -> MessageConnection:
         """The page's accounts and folders come with its scope: no further query."""
         accounts = {a.id: MailAccount.from_row(a) for a in page.scope.accounts}
         folders = {f.id: Folder.from_row(f) for f in page.scope.folders}
@@ -226,6 +229,7 @@ class MessageConnection:
                 end_cursor=edges[-1].cursor if edges else None,
             ),
             page=page,
+            total=total,
         )
 
     @strawberry.field(
@@ -233,5 +237,7 @@ class MessageConnection:
         "the listing: select it only when it is shown."
     )
     async def total_count(self, info: Info) -> int:
+        if self.total is not None:
+            return self.total
         async with info.context.read_session() as session:
             return await inbox_count(session, self.page)
