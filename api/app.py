@@ -115,6 +115,7 @@ def create_app(settings: Settings) -> Starlette:
         Middleware(
             LoadShedding,
             max_in_flight=settings.max_in_flight,
+            queue_seconds=settings.max_queue_seconds,
             retry_after_seconds=settings.shed_retry_after_seconds,
         ),
         Middleware(RequestId),

@@ -1,16 +1,20 @@
-"""Past a number of HTTP requests in flight, answer 503 at once instead of queueing.
+"""At most ``max_in_flight`` HTTP requests served at once; past a short wait, 503.
 
-A process that accepts every request shares its CPU and its database pool among all of
-them, so under a burst every request waits seconds and throughput falls (issue 21: 34
-pages/s at 10 connections, 17 at 500). Refusing what is beyond ``max_in_flight`` costs
-microseconds, keeps the admitted requests as fast as at low load, and tells clients (and
-a load balancer) when to come back: ``Retry-After``. Health and metrics are never
-refused, so an orchestrator does not take a busy process for a dead one; websockets are
-long-lived and not counted (their own caps apply).
+A process that works on every request it accepts shares its CPU and its database pool
+among all of them, so under a burst every request waits seconds and throughput falls
+(issue 21: 34 pages/s at 10 connections, 17 at 500). Here a request beyond the limit
+waits, doing nothing, for a slot; if none frees within ``queue_seconds`` it is answered
+503 with ``Retry-After`` (``queue_seconds`` 0: at once). The admitted requests stay as
+fast as at low load, nobody waits for seconds, and the refusals come at a bounded rate
+(a refusal answered at once is re-sent at once by a client in a loop, and thousands of
+them a second would take the CPU from the admitted requests). Health and metrics are
+never held or refused, so an orchestrator does not take a busy process for a dead one;
+websockets are long-lived and not counted (their own caps apply).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from prometheus_client import Counter
@@ -26,10 +30,17 @@ SHED = Counter(
 
 
 class LoadShedding:
-    def __init__(self, app: ASGIApp, max_in_flight: int, retry_after_seconds: int = 1) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_in_flight: int,
+        queue_seconds: float = 0.0,
+        retry_after_seconds: int = 1,
+    ) -> None:
         self.app = app
         self.max_in_flight = max_in_flight
-        self.in_flight = 0
+        self.queue_seconds = queue_seconds
+        self._slots = asyncio.Semaphore(max_in_flight)  # FIFO among the waiting
         body = {
             "errors": [
                 {
@@ -53,13 +64,25 @@ class LoadShedding:
         if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.max_in_flight:
+        if not await self._admitted():
             SHED.inc()
             await send(self._start)
             await send({"type": "http.response.body", "body": self._body})
             return
-        self.in_flight += 1
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            self._slots.release()
+
+    async def _admitted(self) -> bool:
+        if not self._slots.locked():
+            await self._slots.acquire()  # a free slot: no wait
+            return True
+        if self.queue_seconds <= 0:
+            return False
+        try:
+            async with asyncio.timeout(self.queue_seconds):
+                await self._slots.acquire()
+        except TimeoutError:
+            return False
+        return True

@@ -93,9 +93,11 @@ class Settings(DatabaseSettings, OAuthSettings):
     attachment_link_seconds: int = Field(default=600, ge=10, le=86_400)
     # Seconds a request waits for a free database connection before UNAVAILABLE.
     db_pool_timeout_seconds: float = Field(default=2.0, gt=0)
-    # HTTP requests one API process serves at once; beyond, 503 with Retry-After at once
-    # (README, "API throughput and sizing"). Health, metrics and websockets are not counted.
+    # HTTP requests one API process serves at once; one beyond waits for a slot at most
+    # max_queue_seconds, then is answered 503 with Retry-After (README, "API throughput
+    # and sizing"). Health, metrics and websockets are not counted.
     max_in_flight: int = Field(default=32, ge=1)
+    max_queue_seconds: float = Field(default=0.5, ge=0, le=30)
     shed_retry_after_seconds: int = Field(default=1, ge=1, le=3600)
     # Real time (IMAP IDLE on INBOX; README, "Real time"). idle_enabled=false: polling only.
     idle_enabled: bool = True
