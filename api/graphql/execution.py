@@ -7,10 +7,13 @@ each, wraps strawberry's resolver around it, completes it through several layers
 collects its sub-selection; that was most of a request's time in a profile. A *plain*
 field here is one with strawberry's default resolver, no arguments and no resolve
 middleware, whose type is a scalar or enum, an object type without ``is_type_of``, or a
-list of such objects. Such a field is read and completed here directly, sub-selections
-included (graphql-core's own memoized ``collect_subfields``, so fragments, aliases and
-@skip/@include are exactly its). Anything unusual (a null where the schema forbids one, an
-exception, a value that does not coerce, a field that is not plain) makes the whole field
+list of such objects; or one whose resolver is marked :func:`plain_resolver` (a cheap,
+side-effect-free function of its object alone), which is then called directly, so lists
+a page does not select (a message's recipients, its cursor) are never built. Such a field
+is read and completed here directly, sub-selections included (graphql-core's own memoized
+``collect_subfields``, so fragments, aliases and @skip/@include are exactly its).
+Anything unusual (a null where the schema forbids one, an exception, a value that does
+not coerce, a field that is not plain) makes the whole field
 go the ordinary way, so results and errors are exactly graphql-core's.
 
 Written against graphql-core 3.3 (``ExecutionContext.execute_field``,
@@ -20,8 +23,9 @@ tests/api/test_fast_execution.py compares the two paths on the real schema.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from graphql import (
     GraphQLEnumType,
@@ -36,6 +40,15 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 _DEFINITION = "strawberry-definition"
 _LEAF, _OBJECT, _LIST = "leaf", "object", "list"
 _MISS: Any = object()  # "not by the short path": the field goes graphql-core's way
+_PLAIN = "_mailsync_plain_resolver"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def plain_resolver(func: F) -> F:
+    """Mark a resolver that takes only ``self`` and is a cheap, side-effect-free function of
+    it: the short path calls it directly (and may call it again on the ordinary path)."""
+    setattr(func, _PLAIN, True)
+    return func
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +58,7 @@ class _Plan:
     type: Any  # the leaf type, or the object type (of a list's items)
     nullable: bool
     items_nullable: bool = False
+    compute: Callable[[Any], Any] | None = None  # a plain resolver, else the attribute
 
 
 def _unwrap(type_: Any) -> tuple[Any, bool]:
@@ -57,23 +71,36 @@ def _plain_object(type_: Any) -> bool:
     return isinstance(type_, GraphQLObjectType) and type_.is_type_of is None
 
 
+def _compute(definition: Any) -> Callable[[Any], Any] | None:
+    resolver = getattr(definition, "base_resolver", None)
+    if resolver is None or definition.extensions or resolver.is_async:
+        return None
+    func = resolver.wrapped_func
+    return func if getattr(func, _PLAIN, False) else None
+
+
 def _plan(parent_type: GraphQLObjectType, field_name: str) -> _Plan | None:
     field = parent_type.fields.get(field_name)
-    if field is None or field.args or not getattr(field.resolve, "_is_default", False):
+    if field is None or field.args:
         return None
     definition = (field.extensions or {}).get(_DEFINITION)
     if definition is None:
         return None
+    compute = None
+    if not getattr(field.resolve, "_is_default", False):
+        compute = _compute(definition)
+        if compute is None:
+            return None
     attribute = definition.python_name
     inner, nullable = _unwrap(field.type)
     if isinstance(inner, GraphQLScalarType | GraphQLEnumType):
-        return _Plan(_LEAF, attribute, inner, nullable)
+        return _Plan(_LEAF, attribute, inner, nullable, compute=compute)
     if _plain_object(inner):
-        return _Plan(_OBJECT, attribute, inner, nullable)
+        return _Plan(_OBJECT, attribute, inner, nullable, compute=compute)
     if isinstance(inner, GraphQLList):
         item, items_nullable = _unwrap(inner.of_type)
         if _plain_object(item):
-            return _Plan(_LIST, attribute, item, nullable, items_nullable)
+            return _Plan(_LIST, attribute, item, nullable, items_nullable, compute)
     return None
 
 
@@ -108,7 +135,13 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         )
 
     def _complete(self, plan: _Plan, source: Any, field_details_list: Any) -> Any:
-        value = getattr(source, plan.attribute, None)
+        if plan.compute is None:
+            value = getattr(source, plan.attribute, None)
+        else:
+            try:
+                value = plan.compute(source)
+            except Exception:  # graphql-core's path reports it
+                return _MISS
         if value is None:
             return None if plan.nullable else _MISS
         if isinstance(value, Exception):
