@@ -117,9 +117,7 @@ async def _sync_mailbox(settings: Any, dovecot: Any) -> tuple[str, uuid.UUID, in
         await sync_account(runtime, account.id, tuning_for(settings))
         async with runtime.session_factory() as session:
             stored = await session.scalar(
-                select(func.count())
-                .select_from(Message)
-                .where(Message.account_id == account.id)
+                select(func.count()).select_from(Message).where(Message.account_id == account.id)
             )
     return token, user.id, int(stored or 0)
 

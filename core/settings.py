@@ -96,8 +96,8 @@ class Settings(DatabaseSettings, OAuthSettings):
     # HTTP requests one API process serves at once; one beyond waits for a slot at most
     # max_queue_seconds, then is answered 503 with Retry-After (README, "API throughput
     # and sizing"). Health, metrics and websockets are not counted.
-    max_in_flight: int = Field(default=32, ge=1)
-    max_queue_seconds: float = Field(default=0.5, ge=0, le=30)
+    max_in_flight: int = Field(default=16, ge=1)
+    max_queue_seconds: float = Field(default=1.0, ge=0, le=30)
     shed_retry_after_seconds: int = Field(default=1, ge=1, le=3600)
     # Real time (IMAP IDLE on INBOX; README, "Real time"). idle_enabled=false: polling only.
     idle_enabled: bool = True
