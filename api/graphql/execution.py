@@ -105,10 +105,12 @@ def _plan(parent_type: GraphQLObjectType, field_name: str) -> _Plan | None:
 
 
 class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    _plans: dict[tuple[str, str], _Plan | None] = {}  # the schema is built once per process
+    # Per type object, not per type name: tests (and tools) build several schemas whose
+    # types share names, and a plan holds its schema's own type objects.
+    _plans: dict[tuple[GraphQLObjectType, str], _Plan | None] = {}
 
     def _plan_of(self, parent_type: GraphQLObjectType, name: str) -> _Plan | None:
-        key = (parent_type.name, name)
+        key = (parent_type, name)
         try:
             return self._plans[key]
         except KeyError:
