@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CODE := core api workers cli bench
 
-.PHONY: run test lint format schema schema-baseline lock bench clean
+.PHONY: run test lint format schema schema-baseline lock bench screenshots clean
 
 # $(call check_python,INTERPRETER,ADVICE): stop with a clear message unless it is supported.
 define check_python
@@ -78,8 +78,11 @@ lock: $(STAMP)
 # figures against a separate `mailsync api` process); BENCH=image (bench/image_check.py: builds
 # the Containerfile with podman and syncs a mailbox through its api and worker); BENCH=realtime
 # (bench/realtime_bench.py: IDLE push latency against polling, SIGKILL takeover, 1,000 idle
-# watchers' RSS and CPU); BENCH=load (bench/load_bench.py: wrk against `mailsync api` and a bare
-# asyncpg floor at 1-500 connections, needs /usr/bin/wrk, installed when missing). Servers: MAILSYNC_TEST_DATABASE_URL / MAILSYNC_TEST_REDIS_URL when
+# watchers' RSS and CPU); BENCH=scale (bench/scale_bench.py: 3 workers and 2 API processes over
+# 200 accounts: interval coverage, backends per process, the scheduler's tick); BENCH=load
+# (bench/load_bench.py: wrk against `mailsync api` and a bare asyncpg floor at 1-500
+# connections, needs /usr/bin/wrk, installed when missing). Servers: MAILSYNC_TEST_DATABASE_URL /
+# MAILSYNC_TEST_REDIS_URL when
 # set, else embedded ones. One benchmark with options: make bench BENCH=inbox BENCH_ARGS=--help
 BENCH ?= sync inbox
 bench: $(STAMP)
@@ -103,10 +106,20 @@ endif
 ifneq ($(filter hardening,$(BENCH)),)
 	$(BIN)/python -m bench.hardening_check
 endif
+ifneq ($(filter scale,$(BENCH)),)
+	@test -x /usr/sbin/dovecot -a -x /usr/lib/dovecot/imap || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dovecot-imapd; }
+	$(BIN)/python -m bench.scale_bench $(BENCH_ARGS)
+endif
 ifneq ($(filter image,$(BENCH)),)
 	@command -v podman >/dev/null && command -v runc >/dev/null && command -v mmdebstrap >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y podman runc mmdebstrap; }
 	$(BIN)/python -m bench.image_check $(BENCH_ARGS)
 endif
+
+# The web app's screens as PNGs in docs/screenshots (the README shows some): the browser tests
+# (tests/web) save each screen they check with axe-core there; 1280x900, about a minute.
+SCREENSHOTS_DIR ?= docs/screenshots
+screenshots: $(STAMP)
+	MAILSYNC_SCREENSHOTS_DIR=$(abspath $(SCREENSHOTS_DIR)) $(BIN)/pytest -q -p no:cacheprovider tests/web
 
 clean:
 	rm -rf $(VENV) .mailsync .pytest_cache .mypy_cache .ruff_cache

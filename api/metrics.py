@@ -70,7 +70,7 @@ async def refresh_gauges(runtime: Runtime) -> None:
     """One refresh of the gauges that need a query: accounts by status, overdue accounts,
     unfinished sends (PostgreSQL), queue depth and jobs in progress (Redis)."""
     now = datetime.now(UTC)
-    late = now - timedelta(seconds=runtime.settings.sync_interval_seconds)
+    late = now - 2 * timedelta(seconds=runtime.settings.sync_interval_seconds)
     async with runtime.session_factory() as session:
         by_status = await accounts.count_by_status(session)
         overdue = await accounts.count_overdue(session, late)

@@ -10,12 +10,15 @@ is registered with :func:`after_commit`.
 from __future__ import annotations
 
 import logging
+import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import event, func, select, text
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -23,6 +26,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from core import metrics
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +44,64 @@ LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout that ran out
 SERVER_SETTINGS = {"application_name": "mailsync", "plan_cache_mode": "force_custom_plan"}
 
 
+# A connection back in the pool for longer than this is pinged before it is handed out
+# again; one used a moment ago is not (SQLAlchemy's pool_pre_ping pings on every checkout:
+# about five round trips per sync run for nothing). A server restart shows on a connection
+# that was idle; one that breaks within this window fails its statement, and SQLAlchemy
+# then invalidates the whole pool.
+PING_AFTER_IDLE_SECONDS = 5.0
+_CHECKED_IN_AT = "mailsync.checked_in_at"
+
+
+def application_name(role: str) -> str:
+    """What ``pg_stat_activity`` shows for this process's connections: the role and pid,
+    so that backends can be counted per process (README, "Connection sizing")."""
+    return f"mailsync {role} {os.getpid()}"
+
+
 def create_engine(
-    database_url: str, *, pool_size: int = 10, pool_timeout: float = 30.0
+    database_url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 0,
+    pool_timeout: float = 30.0,
+    role: str = "tool",
 ) -> AsyncEngine:
-    return create_async_engine(
+    """``pool_size + max_overflow`` is the most connections this process opens. Overflow
+    connections are closed on return: a steady overflow means the pool is too small."""
+    engine = create_async_engine(
         database_url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=max_overflow,
         pool_timeout=pool_timeout,
-        pool_pre_ping=True,
-        connect_args={"server_settings": SERVER_SETTINGS},
+        connect_args={
+            "server_settings": SERVER_SETTINGS | {"application_name": application_name(role)}
+        },
     )
+    _ping_connections_that_were_idle(engine)
+    return engine
+
+
+def _ping_connections_that_were_idle(engine: AsyncEngine) -> None:
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get(_CHECKED_IN_AT)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return  # new, or used a moment ago
+        metrics.POOL_PINGS.inc()
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the connection is broken, whatever the driver raised
+            raise DisconnectionError("connection lost while idle in the pool") from exc
+        if not alive:
+            raise DisconnectionError("connection lost while idle in the pool")
 
 
 async def ping(engine: AsyncEngine) -> None:
@@ -106,6 +158,34 @@ async def advisory_lock(
             if acquired:
                 await connection.scalar(select(func.pg_advisory_unlock(lock_id)))
                 await connection.commit()
+
+
+@asynccontextmanager
+async def advisory_lock_connection(
+    engine: AsyncEngine, key: uuid.UUID
+) -> AsyncIterator[AsyncConnection | None]:
+    """Try a session-level advisory lock on ``key`` and yield the connection that holds it
+    (None when another holds it), for the block's own sessions (``bound_sessions``): work
+    that needs the lock then uses one connection, not the lock's plus one per step."""
+    lock_id = key.int & 0x7FFF_FFFF_FFFF_FFFF
+    async with engine.connect() as connection:
+        acquired = bool(await connection.scalar(select(func.pg_try_advisory_lock(lock_id))))
+        await connection.commit()
+        if not acquired:
+            yield None
+            return
+        try:
+            yield connection
+        finally:
+            await connection.rollback()  # a step cut short must not keep its transaction
+            await connection.scalar(select(func.pg_advisory_unlock(lock_id)))
+            await connection.commit()
+
+
+def bound_sessions(connection: AsyncConnection) -> SessionFactory:
+    """Sessions on ``connection``: each one's transaction begins and commits (or rolls back)
+    on it, and closing a session leaves the connection open."""
+    return async_sessionmaker(bind=connection, expire_on_commit=False)
 
 
 async def _wait_for_advisory_lock(

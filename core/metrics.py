@@ -36,12 +36,16 @@ POOL_CHECKED_OUT = Gauge(
 POOL_OVERFLOW = Gauge(
     "mailsync_db_pool_overflow", "Connections open beyond the pool size (negative: unused)."
 )
+POOL_PINGS = Counter(
+    "mailsync_db_pool_pings",
+    "Connections pinged on checkout because they sat idle in the pool (core/db.py).",
+)
 
 # Refreshed on a timer by the API (SQL and Redis).
 ACCOUNTS = Gauge("mailsync_accounts", "Mail accounts by status.", ["status"])
 ACCOUNTS_OVERDUE = Gauge(
     "mailsync_accounts_overdue",
-    "Accounts whose sync has been due for longer than one sync interval.",
+    "Active accounts whose last sync finished more than two sync intervals ago.",
 )
 QUEUE_DEPTH = Gauge("mailsync_queue_depth", "Jobs waiting in the arq queue.")
 JOBS_IN_PROGRESS = Gauge("mailsync_jobs_in_progress", "Jobs a worker is running now.")

@@ -61,11 +61,14 @@ async def _instance_secret(engine: AsyncEngine, name: str) -> bytes:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+async def open_runtime(settings: Settings, *, role: str = "api") -> AsyncIterator[Runtime]:
+    """``role`` names the process in ``pg_stat_activity`` (api, worker, tool)."""
     engine = create_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
+        role=role,
     )
     # Named, so that `CLIENT LIST` tells which process holds which Redis connections.
     client_name = f"mailsync-{os.getpid()}-{secrets.token_hex(4)}"

@@ -61,7 +61,10 @@ class Settings(DatabaseSettings, OAuthSettings):
     # A PEM bundle trusted in addition to the system CAs (a company's own mail CA, tests).
     tls_ca_file: str | None = None
     credential_checks_per_minute: int = Field(default=10, ge=1)
+    # PostgreSQL connections per process: at most db_pool_size + db_max_overflow
+    # (README, "Connection sizing"). Overflow connections are closed when returned.
     db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=0, ge=0)
     # How often each syncing account is synced; failures back off from this.
     sync_interval_seconds: float = Field(default=60.0, gt=0)
     # Without CONDSTORE, flag changes are found by scanning all flags at most this often.
@@ -96,7 +99,7 @@ class Settings(DatabaseSettings, OAuthSettings):
     # HTTP requests one API process serves at once; one beyond waits for a slot at most
     # max_queue_seconds, then is answered 503 with Retry-After (README, "API throughput
     # and sizing"). Health, metrics and websockets are not counted.
-    max_in_flight: int = Field(default=16, ge=1)
+    max_in_flight: int = Field(default=10, ge=1)  # the default pool: 10, no overflow
     max_queue_seconds: float = Field(default=1.0, ge=0, le=30)
     shed_retry_after_seconds: int = Field(default=1, ge=1, le=3600)
     # Real time (IMAP IDLE on INBOX; README, "Real time"). idle_enabled=false: polling only.
@@ -117,6 +120,9 @@ class Settings(DatabaseSettings, OAuthSettings):
     # On SIGTERM a worker takes no new jobs and lets running ones finish for this long
     # before it cancels them (a job cancelled by shutdown runs again, not counted a try).
     worker_drain_seconds: int = Field(default=20, ge=0)
+    # Jobs (syncs, sends) one worker process runs at once; each uses at most one of the
+    # pool's connections at a time, and none while it waits on a mail server.
+    worker_max_jobs: int = Field(default=10, ge=1, le=1000)
     # Where `mailsync api` listens (its --host/--port flags override these).
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -87,7 +87,14 @@ def build_worker(
             ),
         ],
         cron_jobs=[
-            cron(schedule_due_syncs, second=set(range(0, 60, 10)), run_at_startup=True),
+            # Every second (one worker takes each tick: arq's cron job ids are unique). A
+            # burst worker stops once its queue is empty, which a cron job queued ahead of
+            # every second never lets happen: it schedules every 10 s, as it used to.
+            cron(
+                schedule_due_syncs,
+                second=set(range(0, 60, 10 if burst else 1)),
+                run_at_startup=True,
+            ),
             # Every 10 s, between the scheduler's runs: a send whose job Redis lost, or whose
             # worker died, is delivered (or settled) within half a minute.
             cron(requeue_unfinished_sends, second=set(range(5, 60, 10))),
@@ -98,6 +105,7 @@ def build_worker(
         handle_signals=not burst,
         poll_delay=POLL_DELAY_SECONDS,
         keep_result=0,
+        max_jobs=runtime.settings.worker_max_jobs,
         after_job_end=queue_sync_asked_during_the_job,
         redis_outage_seconds=runtime.settings.worker_redis_outage_seconds,
         lease_owner=runtime.redis_client_name,
@@ -113,7 +121,7 @@ async def run_worker(settings: Settings, *, burst: bool = False) -> None:
         serve_worker_metrics(settings.worker_metrics_host, settings.worker_metrics_port)
     parser = MessageParser(settings.parse_processes)
     try:
-        async with open_runtime(settings) as runtime:
+        async with open_runtime(settings, role="worker") as runtime:
             track_pool(runtime.engine)
             worker = build_worker(runtime, burst=burst, parser=parser)
             async with watching_inboxes(runtime, None if burst else worker):

@@ -22,14 +22,15 @@ ASSETS_PATH = "/app"
 
 # Scripts only from this origin, no inline script, no eval. A message is shown in a
 # sandboxed iframe (no scripts, an opaque origin) whose document inherits this policy:
-# mail's own inline styles are allowed there, remote images only once the user asks
-# (bodyHtml(allowRemoteImages) then keeps them; the sanitizer drops them otherwise).
+# mail's own inline styles are allowed there, and remote images, http: ones too (much mail
+# still links them), only once the user asks: bodyHtml(allowRemoteImages) then keeps them;
+# the sanitizer drops them otherwise. Images are passive content; nothing else may load.
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'none'",
         "script-src 'self'",
         "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data: https:",
+        "img-src 'self' data: https: http:",
         "font-src 'self'",
         "connect-src 'self'",
         "frame-src 'self'",

@@ -194,12 +194,14 @@ async def count_by_status(session: AsyncSession) -> dict[AccountStatus, int]:
     return {status: count for status, count in rows.all()}
 
 
-async def count_overdue(session: AsyncSession, due_before: datetime) -> int:
-    """Syncing accounts whose sync was due before ``due_before``."""
+async def count_overdue(session: AsyncSession, synced_before: datetime) -> int:
+    """Active accounts whose last sync finished before ``synced_before`` (the scheduler
+    moves ``next_sync_at`` on when it queues a sync, so that says nothing about a backlog;
+    the last finished sync does)."""
     count = await session.scalar(
         select(func.count()).where(
-            MailAccount.status.in_((AccountStatus.SYNCING, AccountStatus.ACTIVE)),
-            MailAccount.next_sync_at < due_before,
+            MailAccount.status == AccountStatus.ACTIVE,
+            MailAccount.last_synced_at < synced_before,
         )
     )
     return count or 0

@@ -44,6 +44,12 @@ class MailAccount(Base):
             "auth_method <> 'PASSWORD' OR imap_password_encrypted IS NOT NULL",
             name="password_accounts_have_a_password",
         ),
+        # The scheduler looks for claims that ran out (their worker died) on every tick.
+        Index(
+            "ix_mail_accounts_sync_claimed_until",
+            "sync_claimed_until",
+            postgresql_where=text("sync_claim IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -86,6 +92,10 @@ class MailAccount(Base):
     # changed at its end makes the account due again (core/sync/requests.py).
     sync_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     consecutive_failures: Mapped[int] = mapped_column(Integer, server_default="0")
+    # The sync run that holds the account (core/sync/claims.py) and until when: renewed
+    # while it runs, cleared when it ends; a dead worker's claim runs out by itself.
+    sync_claim: Mapped[uuid.UUID | None] = mapped_column()
+    sync_claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The next completed run is the first after startSync/reconnect (syncCompleted.initial).
     initial_sync_pending: Mapped[bool] = mapped_column(Boolean, server_default="false")
     created_at: Mapped[datetime] = created_at()

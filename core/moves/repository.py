@@ -282,6 +282,11 @@ async def renumbered(session: AsyncSession, writes: Sequence[PendingWrite]) -> N
         )
 
 
+def pending_of_account(account_id: uuid.UUID) -> Select[int]:
+    """The account's moves and deletes not yet written back (for an EXISTS)."""
+    return select(PendingMove.id).where(PendingMove.account_id == account_id)
+
+
 def pending_source_uids(folder_id: uuid.UUID) -> Select[int]:
     """UIDs of a folder's messages moved away here and still there on the server."""
     return select(PendingMove.source_uid).where(

@@ -30,7 +30,7 @@ from core.accounts import repository as accounts
 from core.accounts.logins import stored_imap_login, stored_smtp_login
 from core.accounts.status import RUNNING
 from core.crypto import DecryptionError
-from core.db import session_scope
+from core.db import SessionFactory, bound_sessions, session_scope
 from core.errors import ErrorCode, ServiceError
 from core.mail.imap import imap_session
 from core.mail.server import ServerLogin, SmtpServer
@@ -116,14 +116,17 @@ class OutgoingDelivery:
     def __init__(self, runtime: Runtime, outgoing_id: uuid.UUID) -> None:
         self.runtime = runtime
         self.outgoing_id = outgoing_id
+        # Every step's session; in run(), on the delivery lock's own connection.
+        self.sessions: SessionFactory = runtime.session_factory
 
     async def run(self) -> float | None:
         """Deliver (or finish) the message; seconds to wait before the next attempt when a
         temporary failure should be retried, else None."""
-        async with repository.delivery_lock(self.runtime.engine, self.outgoing_id) as acquired:
-            if not acquired:
+        async with repository.delivery_lock(self.runtime.engine, self.outgoing_id) as held:
+            if held is None:
                 log.info("outgoing %s is being delivered by another worker", self.outgoing_id)
                 return None
+            self.sessions = bound_sessions(held)
             attempt = await self._begin()
             if attempt is not None:
                 retry_in = await self._transmit(attempt)
@@ -136,7 +139,7 @@ class OutgoingDelivery:
 
     async def _begin(self) -> Attempt | None:
         """Count an attempt and read what to send; None when no SMTP attempt is due."""
-        async with session_scope(self.runtime.session_factory) as session:
+        async with session_scope(self.sessions) as session:
             outgoing = await repository.lock_outgoing(session, self.outgoing_id)
             if outgoing is None or outgoing.status is not SendStatus.QUEUED:
                 return None
@@ -238,7 +241,7 @@ class OutgoingDelivery:
             raise TemporaryFailure("The connection to the SMTP server failed.") from None
 
     async def _mark_data_started(self, started: bool) -> None:
-        async with session_scope(self.runtime.session_factory) as session:
+        async with session_scope(self.sessions) as session:
             outgoing = await repository.lock_outgoing(session, self.outgoing_id)
             if outgoing is not None:
                 outgoing.smtp_data_started_at = datetime.now(UTC) if started else None
@@ -248,7 +251,7 @@ class OutgoingDelivery:
         if attempt.attempts >= settings.send_max_attempts:
             await self._finish_failed(f"Gave up after {attempt.attempts} attempts. {reason}")
             return None
-        async with session_scope(self.runtime.session_factory) as session:
+        async with session_scope(self.sessions) as session:
             outgoing = await repository.lock_outgoing(session, self.outgoing_id)
             if outgoing is None:
                 return None
@@ -266,13 +269,13 @@ class OutgoingDelivery:
         metrics.SENDS.labels("failed").inc()
 
     async def _finish_failed(self, reason: str) -> None:
-        async with session_scope(self.runtime.session_factory) as session:
+        async with session_scope(self.sessions) as session:
             outgoing = await repository.lock_outgoing(session, self.outgoing_id)
             if outgoing is not None:
                 self._fail(session, outgoing, reason)
 
     async def _finish_sent(self, note: str | None) -> None:
-        async with session_scope(self.runtime.session_factory) as session:
+        async with session_scope(self.sessions) as session:
             outgoing = await repository.lock_outgoing(session, self.outgoing_id)
             if outgoing is None:
                 return
@@ -286,7 +289,7 @@ class OutgoingDelivery:
 
     async def _sent_copy_task(self) -> SentCopyTask | None:
         """What to append where; None when no copy is due (recording why)."""
-        async with session_scope(self.runtime.session_factory) as session:
+        async with session_scope(self.sessions) as session:
             outgoing = await repository.lock_outgoing(session, self.outgoing_id)
             if (
                 outgoing is None
@@ -339,7 +342,7 @@ class OutgoingDelivery:
             # A passing fault (network, server busy, over quota) leaves the copy due: the
             # requeue cron tries again once the row has rested REQUEUE_AFTER, for a day.
             outcome = SentCopy.FAILED if permanent or expired else SentCopy.PENDING
-        async with session_scope(self.runtime.session_factory) as session:
+        async with session_scope(self.sessions) as session:
             outgoing = await repository.lock_outgoing(session, self.outgoing_id)
             if outgoing is not None:
                 outgoing.sent_copy = outcome
@@ -347,5 +350,5 @@ class OutgoingDelivery:
                 if outcome is not SentCopy.PENDING:
                     _discard_content(outgoing)
         if outcome is SentCopy.APPENDED and task.sync_after:
-            async with session_scope(self.runtime.session_factory) as session:
+            async with session_scope(self.sessions) as session:
                 await request_syncs(session, self.runtime.jobs, [task.account_id])

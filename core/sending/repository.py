@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from core.db import advisory_lock
+from core.db import advisory_lock_connection
 from core.models import (
     Folder,
     FolderRole,
@@ -90,10 +90,14 @@ async def unfinished(
 
 
 @asynccontextmanager
-async def delivery_lock(engine: AsyncEngine, outgoing_id: uuid.UUID) -> AsyncIterator[bool]:
-    """One delivery of a message at a time across workers, even if Redis forgets the job id."""
-    async with advisory_lock(engine, outgoing_id) as acquired:
-        yield acquired
+async def delivery_lock(
+    engine: AsyncEngine, outgoing_id: uuid.UUID
+) -> AsyncIterator[AsyncConnection | None]:
+    """One delivery of a message at a time across workers, even if Redis forgets the job
+    id: the connection that holds the lock (None when another worker delivers it), which
+    the delivery's own steps use, so a send job takes one connection from the pool."""
+    async with advisory_lock_connection(engine, outgoing_id) as connection:
+        yield connection
 
 
 async def count_queued(session: AsyncSession) -> int:

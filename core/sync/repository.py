@@ -6,7 +6,7 @@ import dataclasses
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, case, delete, func, or_, select, update
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.accounts.status import RUNNING
 from core.models import Folder, MailAccount, Message
 from core.moves import repository as moves
+from core.sync import claims
 from core.sync.flags import Flags
 
 _MESSAGES = cast(Table, Message.__table__)
@@ -299,8 +300,28 @@ async def refresh_folder_counts(session: AsyncSession, folder_id: uuid.UUID) -> 
     return int(counts[0])
 
 
+async def claim_account(
+    session: AsyncSession, account_id: uuid.UUID, token: uuid.UUID
+) -> MailAccount | None:
+    """Claim the account for a run (core/sync/claims.py) if it may sync and no live run
+    holds it: its row as claimed, or None. One statement."""
+    account: MailAccount | None = await session.scalar(
+        update(MailAccount)
+        .where(
+            MailAccount.id == account_id,
+            MailAccount.status.in_(sorted(RUNNING)),
+            claims.unclaimed(),
+        )
+        .values(**claims.claim_values(token))
+        .returning(MailAccount)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return account
+
+
 async def due_account_ids(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:
-    """Accounts whose next sync time has come, oldest first."""
+    """Accounts whose next sync time has come, oldest first (read only: the scheduler
+    claims them with :func:`claim_due_accounts`)."""
     rows = await session.scalars(
         select(MailAccount.id)
         .where(
@@ -311,6 +332,65 @@ async def due_account_ids(session: AsyncSession, now: datetime, limit: int) -> l
         .limit(limit)
     )
     return list(rows)
+
+
+@dataclass(frozen=True)
+class DueSync:
+    account_id: uuid.UUID
+    due_at: datetime  # when its sync is due (now, for an account never scheduled)
+
+
+async def claim_due_accounts(
+    session: AsyncSession, *, within: timedelta, interval: timedelta, limit: int
+) -> list[DueSync]:
+    """Take up to ``limit`` accounts due now or within ``within``, oldest first, for the
+    scheduler to queue: each one's ``next_sync_at`` moves an interval on (from its due time,
+    or from now when it is late), so no scheduler in any worker takes it again before then,
+    and rows another transaction holds are skipped, not waited for. One statement."""
+    now = func.now()
+    due = (
+        select(MailAccount.id.label("id"), MailAccount.next_sync_at.label("due_at"))
+        .where(
+            MailAccount.status.in_(sorted(RUNNING)),
+            or_(MailAccount.next_sync_at.is_(None), MailAccount.next_sync_at <= now + within),
+        )
+        .order_by(MailAccount.next_sync_at.nulls_first())
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("due")
+    )
+    rows = await session.execute(
+        update(MailAccount)
+        .where(MailAccount.id == due.c.id)
+        .values(next_sync_at=func.greatest(func.coalesce(due.c.due_at, now), now) + interval)
+        .returning(MailAccount.id, func.coalesce(due.c.due_at, now))
+        .execution_options(synchronize_session=False)
+    )
+    return [DueSync(account_id, due_at) for account_id, due_at in rows]
+
+
+async def ran_out_claims(session: AsyncSession, limit: int) -> list[uuid.UUID]:
+    """Accounts whose run's claim ran out without being cleared: the run's worker died."""
+    rows = await session.scalars(
+        select(MailAccount.id)
+        .where(MailAccount.sync_claim.is_not(None), MailAccount.sync_claimed_until < func.now())
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def clear_ran_out_claims(session: AsyncSession, account_ids: Sequence[uuid.UUID]) -> None:
+    if account_ids:
+        await session.execute(
+            update(MailAccount)
+            .where(
+                MailAccount.id.in_(account_ids),
+                MailAccount.sync_claim.is_not(None),
+                MailAccount.sync_claimed_until < func.now(),
+            )
+            .values(sync_claim=None, sync_claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def mark_sync_requested(
@@ -415,6 +495,15 @@ async def clear_pending(session: AsyncSession, written: Sequence[PendingFlags]) 
     ]
     if params:
         await session.execute(_CLEAR_PENDING, params)
+
+
+async def pending_write_backs(session: AsyncSession, account_id: uuid.UUID) -> tuple[bool, bool]:
+    """Whether marks (flags) and whether moves or deletes made in the inbox wait to be
+    written back to the server: one statement, so a run with none skips both steps."""
+    flags = select(Message.id).where(Message.account_id == account_id, _PENDING, Message.uid > 0)
+    pending_moves = moves.pending_of_account(account_id)
+    row = (await session.execute(select(flags.exists(), pending_moves.exists()))).one()
+    return bool(row[0]), bool(row[1])
 
 
 async def has_pending_flags(session: AsyncSession, account_id: uuid.UUID) -> bool:

@@ -1,9 +1,9 @@
-"""One sync run of one account: lock, status, folders, errors and backoff, events.
+"""One sync run of one account: claim, status, folders, errors and backoff, events.
 
 The entry point of the sync engine for every caller (the arq job, benchmarks, tests):
 ``workers/`` only adapts arq to :func:`sync_account`. Safe to run twice at once or again
-after a crash: a PostgreSQL advisory lock lets one run per account proceed, and every
-folder step is idempotent.
+after a crash: a claim on the account's row (core/sync/claims.py) lets one run per
+account proceed, and every folder step is idempotent.
 """
 
 from __future__ import annotations
@@ -30,16 +30,15 @@ from core.mail.imap import Mailbox, imap_session
 from core.mail.mailbox import ImapCommandError, MailboxOps
 from core.mail.protocol import MailServerLimitExceeded
 from core.mail.server import ServerLogin
-from core.models import MailAccount, PastSync
+from core.models import Folder, MailAccount, PastSync
 from core.moves.write_back import push_local_moves
 from core.notifications import announce_now
 from core.oauth.tokens import SignInExpired
 from core.runtime import Runtime
 from core.settings import Settings
-from core.sync import repository
+from core.sync import claims, repository
 from core.sync.flag_push import push_local_flags
 from core.sync.folder import AccountContext, FolderSync, SyncCounts, SyncTuning
-from core.sync.locks import account_lock
 from core.sync.parse_pool import INLINE, MessageParser
 from core.sync.repository import FolderCheckpoint
 
@@ -118,6 +117,7 @@ async def sync_account(
     tuning: SyncTuning,
     *,
     folders: Collection[str] | None = None,
+    due_at: datetime | None = None,
 ) -> RunResult | None:
     """One sync run of the account, if its status lets it sync; None when there was nothing
     to do (paused, removed, waiting for a new password) or another worker holds it.
@@ -126,13 +126,24 @@ async def sync_account(
     heard about. Such a run writes back and syncs just those, and leaves the account's
     schedule (``next_sync_at``, the pending initial sync) to the full runs.
     """
-    return await AccountSyncRun(runtime, account_id, tuning, folders=folders).run()
+    return await AccountSyncRun(runtime, account_id, tuning, folders=folders, due_at=due_at).run()
 
 
 async def record_failure(runtime: Runtime, account_id: uuid.UUID, error: BaseException) -> None:
     """Record a fault met outside a run (an IDLE watcher's login) as a run would have:
     lastError, backoff, and the status (AUTH_FAILED for a refused login)."""
     await AccountSyncRun(runtime, account_id, tuning_for(runtime.settings))._fail(failure_of(error))
+
+
+def next_period(due_at: datetime | None, started: datetime, interval: timedelta) -> datetime:
+    """When the account is next due after a run that succeeded: an interval after the time
+    this run was due when it started on time (within a tenth of the interval), so the
+    period does not drift by the length of runs or queueing; else an interval after it
+    started (asked for out of schedule, or late: a backlog is not made worse by runs
+    queued back to back)."""
+    if due_at is not None and started - due_at <= interval / 10:
+        return due_at + interval
+    return started + interval
 
 
 def backoff(failures: int, base: timedelta) -> timedelta:
@@ -144,7 +155,24 @@ def backoff(failures: int, base: timedelta) -> timedelta:
     return min(delay * jitter, MAX_BACKOFF)
 
 
+@dataclass(frozen=True)
+class Begun:
+    """What the first transaction of a run read, with the claim taken."""
+
+    context: AccountContext
+    login: ServerLogin
+    initial: bool
+    folders: list[tuple[Folder, int]]  # with their stored counts (repository.folders)
+    pending_flags: bool
+    pending_moves: bool
+
+
 class AccountSyncRun:
+    """One run. Its database work is a few short transactions, each on one pooled
+    connection and none held while the mail server is asked anything: a run that finds
+    nothing changed costs two (the claim with what the run needs to know, and the closing
+    write), and changes the status only on a real transition (README, "Running at scale")."""
+
     def __init__(
         self,
         runtime: Runtime,
@@ -152,11 +180,15 @@ class AccountSyncRun:
         tuning: SyncTuning,
         *,
         folders: Collection[str] | None = None,
+        due_at: datetime | None = None,
     ) -> None:
         self.runtime = runtime
         self.account_id = account_id
         self.tuning = tuning
         self.only = frozenset(folders) if folders is not None else None
+        self.due_at = due_at  # when the scheduler found it due (the lag metric)
+        self.token = uuid.uuid4()  # this run's claim on the account (core/sync/claims.py)
+        self.claimed = False
         self.folder: str | None = None  # the folder being synced, for the failure's log line
         self.requested_at: datetime | None = None  # sync_requested_at when the run began
         self.again = False
@@ -167,38 +199,50 @@ class AccountSyncRun:
 
     async def run(self) -> RunResult | None:
         """Sync the account if it is due to sync; None when there was nothing to do."""
-        async with account_lock(self.runtime, self.account_id) as acquired:
-            if not acquired:
-                log.debug("account %s is being synced by another worker", self.account_id)
-                return None
-            return await self._run_locked()
-
-    async def _begin(self) -> tuple[AccountContext, ServerLogin, bool] | None:
-        async with session_scope(self.runtime.session_factory) as session:
-            account = await accounts.get(session, self.account_id, lock=True)
-            if account is None or account.status not in RUNNING:
-                return None  # removed, paused, waiting for a new password, or not started
-            context = AccountContext(
-                account.id, account.owner_id, account.past_sync or PastSync.ONE_MONTH
-            )
-            login = stored_imap_login(self.runtime, account)
-            initial = account.initial_sync_pending and self.only is None
-            self.requested_at = account.sync_requested_at
-            if account.next_sync_at is not None and self.only is None:
-                lag = (datetime.now(UTC) - account.next_sync_at).total_seconds()
-                metrics.SYNC_LAG.observe(max(lag, 0.0))
-            transition(session, self.runtime.events, account, SYNCING)
-        return context, login, initial
-
-    async def _run_locked(self) -> RunResult | None:
+        sessions = self.runtime.session_factory
         try:
             begun = await self._begin()
         except DecryptionError as error:
             await self._fail(failure_of(error))
             return None
         if begun is None:
+            log.debug("account %s: not syncing, or another run holds it", self.account_id)
             return None
-        context, login, initial = begun
+        self.claimed = True
+        try:
+            async with claims.renewing(sessions, self.account_id, self.token):
+                return await self._run_claimed(begun)
+        finally:
+            if self.claimed:  # ended without its closing write (paused meanwhile, cancelled)
+                try:
+                    await claims.release_claim(sessions, self.account_id, self.token)
+                except Exception:  # it runs out by itself in claims.CLAIM_SECONDS
+                    log.warning("account %s: releasing the sync claim failed", self.account_id)
+
+    async def _begin(self) -> Begun | None:
+        """Claim the account and read what the run needs: one transaction, three statements
+        (four on an initial run, which shows SYNCING)."""
+        async with session_scope(self.runtime.session_factory) as session:
+            account = await repository.claim_account(session, self.account_id, self.token)
+            if account is None:
+                return None  # removed, paused, waiting for a new password, or held
+            context = AccountContext(
+                account.id, account.owner_id, account.past_sync or PastSync.ONE_MONTH
+            )
+            login = stored_imap_login(self.runtime, account)
+            initial = account.initial_sync_pending and self.only is None
+            self.requested_at = account.sync_requested_at
+            due = self.due_at or (account.next_sync_at if self.only is None else None)
+            if due is not None:
+                metrics.SYNC_LAG.observe(max((datetime.now(UTC) - due).total_seconds(), 0.0))
+            if initial:  # a later run shows no SYNCING: its account stays ACTIVE throughout
+                transition(session, self.runtime.events, account, SYNCING)
+            folders = await repository.folders(session, self.account_id)
+            flags, moves = await repository.pending_write_backs(session, self.account_id)
+        return Begun(context, login, initial, folders, flags, moves)
+
+    async def _run_claimed(self, begun: Begun) -> RunResult | None:
+        context, initial = begun.context, begun.initial
         started = datetime.now(UTC)
         counts = SyncCounts()
 
@@ -210,8 +254,9 @@ class AccountSyncRun:
                 ),
             )
 
+        sessions = self.runtime.session_factory
         try:
-            async with imap_session(login, self.runtime.mail_options) as connection:
+            async with imap_session(begun.login, self.runtime.mail_options) as connection:
                 ops = MailboxOps(connection)
                 await ops.enable_extensions()
                 mailboxes = await connection.list_mailboxes()
@@ -221,18 +266,20 @@ class AccountSyncRun:
                         f"folders; only the first {len(mailboxes):,} are synced or shown, the "
                         "rest are ignored."
                     )
-                removed, folders = await self._refresh_folders(ops, mailboxes)
+                removed, folders = await self._refresh_folders(ops, begun.folders, mailboxes)
                 counts.removed += removed
                 if self.only is not None:
                     folders = [f for f in folders if f.name in self.only]
-                await push_local_flags(self.runtime.session_factory, ops, self.account_id, folders)
-                await push_local_moves(self.runtime.session_factory, ops, self.account_id)
+                if begun.pending_flags:
+                    await push_local_flags(sessions, ops, self.account_id, folders)
+                if begun.pending_moves:
+                    await push_local_moves(sessions, ops, self.account_id)
                 for position, folder in enumerate(folders):
                     if position and not await self._still_wanted():
                         return None  # paused or removed meanwhile: stop between folders
                     self.folder = folder.name
                     folder_counts = await FolderSync(
-                        self.runtime.session_factory, ops, context, folder, self.tuning, progress
+                        sessions, ops, context, folder, self.tuning, progress
                     ).run()
                     counts.add(folder_counts)
                 self.folder = None
@@ -240,7 +287,7 @@ class AccountSyncRun:
             await self._fail(failure_of(error, self.runtime.settings.mail_timeout_seconds))
             return None
         finished = datetime.now(UTC)
-        await self._succeed(initial)
+        await self._succeed(initial, started)
         metrics.SYNC_RUNS.labels("ok").inc()
         metrics.SYNC_DURATION.observe((finished - started).total_seconds())
         metrics.MESSAGES_INGESTED.inc(counts.new)
@@ -260,16 +307,14 @@ class AccountSyncRun:
         return result
 
     async def _refresh_folders(
-        self, ops: MailboxOps, mailboxes: list[Mailbox]
+        self, ops: MailboxOps, stored: list[tuple[Folder, int]], mailboxes: list[Mailbox]
     ) -> tuple[int, list[FolderCheckpoint]]:
         """Apply folders created, renamed or deleted on the server since the last run; the
         number of stored messages that left with deleted synced folders, and the folders to
         sync. The server is asked about possible renames before the account is locked."""
-        async with self.runtime.session_factory() as session:
-            folders = await repository.folders(session, self.account_id)
-        if {f.name for f, _ in folders} == {m.name for m in mailboxes}:  # the common case
-            return 0, [FolderCheckpoint.of(f, stored) for f, stored in folders if f.selected]
-        known = [StoredFolder.of(f) for f, _ in folders]
+        if {f.name for f, _ in stored} == {m.name for m in mailboxes}:  # the common case
+            return 0, [FolderCheckpoint.of(f, count) for f, count in stored if f.selected]
+        known = [StoredFolder.of(f) for f, _ in stored]
         statuses = await folder_statuses(ops, known, mailboxes)
         async with session_scope(self.runtime.session_factory) as session:
             account = await accounts.get(session, self.account_id, lock=True)
@@ -286,27 +331,34 @@ class AccountSyncRun:
     async def _still_wanted(self) -> bool:
         async with self.runtime.session_factory() as session:
             account = await accounts.get(session, self.account_id)
-        return account is not None and account.status is SYNCING
+        return account is not None and account.status in RUNNING
 
-    async def _succeed(self, initial: bool) -> None:
+    async def _succeed(self, initial: bool, started: datetime) -> None:
+        """The closing write: one transaction, three statements (the row locked, pending
+        marks looked for, the row written), the claim cleared in it."""
         now = datetime.now(UTC)
         interval = timedelta(seconds=self.runtime.settings.sync_interval_seconds)
         async with session_scope(self.runtime.session_factory) as session:
             account = await accounts.get(session, self.account_id, lock=True)
             if account is None:
                 return
+            self._release(account)
             account.last_error = self.note
             account.consecutive_failures = 0
             if self.only is None:  # a run of some folders leaves the schedule as it is
                 account.last_synced_at = now
-                account.next_sync_at = now + interval
+                account.next_sync_at = next_period(self.due_at, started, interval)
             if await repository.has_pending_flags(session, self.account_id):
                 account.next_sync_at = now  # marked during this run: write them back soon
             self._again_if_asked(account, now)
             if initial:
                 account.initial_sync_pending = False
-            if account.status is SYNCING:  # not if paused meanwhile
+            if account.status in (SYNCING, ERROR):  # not if paused meanwhile
                 transition(session, self.runtime.events, account, ACTIVE)
+
+    def _release(self, account: MailAccount) -> None:
+        claims.release(account, self.token)
+        self.claimed = False
 
     def _again_if_asked(self, account: MailAccount, now: datetime) -> None:
         """A sync asked for while this run was under way gets a run after it."""
@@ -338,6 +390,7 @@ class AccountSyncRun:
             account = await accounts.get(session, self.account_id, lock=True)
             if account is None:
                 return
+            self._release(account)
             account.last_error = message
             account.consecutive_failures += 1
             account.next_sync_at = (

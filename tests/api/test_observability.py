@@ -10,15 +10,19 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import update
 
 from api.metrics import refresh_gauges
+from core.db import session_scope
 from core.logs import JsonFormatter, LogSettings, configure_logging, job_logging
-from core.models import AccountStatus
+from core.models import AccountStatus, MailAccount, PastSync
 from core.settings import Settings
 from tests.support.app import RunningApp, free_port, serve
 from tests.support.factories import ADD_ACCOUNT, TestUser, account_input
@@ -98,7 +102,25 @@ async def test_gauges_that_need_sql_come_from_the_timer(
     assert value(parsed, "mailsync_accounts", status=AccountStatus.READY.value) >= 1
     assert ("mailsync_queue_depth", frozenset()) in parsed
     assert ("mailsync_jobs_in_progress", frozenset()) in parsed
-    assert ("mailsync_accounts_overdue", frozenset()) in parsed
+    assert value(parsed, "mailsync_accounts_overdue") == 0
+    # Active, and its last sync finished three intervals ago: overdue, whatever the
+    # scheduler did to next_sync_at when it queued the sync that has not run yet.
+    interval = timedelta(seconds=running_app.runtime.settings.sync_interval_seconds)
+    account_id = uuid.UUID(added["addMailAccount"]["account"]["id"])
+    async with session_scope(running_app.runtime.session_factory) as session:
+        await session.execute(
+            update(MailAccount)
+            .where(MailAccount.id == account_id)
+            .values(
+                status=AccountStatus.ACTIVE,
+                past_sync=PastSync.ONE_MONTH,
+                last_synced_at=datetime.now(UTC) - 3 * interval,
+                next_sync_at=datetime.now(UTC) + interval,
+            )
+        )
+    await refresh_gauges(running_app.runtime)
+    parsed = samples((await scrape(http, running_app)).text)
+    assert value(parsed, "mailsync_accounts_overdue") == 1
 
 
 async def test_metrics_token_guards_the_endpoint(

@@ -246,7 +246,7 @@ async def test_a_database_with_no_free_connection_is_unavailable_503_not_masked(
     held = []
     pool = runtime.engine.pool
     try:
-        for _ in range(pool.size() + runtime.settings.db_pool_size):  # pool + overflow
+        for _ in range(pool.size() + runtime.settings.db_max_overflow):  # pool + overflow
             held.append(await runtime.engine.connect())
         started = time.monotonic()
         response = await client.post("{ mailAccounts { id } }")

@@ -6,10 +6,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from core.models import Folder, FolderRole, Message, SendStatus, SentCopy
 from core.runtime import Runtime
+from core.sending.delivery import OutgoingDelivery
 from core.settings import Settings
 from tests.sending.helpers import (
     add_sending_account,
@@ -135,3 +136,37 @@ async def test_a_relay_without_login_delivers_without_auth(
     assert received.mail_from == "relay@example.com"
     assert parse(received.data)["Subject"] == "Through the relay"
     assert smtp_server.attempts == []
+
+
+async def test_a_delivery_uses_one_database_connection(
+    gql: GraphQLClient,
+    runtime: Runtime,
+    new_user: NewUser,
+    dovecot: ImapServer,
+    smtp_server: SmtpServer,
+    tmp_path: Path,
+) -> None:
+    """The connection budget (issue 20): a send job's steps run on the connection that holds
+    its delivery lock. Before, it held that one and took a second for every step, so ten
+    sends at once needed twenty connections of a ten-connection pool."""
+    owner = await new_user()
+    client = gql.as_user(owner.token)
+    async with private_mailbox("dovecot", dovecot, tmp_path) as box:
+        account = await add_sending_account(client, box, smtp_server, address="ann@example.com")
+        await start_and_sync(client, runtime, account["id"])
+        payload = await send(client, to=["bob@example.org"], subject="One", bodyText="Hi")
+        outgoing_id = uuid.UUID(payload["outgoing"]["id"])
+        pool = runtime.engine.sync_engine.pool
+        checked_out = [pool.checkedout()]  # type: ignore[attr-defined]
+
+        def checkout(*_args: object) -> None:
+            checked_out.append(pool.checkedout())  # type: ignore[attr-defined]
+
+        event.listen(pool, "checkout", checkout)
+        try:
+            assert await OutgoingDelivery(runtime, outgoing_id).run() is None
+        finally:
+            event.remove(pool, "checkout", checkout)
+    assert (await outgoing_row(runtime, str(outgoing_id))).sent_copy is SentCopy.APPENDED
+    assert len(smtp_server.received) == 1
+    assert max(checked_out) - checked_out[0] == 1, checked_out

@@ -36,7 +36,7 @@ from core.jobs import sync_job_id
 from core.models import AccountStatus, Folder, MailAccount, Message
 from core.runtime import Runtime
 from core.settings import Settings
-from core.sync.locks import account_lock
+from core.sync.claims import claimed_among
 from tests.support.app import RunningApp
 from tests.support.factories import TestUser
 from tests.support.graphql import GraphQLClient
@@ -351,13 +351,11 @@ async def test_a_killed_sync_resumes_without_waiting_for_arqs_marker(
         assert stalled_at < 400
         assert await redis_exists(runtime, IN_PROGRESS + job_id), "the dead job left no marker"
 
-        async def lock_released() -> bool:
-            # PostgreSQL ends the dead worker's session, and its advisory lock, once it
-            # notices the closed socket.
-            async with account_lock(runtime, account_id) as free:
-                return free
+        async def claim_expired() -> bool:  # the dead worker renews it no more
+            async with runtime.session_factory() as session:
+                return not await claimed_among(session, [account_id])
 
-        await wait_until("the dead worker's account lock to go", lock_released, within=60)
+        await wait_until("the dead worker's sync claim to run out", claim_expired, within=60)
 
         async def lease_expired() -> bool:  # the dead worker renews it no more
             return not await redis_exists(runtime, lease_key(job_id))

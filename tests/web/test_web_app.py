@@ -4,60 +4,32 @@ and, as an admin, sees the team's usage; nothing loads from beyond this server."
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
 from core.settings import Settings
-from tests.support.app import RunningApp, serve
-from tests.support.browser import Traffic, offline_page
+from tests.support.app import RunningApp, free_port, serve
 from tests.support.factories import TestUser
+from tests.support.graphql import GraphQLClient
 from tests.support.mailservers import ImapServer
 from tests.support.smtp_server import running_smtp_server
-from tests.support.sync import Mailbox, burst_worker, private_mailbox
+from tests.support.sync import burst_worker, connect_and_start, private_mailbox
+from tests.web.helpers import (
+    browser,
+    clean,
+    fill_account,
+    html_message,
+    screen,
+    sending_account,
+    sign_in,
+)
 
 NewUser = Callable[..., Awaitable[TestUser]]
 expect.set_options(timeout=30_000)  # a loaded 2-core machine
-
-
-def html_message(subject: str, html: str) -> bytes:
-    message = EmailMessage()
-    message["From"] = "Ann Example <ann@example.com>"
-    message["To"] = "rep@example.com"
-    message["Subject"] = subject
-    message["Date"] = "Fri, 27 Nov 2026 10:00:00 +0000"
-    message["Message-ID"] = f"<{uuid.uuid4().hex}@example.com>"
-    message.set_content("plain version")
-    message.add_alternative(html, subtype="html")
-    return bytes(message)
-
-
-async def sign_in(page: Page, app: RunningApp, token: str) -> None:
-    await page.goto(f"{app.base_url}/")
-    await page.get_by_label("API token").fill(token)
-    await page.get_by_role("button", name="Sign in").click()
-
-
-def clean(traffic: Traffic, *expected: str) -> None:
-    """Nothing beyond loopback, and no page error but the ``expected`` ones (a refused
-    token's 401 is logged by the browser itself)."""
-    assert traffic.outside_loopback() == []
-    assert traffic.refused == []
-    assert [e for e in traffic.page_errors if not any(x in e for x in expected)] == []
-
-
-async def fill_account(page: Page, box: Mailbox, address: str, password: str) -> None:
-    await page.locator("#emailAddress").fill(address)
-    await page.locator("#imap-host").fill(box.server.host)
-    await page.locator("#imap-port").fill(str(box.server.port))
-    await page.locator("#imap-security").select_option("NONE")
-    await page.locator("#imap-username").fill(box.username)
-    await page.locator("#imap-password").fill(password)
 
 
 async def test_page_is_served_with_a_strict_policy(
@@ -80,9 +52,10 @@ async def test_a_bad_token_is_refused_and_a_good_one_shows_who_and_which_plan(
     running_app: RunningApp, new_user: NewUser, tmp_path: Path
 ) -> None:
     user = await new_user(company="Browser Co")
-    async with offline_page(tmp_path / "profile") as (page, traffic):
+    async with browser(tmp_path) as (page, traffic):
         await sign_in(page, running_app, "ms_not-a-token")
         await expect(page.get_by_role("alert")).to_contain_text("not valid")
+        await screen(page, "sign-in")
         await page.get_by_label("API token").fill(user.token)
         await page.get_by_role("button", name="Sign in").click()
         await expect(page.locator("#who")).to_contain_text("Browser Co")
@@ -104,14 +77,14 @@ async def test_connect_sync_read_and_send_from_the_browser(
     settings = make_settings(send_retry_seconds=0.05)
     async with (
         private_mailbox("dovecot", dovecot, tmp_path) as box,
-        offline_page(tmp_path / "profile") as (page, traffic),
+        browser(tmp_path) as (page, traffic),
     ):
         now = datetime.now(UTC)
         await box.admin.append_many(
             "INBOX",
             [
-                (html_message("Quarterly numbers", "<p>See the <b>figures</b>.</p>"), now),
-                (html_message("Lunch on Friday?", "<p>At noon?</p>"), now),
+                (bytes(html_message("Quarterly numbers", "<p>See the <b>figures</b>.</p>")), now),
+                (bytes(html_message("Lunch on Friday?", "<p>At noon?</p>")), now),
             ],
         )
         await box.admin.create("Archive")
@@ -121,11 +94,21 @@ async def test_connect_sync_read_and_send_from_the_browser(
             "0 of 1 accounts on the ADVANCED plan."
         )
 
-        # A wrong password: the server's refusal is shown next to the password field.
+        # Nothing listening: said next to the server's fields. A wrong password: next to
+        # the password field, and the earlier error is gone.
         await fill_account(page, box, "rep@example.com", "wrong-password")
         await page.locator("#with-smtp").uncheck()
+        await page.locator("#imap-port").fill(str(free_port()))
+        await page.locator("#add-submit").click()
+        errors = page.locator(".field-error:not(:empty), #add-error:not(:empty)")
+        await expect(errors).to_have_count(1)
+        await expect(page.locator("#imap-host-error")).to_contain_text("SERVER_UNREACHABLE")
+        await expect(page.locator("#imap-host")).to_have_attribute("aria-invalid", "true")
+        await page.locator("#imap-port").fill(str(box.server.port))
         await page.locator("#add-submit").click()
         await expect(page.locator("#imap-password-error")).to_contain_text("INVALID_CREDENTIALS")
+        await expect(errors).to_have_count(1)
+        await screen(page, "add-account")
         await page.locator("#imap-password").fill(box.password)
         await page.locator("#add-submit").click()
         account = page.locator("section.account", has_text="rep@example.com")
@@ -143,6 +126,7 @@ async def test_connect_sync_read_and_send_from_the_browser(
         await burst_worker(settings)
         await expect(account.locator(".status")).to_have_text("ACTIVE")  # pushed live
         await expect(account).to_contain_text("2 messages")
+        await screen(page, "accounts")
 
         await page.get_by_role("link", name="Inbox").click()
         messages = page.locator("#messages li[data-id]")
@@ -150,6 +134,7 @@ async def test_connect_sync_read_and_send_from_the_browser(
         await messages.filter(has_text="Quarterly numbers").get_by_role("button").click()
         frame = page.frame_locator("#reader iframe")
         await expect(frame.locator("body")).to_contain_text("figures")
+        await screen(page, "inbox")
         # The message document runs no script and has an opaque origin.
         assert await page.locator("#reader iframe").get_attribute("sandbox") == ""
         await expect(page.locator("#toggle-read")).to_have_text("Mark unread")
@@ -188,9 +173,6 @@ async def test_compose_preselects_the_default_and_shows_the_status_live(
     make_settings: Callable[..., Settings],
     tmp_path: Path,
 ) -> None:
-    from tests.sending.helpers import add_sending_account
-    from tests.support.graphql import GraphQLClient
-
     user = await new_user(company="Send Co", plan=None)
     async with (
         httpx.AsyncClient() as http,
@@ -198,13 +180,8 @@ async def test_compose_preselects_the_default_and_shows_the_status_live(
     ):
         client = GraphQLClient(http, running_app.graphql_url, user.token)
         with running_smtp_server() as smtp:
-            account = await add_sending_account(client, box, smtp)
-            started = await client.execute(
-                "mutation($i: StartSyncInput!) { startSync(input: $i) { userErrors { code } } }",
-                {"i": {"accountId": account["id"], "labels": ["INBOX"], "pastSync": "NONE"}},
-            )
-            assert started["startSync"]["userErrors"] == []
-            async with offline_page(tmp_path / "profile") as (page, traffic):
+            account = await sending_account(client, box, smtp)
+            async with browser(tmp_path) as (page, traffic):
                 await sign_in(page, running_app, user.token)
                 await page.get_by_role("link", name="Compose").click()
                 # The first account became the default: preselected, no note.
@@ -218,6 +195,7 @@ async def test_compose_preselects_the_default_and_shows_the_status_live(
                 await expect(row.locator(".status")).to_have_text("QUEUED")
                 await burst_worker(make_settings(send_retry_seconds=0.05))
                 await expect(row.locator(".status")).to_have_text("SENT")  # pushed live
+                await screen(page, "compose")
                 assert [b"Subject: Proposal" in m.data for m in smtp.received] == [True]
 
                 # No default: the note says what that means for automated emails.
@@ -230,16 +208,24 @@ async def test_compose_preselects_the_default_and_shows_the_status_live(
 
 
 async def test_admin_sees_the_team_usage_and_others_do_not(
-    running_app: RunningApp, new_user: NewUser, tmp_path: Path
+    running_app: RunningApp, new_user: NewUser, dovecot: ImapServer, tmp_path: Path
 ) -> None:
     admin = await new_user(company="Usage Co", admin=True)
     member = await new_user(company="Usage Co")
-    async with offline_page(tmp_path / "profile") as (page, traffic):
+    async with (
+        httpx.AsyncClient() as http,
+        private_mailbox("dovecot", dovecot, tmp_path) as box,
+        browser(tmp_path) as (page, traffic),
+    ):
+        await connect_and_start(GraphQLClient(http, running_app.graphql_url, member.token), box)
         await sign_in(page, running_app, admin.token)
         await page.get_by_role("link", name="Team usage").click()
         table = page.locator("#usage")
-        await expect(table).to_contain_text(member.email)
+        member_row = table.locator("tr", has_text=member.email)
+        await expect(member_row).to_contain_text("1 of 1")
+        await expect(member_row.locator(".status")).to_have_text("SYNCING")
         await expect(table).to_contain_text(admin.email)
+        await screen(page, "team-usage")
         await page.get_by_role("button", name="Sign out").click()
         await sign_in(page, running_app, member.token)
         await expect(page.locator("#who")).to_contain_text("Usage Co")

@@ -43,7 +43,7 @@ async def test_a_sync_job_that_just_finished_is_not_released_as_abandoned(
 
         async def scheduler_checks_first(done_id: str, *args: Any) -> None:
             if done_id == job_id:
-                # The job returned and its advisory lock is free; arq's marker is still
+                # The job returned and its claim is cleared; arq's marker is still
                 # there: the moment the scheduler used to take for a dead worker.
                 verdicts.append(bool(await release_abandoned(runtime, [account_id])))
             await finish_job(done_id, *args)

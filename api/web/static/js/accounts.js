@@ -1,14 +1,17 @@
 // Mail accounts: add one (provider presets, each error next to its field), the plan's
 // limit, start sync with its three choices, live status and progress, pause, resume,
 // reconnect, remove, and the default account.
-import { gql, subscribe } from "/app/js/api.js";
+import { gql, onReconnect, subscribe } from "/app/js/api.js";
 import { h, replace, statusBadge, toast, when } from "/app/js/dom.js";
 import { refreshMe, state } from "/app/js/app.js";
 
 const ACCOUNT_FIELDS = `id emailAddress displayName status sharing labels pastSync lastError
-  lastSyncedAt isDefault messageCount authMethod folders { name role selected messageCount }`;
+  lastSyncedAt isDefault messageCount authMethod realtime folders { name role selected messageCount }`;
 const ACCOUNTS = `query Accounts { mailAccounts { ${ACCOUNT_FIELDS} }
-  me { defaultAccount { id } company { plan accountLimit } } }`;
+  me { defaultAccount { id } company { plan accountLimit } }
+  oauthProviders { provider name configured } }`;
+const OAUTH = `mutation($input: StartOAuthConnectionInput!) { startOAuthConnection(input: $input) {
+  authorizationUrl userErrors { code field message } } }`;
 const ADD = `mutation Add($input: AddMailAccountInput!) { addMailAccount(input: $input) {
   account { id } userErrors { code field message } } }`;
 const START = `mutation Start($input: StartSyncInput!) { startSync(input: $input) {
@@ -39,14 +42,14 @@ const PAST = [["NONE", "No past mail"], ["ONE_MONTH", "1 month"], ["THREE_MONTHS
 function input(id, label, attrs = {}, hint) {
   return h("div", { class: "field" },
     h("label", { for: id }, label, hint ? h("span", { class: "hint" }, ` ${hint}`) : null),
-    h("input", { id, name: id, ...attrs }),
+    h("input", { id, name: id, "aria-describedby": `${id}-error`, ...attrs }),
     h("div", { class: "field-error", id: `${id}-error`, role: "alert" }));
 }
 
 function select(id, label, options, value) {
   return h("div", { class: "field" },
     h("label", { for: id }, label),
-    h("select", { id, name: id },
+    h("select", { id, name: id, "aria-describedby": `${id}-error` },
       options.map(([v, text]) => h("option", { value: v, selected: v === value }, text))),
     h("div", { class: "field-error", id: `${id}-error`, role: "alert" }));
 }
@@ -62,11 +65,13 @@ function serverFields(kind, title, optional) {
       input(`${kind}-password`, "Password", { type: "password", autocomplete: "new-password", required: !optional })));
 }
 
-function addForm(onAdded) {
+// `signIn`: the OAuth2 buttons (or null), offered right after the address they hint.
+function addForm(onAdded, signIn) {
   const error = h("p", { class: "error", role: "alert", id: "add-error" });
   const form = h("form", { class: "card", id: "add-account", "aria-labelledby": "add-title", novalidate: true },
     h("h2", { id: "add-title" }, "Add a mail account"),
     input("emailAddress", "Email address", { type: "email", required: true, autocomplete: "off" }),
+    signIn,
     input("displayName", "Name shown to recipients", {}, "(optional)"),
     serverFields("imap", "Incoming mail (IMAP)", false),
     h("label", { class: "row" }, h("input", { type: "checkbox", id: "with-smtp", checked: true }),
@@ -174,6 +179,7 @@ export async function accountsView(main) {
   const formSlot = h("div");
   replace(main, h("h2", {}, "Mail accounts"), limit, list, formSlot);
   const progress = new Map();
+  let providers = [];
 
   async function act(query, vars, done) {
     const data = await gql(query, vars);
@@ -183,45 +189,106 @@ export async function accountsView(main) {
     await load();
   }
 
-  function row(account, defaultId) {
+  // Reconnect after AUTH_FAILED: a new password (proven before it is stored), or the
+  // OAuth2 provider's sign-in again.
+  function reconnect(account) {
+    if (account.authMethod !== "PASSWORD") {
+      const provider = providers.find((p) => p.provider === account.authMethod);
+      return h("button", { type: "button", class: "reconnect", onclick: () => oauth(account.authMethod, { accountId: account.id }) },
+        `Reconnect with ${provider ? provider.name : account.authMethod}`);
+    }
+    const id = `reconnect-${account.id}`;
+    const pw = h("input", { type: "password", id, autocomplete: "new-password", required: true, "aria-describedby": `${id}-error` });
+    const error = h("div", { class: "field-error", id: `${id}-error`, role: "alert" });
+    return h("form", { class: "reconnect", onsubmit: async (e) => {
+      e.preventDefault();
+      error.textContent = "";
+      const result = (await gql(RECONNECT, { input: { accountId: account.id, imapPassword: pw.value } })).reconnectMailAccount;
+      if (result.userErrors.length) {
+        error.textContent = result.userErrors.map((x) => `${x.message} (${x.code})`).join(" ");
+        pw.setAttribute("aria-invalid", "true");
+        pw.focus();
+        return;
+      }
+      toast("Reconnected.");
+      await load();
+    } },
+      h("label", { for: id }, `New password for ${account.emailAddress}`),
+      h("div", { class: "row" }, pw, h("button", { type: "submit" }, "Reconnect")), error);
+  }
+
+  // Remove asks first, in the page (no browser dialog), and says what goes with it.
+  function removeButton(account, actions) {
+    const ask = h("button", { type: "button", class: "remove", onclick: () => {
+      const cancel = h("button", { type: "button", onclick: () => { confirmBox.replaceWith(ask); ask.focus(); } }, "Cancel");
+      const confirmBox = h("div", { class: "row confirm", role: "group", "aria-label": `Remove ${account.emailAddress}` },
+        h("span", {}, `Remove ${account.emailAddress} and its synced mail? The mailbox itself is not touched.`),
+        h("button", { type: "button", class: "danger", onclick: () => act(SIMPLE("removeMailAccount"), { id: account.id }, `${account.emailAddress} removed.`) }, "Remove for good"),
+        cancel);
+      ask.replaceWith(confirmBox);
+      cancel.focus();
+    } }, "Remove");
+    actions.push(ask);
+  }
+
+  function progressBar(account) {
     const bar = progress.get(account.id);
+    if (!bar) return null;
+    const percent = bar.total ? Math.min(100, Math.round((100 * bar.fetched) / bar.total)) : 100;
+    return h("div", { class: "row sync-progress" },
+      h("progress", { max: 100, value: percent, "aria-label": `Sync progress of ${account.emailAddress}` }),
+      h("span", { class: "hint progress-text" }, `${bar.folder}: ${bar.fetched} of ${bar.total} (${percent}%)`));
+  }
+
+  function row(account, defaultId) {
     const actions = [];
     if (account.status === "READY") actions.push(startSyncForm(account, load));
     if (["SYNCING", "ACTIVE", "ERROR"].includes(account.status)) {
-      actions.push(h("button", { type: "button", onclick: () => act(SIMPLE("syncNow"), { id: account.id }) }, "Sync now"));
+      actions.push(h("button", { type: "button", onclick: () => act(SIMPLE("syncNow"), { id: account.id }, "Sync queued.") }, "Sync now"));
       actions.push(h("button", { type: "button", onclick: () => act(SIMPLE("pauseSync"), { id: account.id }, "Paused.") }, "Pause"));
     }
     if (account.status === "PAUSED") {
       actions.push(h("button", { type: "button", onclick: () => act(SIMPLE("resumeSync"), { id: account.id }, "Resumed.") }, "Resume"));
     }
-    if (account.status === "AUTH_FAILED" && account.authMethod === "PASSWORD") {
-      const pw = h("input", { type: "password", "aria-label": `New password for ${account.emailAddress}` });
-      actions.push(h("form", { class: "row", onsubmit: (e) => { e.preventDefault();
-        act(RECONNECT, { input: { accountId: account.id, imapPassword: pw.value } }, "Reconnected."); } },
-        pw, h("button", { type: "submit" }, "Reconnect")));
-    }
     actions.push(account.id === defaultId
       ? h("button", { type: "button", onclick: () => act(SET_DEFAULT, { id: null }, "No default account now.") }, "Clear default")
       : h("button", { type: "button", onclick: () => act(SET_DEFAULT, { id: account.id }, "Default account set.") }, "Make default"));
-    actions.push(h("button", { type: "button", onclick: () => {
-      if (confirm(`Remove ${account.emailAddress} and its synced mail?`)) act(SIMPLE("removeMailAccount"), { id: account.id }, "Removed.");
-    } }, "Remove"));
+    removeButton(account, actions);
+    const live = ["SYNCING", "ACTIVE"].includes(account.status);
     return h("section", { class: "card account", dataset: { accountId: account.id }, "aria-label": account.emailAddress },
       h("div", { class: "row" },
         h("strong", {}, account.emailAddress),
         h("span", { class: "status-slot" }, statusBadge(account.status)),
         account.id === defaultId ? h("span", { class: "hint default-mark" }, "Default sender") : null,
         h("span", { class: "hint" }, account.sharing === "SHARED" ? "Shared" : "Private"),
-        h("span", { class: "hint" }, `${account.messageCount} messages`),
+        h("span", { class: "hint message-count" }, `${account.messageCount} messages`),
+        live ? h("span", { class: "hint realtime" }, account.realtime === "IDLE" ? "New mail live (IDLE)" : "Checked at the interval") : null,
         account.lastSyncedAt ? h("span", { class: "hint" }, `synced ${when(account.lastSyncedAt)}`) : null),
       account.lastError ? h("p", { class: "error last-error" }, account.lastError) : null,
-      bar ? h("div", { class: "row" }, h("progress", { max: bar.total || 1, value: bar.fetched, "aria-label": `Sync progress of ${bar.folder}` }),
-        h("span", { class: "hint" }, `${bar.folder}: ${bar.fetched} of ${bar.total}`)) : null,
+      account.status === "AUTH_FAILED" ? reconnect(account) : null,
+      progressBar(account),
       h("div", { class: "row actions" }, actions));
+  }
+
+  async function oauth(provider, extra) {
+    const result = (await gql(OAUTH, { input: { provider, ...extra } })).startOAuthConnection;
+    if (result.userErrors.length) { toast(result.userErrors.map((e) => e.message).join(" ")); return; }
+    location.assign(result.authorizationUrl);  // the provider sends the browser back to /oauth/callback
+  }
+
+  function oauthButtons() {
+    const configured = providers.filter((p) => p.configured);
+    if (!configured.length) return null;
+    return h("div", { class: "oauth", id: "oauth", role: "group", "aria-labelledby": "oauth-title" },
+      h("p", { id: "oauth-title" }, "Sign in with your provider (no password is stored), or fill in the servers below."),
+      h("div", { class: "row" }, configured.map((p) => h("button", { type: "button", dataset: { provider: p.provider },
+        onclick: () => oauth(p.provider, { loginHint: document.getElementById("emailAddress")?.value.trim() || null }) },
+      `Sign in with ${p.name}`))));
   }
 
   async function load() {
     const data = await gql(ACCOUNTS);
+    providers = data.oauthProviders;
     const count = data.mailAccounts.length;
     const max = data.me.company.accountLimit;
     limit.textContent = max === 0
@@ -230,23 +297,23 @@ export async function accountsView(main) {
     replace(list, data.mailAccounts.length
       ? data.mailAccounts.map((a) => row(a, data.me.defaultAccount?.id))
       : h("p", { class: "hint" }, "No mail accounts yet."));
-    replace(formSlot, count < max ? addForm(load) : null);
+    replace(formSlot, count < max ? addForm(load, oauthButtons()) : null);
     await refreshMe();
   }
 
   await load();
   const stops = [
+    onReconnect(load),  // statuses that changed while the socket was down
     subscribe(STATUS, {}, () => load()),
     subscribe(PROGRESS, {}, (data) => {
       const p = data.syncProgress;
       progress.set(p.account.id, p);
       const section = list.querySelector(`[data-account-id="${CSS.escape(p.account.id)}"]`);
-      if (section) {
-        let slot = section.querySelector("progress");
-        if (!slot) { load(); return; }
-        slot.max = p.total || 1; slot.value = p.fetched;
-        slot.nextSibling.textContent = `${p.folder}: ${p.fetched} of ${p.total}`;
-      }
+      const bar = section && list.querySelector(`[data-account-id="${CSS.escape(p.account.id)}"] .sync-progress`);
+      if (!section) return;
+      const account = { id: p.account.id, emailAddress: section.getAttribute("aria-label") };
+      if (bar) bar.replaceWith(progressBar(account));
+      else section.querySelector(".actions").before(progressBar(account));
     }),
   ];
   return () => stops.forEach((stop) => stop());

@@ -1,7 +1,7 @@
 // The Sales Inbox: sign-in, the header, and a router over #/inbox, #/accounts,
 // #/compose and #/usage. Each view renders into <main> and returns a cleanup function.
 import { gql, setToken, token } from "/app/js/api.js";
-import { h, replace } from "/app/js/dom.js";
+import { h, replace, toast } from "/app/js/dom.js";
 import { accountsView } from "/app/js/accounts.js";
 import { inboxView } from "/app/js/inbox.js";
 import { composeView } from "/app/js/compose.js";
@@ -110,8 +110,30 @@ export async function refreshMe() {
   return state.me;
 }
 
+// Back from an OAuth2 sign-in: /oauth/callback sent the browser to MAILSYNC_OAUTH_APP_URL
+// with ?accountId= or ?error=<CODE>; say what happened and drop it from the address bar.
+const OAUTH_ERRORS = {
+  ACCESS_DENIED: "the sign-in was declined",
+  INVALID_STATE: "the sign-in link expired or was already used; try again",
+  ACCOUNT_MISMATCH: "you signed in as another address than the account's",
+  PLAN_LIMIT_REACHED: "your plan's account limit is reached",
+  DUPLICATE_ACCOUNT: "that account is already connected",
+};
+
+function oauthReturn() {
+  const params = new URLSearchParams(location.search);
+  const accountId = params.get("accountId");
+  const error = params.get("error");
+  if (!accountId && !error) return null;
+  history.replaceState(null, "", `${location.pathname}#/accounts`);
+  return error
+    ? `The account was not connected: ${OAUTH_ERRORS[error] || "the provider's sign-in failed"} (${error}).`
+    : "Account connected.";
+}
+
 async function start() {
   current = null;
+  const returned = oauthReturn();
   if (!token()) return signIn();
   try {
     await refreshMe();
@@ -122,6 +144,7 @@ async function start() {
   }
   layout = shell();
   await route();
+  if (returned) toast(returned);
 }
 
 window.addEventListener("hashchange", route);

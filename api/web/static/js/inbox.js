@@ -1,180 +1,215 @@
-// One inbox: every synced address together or one at a time, newest first, unread filter,
-// search, endless scrolling over keyset pages, new mail appearing live; a message view
-// with the sanitized HTML in a sandboxed iframe and remote images only on request.
-import { gql, subscribe } from "/app/js/api.js";
-import { h, person, replace, toast, when } from "/app/js/dom.js";
+// The inbox as conversations: every synced address together or one at a time, a folder,
+// unread only, search, endless scrolling over keyset pages, new mail appearing live. A
+// conversation opens with its latest message: the sanitized HTML in a sandboxed iframe,
+// remote images only on request, inline images and attachments through signed URLs.
+import { gql, onReconnect, subscribe } from "/app/js/api.js";
+import { h, replace, when } from "/app/js/dom.js";
+import { messageView } from "/app/js/message.js";
 
-const PAGE = 50;
-const LIST = `query Inbox($filter: InboxFilter, $first: Int, $after: String) {
-  inbox(filter: $filter, first: $first, after: $after) {
-    edges { node { id subject snippet date isRead isFlagged hasAttachments
-      from { name address } account { id emailAddress } } }
+export const PAGE = 30;
+const LIST = `query Conversations($filter: InboxFilter, $first: Int, $after: String) {
+  conversations(filter: $filter, first: $first, after: $after) {
+    edges { node { id messageCount unreadCount isFlagged hasAttachments
+      participants { name address } accounts { id emailAddress }
+      latestMessage { id subject snippet date } } }
     pageInfo { hasNextPage endCursor } } }`;
 const ACCOUNTS = "query { mailAccounts { id emailAddress status } }";
-const MESSAGE = `query Message($id: ID!, $remote: Boolean!) { message(id: $id) {
-  id subject date isRead isFlagged messageId
-  from { name address } to { name address } cc { name address }
-  account { id emailAddress owner { name } } folder { name role }
-  bodyText bodyHtml(allowRemoteImages: $remote, inlineImages: true)
-  attachments { id filename contentType size inline downloadUrl }
-  thread { id subject date from { name address } } } }`;
-const MARK = `mutation Mark($ids: [ID!]!, $read: Boolean, $flagged: Boolean) {
-  markMessages(ids: $ids, read: $read, flagged: $flagged) {
-    messages { id isRead isFlagged } userErrors { code message } } }`;
-const MOVE = `mutation Move($ids: [ID!], $to: MoveTargetInput!) { moveMessages(ids: $ids, to: $to) {
-  messages { id } userErrors { code message } } }`;
-const DELETE = `mutation Delete($ids: [ID!]!) { deleteMessages(ids: $ids) {
-  messages { id } userErrors { code message } } }`;
 const COMPLETED = "subscription { syncCompleted { account { id } newMessages removedMessages updatedMessages } }";
+const FOLDERS = [["INBOX", "Inbox"], ["SENT", "Sent"], ["ARCHIVE", "Archive"], ["TRASH", "Trash"]];
 
-// The message's document: the sanitized HTML, in an iframe with every sandbox flag off
-// (no scripts, no forms, an opaque origin), links opening outside the app.
-function frameDocument(html) {
-  return `<!doctype html><html><head><meta charset="utf-8"><base target="_blank">
-<style>body{font:15px/1.45 system-ui,sans-serif;margin:.6rem;color:#1d2330;word-wrap:break-word}img{max-width:100%}</style>
-</head><body>${html}</body></html>`;
+function names(participants) {
+  if (!participants.length) return "(no sender)";
+  return participants.map((p) => p.name || p.address).join(", ");
 }
 
 export async function inboxView(main, [messageId]) {
   const accounts = (await gql(ACCOUNTS)).mailAccounts;
-  const filter = { accountIds: null, unread: null, search: null };
-  const switcher = h("select", { id: "account-switcher", "aria-label": "Account" },
+  const own = new Set(accounts.map((a) => a.id));
+  const filter = { accountIds: null, folderRole: null, unread: null, search: null };
+  const switcher = h("select", { id: "account-switcher" },
     h("option", { value: "" }, "All addresses"),
     accounts.map((a) => h("option", { value: a.id }, a.emailAddress)));
+  const folder = h("select", { id: "folder" }, FOLDERS.map(([role, text]) => h("option", { value: role }, text)));
   const unread = h("input", { type: "checkbox", id: "unread-only" });
-  const search = h("input", { type: "search", id: "search", placeholder: "Search mail", "aria-label": "Search mail", maxlength: 500 });
-  const list = h("ul", { class: "list", id: "messages", "aria-label": "Messages" });
-  const more = h("li", { class: "hint", id: "more" });
-  const reader = h("section", { class: "reader card", id: "reader", "aria-label": "Message" },
-    h("p", { class: "hint" }, "Choose a message."));
+  const search = h("input", { type: "search", id: "search", placeholder: "Words or \"a phrase\"", maxlength: 500 });
+  const list = h("ul", { class: "list", id: "messages", "aria-label": "Conversations" });
+  const more = h("li", { class: "hint more", id: "more" });
+  const announce = h("p", { class: "sr-only", role: "status", id: "inbox-status" });
+  const reader = h("section", { class: "reader card", id: "reader", "aria-label": "Conversation" },
+    h("p", { class: "hint" }, "Choose a conversation."));
   replace(main,
-    h("div", { class: "row card" }, switcher,
-      h("label", { class: "row", for: "unread-only" }, unread, "Unread only"),
-      h("form", { role: "search", onsubmit: (e) => { e.preventDefault(); filter.search = search.value.trim() || null; reload(); } },
-        search, h("button", { type: "submit" }, "Search"))),
+    h("div", { class: "row card filters" },
+      h("label", { class: "inline", for: "account-switcher" }, "Account"), switcher,
+      h("label", { class: "inline", for: "folder" }, "Folder"), folder,
+      h("label", { class: "inline row", for: "unread-only" }, unread, "Unread only"),
+      h("form", { role: "search", class: "row", onsubmit: (e) => { e.preventDefault(); filter.search = search.value.trim() || null; reload(); } },
+        h("label", { class: "inline", for: "search" }, "Search mail"), search, h("button", { type: "submit" }, "Search"))),
+    announce,
     h("div", { class: "inbox" }, list, reader));
 
+  // Endless scrolling: the next page once the end of the list comes into view.
+  const observer = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting) && hasNext) page(false);
+  }, { root: list, rootMargin: "200px" });
   let cursor = null;
   let hasNext = false;
-  let loading = false;
+  let loading = null;
   let generation = 0;
+  let pages = 0;
   let selected = messageId || null;
+  const rows = new Map();  // conversation id -> its <li>
 
-  function item(m) {
-    return h("li", { class: [m.isRead ? "" : "unread", m.id === selected ? "selected" : ""].join(" "), dataset: { id: m.id } },
-      h("button", { type: "button", onclick: () => { location.hash = `#/inbox/${encodeURIComponent(m.id)}`; } },
-        h("div", { class: "meta" }, h("span", {}, m.from ? (m.from.name || m.from.address) : "(no sender)"),
+  function item(c) {
+    const m = c.latestMessage;
+    const li = h("li", {
+      class: [c.unreadCount ? "unread" : "", m.id === selected ? "selected" : ""].join(" "),
+      dataset: { id: c.id, message: m.id },
+    },
+      h("button", { type: "button", "aria-current": m.id === selected ? "true" : null,
+        onclick: () => open(m.id) },
+        h("div", { class: "meta" },
+          h("span", { class: "who" }, names(c.participants), c.messageCount > 1 ? ` (${c.messageCount})` : ""),
           h("time", { datetime: m.date }, when(m.date))),
-        h("div", { class: "subject" }, m.isFlagged ? "★ " : "", m.subject || "(no subject)", m.hasAttachments ? " 📎" : ""),
+        h("div", { class: "subject" },
+          h("span", { class: "star", "aria-label": "Flagged", role: "img", hidden: !c.isFlagged }, "★ "),
+          m.subject || "(no subject)",
+          c.hasAttachments ? h("span", { class: "clip", "aria-label": "Has attachments", role: "img" }) : null,
+          c.unreadCount ? h("span", { class: "sr-only" }, `, ${c.unreadCount} unread`) : null),
         h("div", { class: "snippet" }, m.snippet),
-        accounts.length > 1 || !filter.accountIds ? h("div", { class: "hint" }, m.account.emailAddress) : null));
+        accounts.length > 1 || !filter.accountIds
+          ? h("div", { class: "hint accounts" }, c.accounts.map((a) => a.emailAddress).join(", ")) : null));
+    return li;
   }
 
-  async function page(first) {
-    if (loading) return;
-    loading = true;
+  // The conversation's row, drawn again; the row it replaces (if any) is returned too.
+  function put(c) {
+    const old = rows.get(c.id);
+    const li = item(c);
+    rows.set(c.id, li);
+    return [li, old];
+  }
+
+  function footer() {
+    replace(more, hasNext
+      ? h("button", { type: "button", id: "load-more", onclick: () => page(false) }, "Load more")
+      : rows.size ? "No more conversations."
+        : accounts.length ? "No conversations."
+          : ["No mail accounts yet: ", h("a", { href: "#/accounts" }, "add one"), " to see its mail here."]);
+    list.append(more);
+    // Observed afresh: a sentinel still in view after a short page loads the next one.
+    observer.unobserve(more);
+    observer.observe(more);
+  }
+
+  function fetchPage(after) {
+    return gql(LIST, { filter: { ...filter }, first: PAGE, after }).then((data) => data.conversations);
+  }
+
+  // One page at a time; a page of an older listing (the filter changed meanwhile) is dropped.
+  function page(first) {
+    if (loading) return loading;
     const mine = generation;
-    try {
-      const vars = { filter: { ...filter }, first: PAGE, after: first ? null : cursor };
-      const data = (await gql(LIST, vars)).inbox;
-      if (mine !== generation) return;
-      if (first) list.replaceChildren();
-      more.remove();
-      list.append(...data.edges.map((e) => item(e.node)));
-      cursor = data.pageInfo.endCursor;
-      hasNext = data.pageInfo.hasNextPage;
-      more.textContent = hasNext ? "Loading more…" : (list.children.length ? "No more messages." : "No messages.");
-      list.append(more);
-    } finally {
-      loading = false;
-    }
+    const run = (async () => {
+      try {
+        const data = await fetchPage(first ? null : cursor);
+        if (mine !== generation) return;
+        if (first) { list.replaceChildren(); rows.clear(); pages = 0; }
+        for (const edge of data.edges) {
+          const [li, old] = put(edge.node);
+          old?.remove();  // it moved up between two pages (new mail) and is shown once
+          list.append(li);
+        }
+        cursor = data.pageInfo.endCursor;
+        hasNext = data.pageInfo.hasNextPage;
+        pages += 1;
+        footer();
+      } finally {
+        if (loading === run) loading = null;  // a reload meanwhile has its own
+      }
+    })();
+    loading = run;
+    return run;
   }
 
   function reload() {
     generation += 1;
     cursor = null;
+    loading = null;
     return page(true);
   }
 
+  // New mail: the first page again, merged at the top (a conversation with a new
+  // message moves up); the pages below stay where the user scrolled them.
+  async function refresh(removed) {
+    if (removed && pages <= 1) { await reload(); return; }
+    const mine = generation;
+    const data = await fetchPage(null);
+    if (mine !== generation) return;
+    // A conversation with a newer message moves to the top; one that only changed (read,
+    // flagged elsewhere) is redrawn where it is.
+    const top = [];
+    let added = 0;
+    for (const c of data.edges.map((e) => e.node)) {
+      const [li, old] = put(c);
+      if (old && old.dataset.message === c.latestMessage.id) { old.replaceWith(li); continue; }
+      old?.remove();
+      if (!old) added += 1;
+      top.push(li);
+    }
+    list.prepend(...top);
+    if (pages <= 1) footer();
+    if (added) announce.textContent = `${added} new conversation${added > 1 ? "s" : ""}.`;
+  }
+
   switcher.addEventListener("change", () => { filter.accountIds = switcher.value ? [switcher.value] : null; reload(); });
+  folder.addEventListener("change", () => { filter.folderRole = folder.value === "INBOX" ? null : folder.value; reload(); });
   unread.addEventListener("change", () => { filter.unread = unread.checked ? true : null; reload(); });
-  list.addEventListener("scroll", () => {
-    if (hasNext && list.scrollTop + list.clientHeight >= list.scrollHeight - 200) page(false);
+
+  const view = messageView(reader, {
+    own,
+    folderRole: () => filter.folderRole || "INBOX",
+    // A conversation changed (read, flagged) or left this listing (moved, deleted).
+    changed(threadId, { unreadCount, flagged }) {
+      const li = rows.get(threadId);
+      if (!li) return;
+      if (unreadCount !== undefined) li.classList.toggle("unread", unreadCount > 0);
+      if (flagged !== undefined) li.querySelector(".star").hidden = !flagged;
+    },
+    gone(threadId) {
+      rows.get(threadId)?.remove();
+      rows.delete(threadId);
+      footer();
+      selected = null;
+      history.replaceState(null, "", "#/inbox");  // not a navigation: the list stays
+    },
   });
 
-  async function show(id, remote = false) {
+  // The address names the open message; choosing the one already named opens it again.
+  function open(id) {
+    const target = `#/inbox/${encodeURIComponent(id)}`;
+    if (location.hash === target) show(id);
+    else location.hash = target;
+  }
+
+  async function show(id) {
     selected = id;
-    list.querySelectorAll("li.selected").forEach((li) => li.classList.remove("selected"));
-    list.querySelector(`li[data-id="${CSS.escape(id)}"]`)?.classList.add("selected");
-    if (!remote) replace(reader, h("p", { class: "hint" }, "Loading…"));  // no stale buttons
-    const m = (await gql(MESSAGE, { id, remote })).message;
-    if (selected !== id) return;  // another message was chosen meanwhile
-    if (!m) { replace(reader, h("p", { class: "error" }, "This message is not available.")); return; }
-    if (!m.isRead) mark(m, { read: true });
-    const body = m.bodyHtml != null
-      ? h("iframe", { sandbox: "", title: "Message body", srcdoc: frameDocument(m.bodyHtml), referrerpolicy: "no-referrer" })
-      : h("pre", {}, m.bodyText || "");
-    replace(reader,
-      h("h2", {}, m.subject || "(no subject)"),
-      h("p", { class: "hint" }, "From ", person(m.from), " · to ", m.to.map(person).join(", "),
-        m.cc.length ? ` · cc ${m.cc.map(person).join(", ")}` : "", " · ", new Date(m.date).toLocaleString()),
-      h("p", { class: "hint" }, `In ${m.account.emailAddress} (${m.folder.name})`),
-      h("div", { class: "row" },
-        h("button", { type: "button", id: "toggle-read", onclick: () => mark(m, { read: !m.isRead }) }, m.isRead ? "Mark unread" : "Mark read"),
-        h("button", { type: "button", id: "toggle-flag", onclick: () => mark(m, { flagged: !m.isFlagged }) }, m.isFlagged ? "Unflag" : "Flag"),
-        h("button", { type: "button", id: "archive", onclick: () => move(m, { role: "ARCHIVE" }, "Archived.") }, "Archive"),
-        m.folder.role === "TRASH"
-          ? h("button", { type: "button", id: "delete", onclick: () => remove(m, DELETE, { ids: [m.id] }, "Deleted for good.") }, "Delete for good")
-          : h("button", { type: "button", id: "delete", onclick: () => move(m, { role: "TRASH" }, "Moved to Trash.") }, "Delete"),
-        h("a", { href: `#/compose/reply/${encodeURIComponent(m.id)}` }, "Reply"),
-        h("a", { href: `#/compose/forward/${encodeURIComponent(m.id)}` }, "Forward"),
-        m.bodyHtml != null && !remote
-          ? h("button", { type: "button", id: "remote-images", onclick: () => show(id, true) }, "Show remote images") : null),
-      m.attachments.length ? h("ul", { class: "attachments", "aria-label": "Attachments" }, m.attachments.map((a) => {
-        const label = `${a.filename || "(unnamed)"} · ${a.contentType} · ${Math.ceil(a.size / 1024)} kB`;
-        return h("li", {}, a.downloadUrl
-          ? h("a", { href: a.downloadUrl, download: a.filename || "attachment", rel: "noreferrer" }, label)
-          : label);
-      })) : null,
-      body,
-      m.thread.length > 1 ? h("details", {}, h("summary", {}, `Conversation (${m.thread.length})`),
-        h("ul", {}, m.thread.map((t) => h("li", {}, h("a", { href: `#/inbox/${encodeURIComponent(t.id)}` },
-          `${when(t.date)} · ${t.from ? t.from.name || t.from.address : ""} · ${t.subject || ""}`))))) : null);
-  }
-
-  function move(m, to, done) {
-    return remove(m, MOVE, { ids: [m.id], to }, done);
-  }
-
-  // Archive or delete: the message leaves this list at once (the server follows on the
-  // account's next sync, and an error there brings it back with writeBackError).
-  async function remove(m, query, vars, done) {
-    const result = Object.values(await gql(query, vars))[0];
-    if (result.userErrors.length) { toast(result.userErrors[0].message); return; }
-    list.querySelector(`li[data-id="${CSS.escape(m.id)}"]`)?.remove();
-    replace(reader, h("p", { class: "hint" }, done));
-    selected = null;
-  }
-
-  async function mark(m, change) {
-    const result = (await gql(MARK, { ids: [m.id], ...change })).markMessages;
-    if (result.userErrors.length) { toast(result.userErrors[0].message); return; }
-    const updated = result.messages[0];
-    Object.assign(m, updated);
-    const li = list.querySelector(`li[data-id="${CSS.escape(m.id)}"]`);
-    li?.classList.toggle("unread", !updated.isRead);
-    const read = document.getElementById("toggle-read");
-    if (read) read.textContent = updated.isRead ? "Mark unread" : "Mark read";
-    const flag = document.getElementById("toggle-flag");
-    if (flag) flag.textContent = updated.isFlagged ? "Unflag" : "Flag";
+    for (const li of rows.values()) {
+      const on = li.dataset.message === id;
+      li.classList.toggle("selected", on);
+      if (on) li.firstChild.setAttribute("aria-current", "true");
+      else li.firstChild.removeAttribute("aria-current");
+    }
+    await view.show(id);
   }
 
   await reload();
   if (selected) await show(selected);
   const stop = subscribe(COMPLETED, {}, (data) => {
     const done = data.syncCompleted;
-    if (done.newMessages || done.removedMessages || done.updatedMessages) reload();
+    if (done.newMessages || done.removedMessages || done.updatedMessages) refresh(done.removedMessages > 0);
   });
-  stop.update = ([id]) => (id ? show(id) : null);
-  return stop;
+  const caughtUp = onReconnect(() => refresh(true));  // new mail while the socket was down
+  const cleanup = () => { stop(); caughtUp(); observer.disconnect(); };
+  cleanup.update = ([id]) => (id ? show(id) : null);
+  return cleanup;
 }
