@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -26,6 +26,10 @@ CODE = "UNAVAILABLE"  # the code a client already retries on (api/graphql/errors
 SHED = Counter(
     "mailsync_http_requests_shed_total",
     "HTTP requests answered 503 because the process had its most requests in flight",
+)
+IN_FLIGHT = Gauge(
+    "mailsync_http_requests_in_flight",
+    "HTTP requests being served (health and metrics not counted)",
 )
 
 
@@ -69,9 +73,11 @@ class LoadShedding:
             await send(self._start)
             await send({"type": "http.response.body", "body": self._body})
             return
+        IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, send)
         finally:
+            IN_FLIGHT.dec()
             self._slots.release()
 
     async def _admitted(self) -> bool:

@@ -24,21 +24,25 @@ from tests.support.inbox import seed_account, seed_messages
 INBOX = "{ inbox(first: 10) { totalCount edges { node { id subject } } } }"
 
 
-async def _waiting_on_lock(connection: asyncpg.Connection, count: int) -> None:
-    """Until ``count`` other sessions wait for a lock (the held requests are in flight)."""
-    for _ in range(1500):  # 30 s: a busy machine
-        waiting = await connection.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND datname = current_database()"
+async def _in_flight(
+    http: httpx.AsyncClient, base_url: str, count: int, connection: asyncpg.Connection
+) -> None:
+    """Until the app reports ``count`` requests in flight (/metrics is never held)."""
+    for _ in range(600):  # 30 s: a busy machine
+        metrics = (await http.get(f"{base_url}/metrics")).text
+        line = next(
+            line
+            for line in metrics.splitlines()
+            if line.startswith("mailsync_http_requests_in_flight ")
         )
-        if waiting >= count:
+        if float(line.split()[1]) >= count:
             return
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.05)
     activity = await connection.fetch(
         "SELECT state, wait_event_type, left(query, 60) FROM pg_stat_activity "
         "WHERE datname = current_database()"
     )
-    raise AssertionError(f"fewer than {count} requests wait on the lock: {activity}")
+    raise AssertionError(f"fewer than {count} requests in flight; database: {activity}")
 
 
 async def test_requests_beyond_the_limit_are_shed_with_retry_after(
@@ -68,7 +72,7 @@ async def test_requests_beyond_the_limit_are_shed_with_retry_after(
                 )
 
             held = [page(), page()]
-            await _waiting_on_lock(locker, 2)
+            await _in_flight(http, app.base_url, 2, locker)
             started = time.monotonic()
             flood = await asyncio.gather(*(page() for _ in range(30)))
             took = time.monotonic() - started
@@ -92,6 +96,7 @@ async def test_requests_beyond_the_limit_are_shed_with_retry_after(
     assert health.status_code == 200
     assert metrics.status_code == 200
     assert "mailsync_http_requests_shed_total" in metrics.text
+    assert "mailsync_http_requests_in_flight 2.0" in metrics.text
     for response in [*admitted, after]:
         assert response.status_code == 200, response.text
         assert response.json()["data"]["inbox"]["totalCount"] == 3
