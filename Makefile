@@ -79,7 +79,10 @@ lock: $(STAMP)
 # the Containerfile with podman and syncs a mailbox through its api and worker); BENCH=realtime
 # (bench/realtime_bench.py: IDLE push latency against polling, SIGKILL takeover, 1,000 idle
 # watchers' RSS and CPU); BENCH=scale (bench/scale_bench.py: 3 workers and 2 API processes over
-# 200 accounts: interval coverage, backends per process, the scheduler's tick). Servers: MAILSYNC_TEST_DATABASE_URL / MAILSYNC_TEST_REDIS_URL when
+# 200 accounts: interval coverage, backends per process, the scheduler's tick); BENCH=load
+# (bench/load_bench.py: wrk against `mailsync api` and a bare asyncpg floor at 1-500
+# connections, needs /usr/bin/wrk, installed when missing). Servers: MAILSYNC_TEST_DATABASE_URL /
+# MAILSYNC_TEST_REDIS_URL when
 # set, else embedded ones. One benchmark with options: make bench BENCH=inbox BENCH_ARGS=--help
 BENCH ?= sync inbox
 bench: $(STAMP)
@@ -94,6 +97,11 @@ endif
 ifneq ($(filter realtime,$(BENCH)),)
 	@test -x /usr/sbin/dovecot -a -x /usr/lib/dovecot/imap || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dovecot-imapd; }
 	$(BIN)/python -m bench.realtime_bench $(BENCH_ARGS)
+endif
+ifneq ($(filter load,$(BENCH)),)
+	@test -x /usr/bin/wrk || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk; }
+	@test -x /usr/sbin/dovecot -a -x /usr/lib/dovecot/imap || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dovecot-imapd; }
+	$(BIN)/python -m bench.load_bench $(BENCH_ARGS)
 endif
 ifneq ($(filter hardening,$(BENCH)),)
 	$(BIN)/python -m bench.hardening_check

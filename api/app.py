@@ -20,6 +20,7 @@ from api.body_limit import BodySizeLimit
 from api.graphiql import ASSETS_PATH, graphiql_assets
 from api.graphql.limits import GraphQLLimits
 from api.graphql.schema import build_schema
+from api.load_shedding import LoadShedding
 from api.metrics import gauge_refresher, metrics_endpoint
 from api.oauth_callback import oauth_callback
 from api.request_id import RequestId
@@ -110,6 +111,13 @@ def create_app(settings: Settings) -> Starlette:
         routes.append(Route("/", lambda request: web_app_response()))
         routes.append(Mount(WEB_ASSETS_PATH, web_assets()))
     middleware = [
+        # Outermost: a request beyond the limit is refused before any other work.
+        Middleware(
+            LoadShedding,
+            max_in_flight=settings.max_in_flight,
+            queue_seconds=settings.max_queue_seconds,
+            retry_after_seconds=settings.shed_retry_after_seconds,
+        ),
         Middleware(RequestId),
         Middleware(
             BodySizeLimit,
@@ -121,7 +129,7 @@ def create_app(settings: Settings) -> Starlette:
     if settings.cors_origin_list:
         # Explicit origins only; no cookies are involved (the token is a header).
         middleware.insert(
-            1,
+            2,
             Middleware(
                 CORSMiddleware,
                 allow_origins=settings.cors_origin_list,

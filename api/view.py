@@ -27,7 +27,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from api.body_limit import PAYLOAD_TOO_LARGE, json_error
 from api.graphiql import graphiql_page
-from api.graphql.context import Context
+from api.graphql.context import Context, read_sessions
 from api.graphql.errors import UNAVAILABLE, UNAVAILABLE_MESSAGE, is_unavailable
 from core import metrics
 from core.events import CredentialsRevoked, Resubscribed
@@ -272,7 +272,12 @@ class MailsyncGraphQL(GraphQL[Context, None]):
         if isinstance(request, Request):
             context.token = bearer_token(request.headers.get("authorization"))
             if context.token is not None:
-                context.viewer = await authenticate_request(runtime.session_factory, context.token)
+                # Without a transaction: one SELECT (and at most every few minutes one
+                # UPDATE, atomic on its own), so BEGIN and ROLLBACK were two of its four
+                # round trips.
+                context.viewer = await authenticate_request(
+                    read_sessions(runtime.engine), context.token
+                )
         return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

@@ -95,14 +95,27 @@ def _configure_logging(quiet: bool = False) -> None:
     configure_logging(load_settings(LogSettings), level="WARNING" if quiet else None)
 
 
-def _cmd_api(args: argparse.Namespace) -> int:
+def api_app() -> object:
+    """The API app from the environment: what each `mailsync api --workers N` process
+    serves (uvicorn starts them from this import string, each with its own pools)."""
     from api.app import create_app
-    from cli.serve import serve_app
+
+    _configure_logging()
+    return create_app(load_settings(Settings))
+
+
+def _cmd_api(args: argparse.Namespace) -> int:
+    from cli.serve import serve_app, serve_workers
 
     _configure_logging()
     settings = load_settings(Settings)
     host = args.host if args.host is not None else settings.host
     port = args.port if args.port is not None else settings.port
+    if args.workers > 1:
+        serve_workers("cli.main:api_app", host=host, port=port, workers=args.workers)
+        return 0
+    from api.app import create_app
+
     serve_app(create_app(settings), host=host, port=port)
     return 0
 
@@ -212,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("api", help="serve GraphQL over HTTP and websockets")
     sub.add_argument("--host", help="default: MAILSYNC_HOST, else 127.0.0.1")
     sub.add_argument("--port", type=int, help="default: MAILSYNC_PORT, else 8000")
+    sub.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes sharing the port, one core each (default 1; see README, "
+        '"API throughput and sizing")',
+    )
     sub.set_defaults(run=_cmd_api)
 
     sub = commands.add_parser(

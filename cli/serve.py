@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 from collections.abc import Callable, Iterator
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.supervisors import Multiprocess
 
 
 class _GracefulServer(uvicorn.Server):
@@ -47,7 +47,28 @@ def serve_app(
         app, host=host, port=port, log_level=log_level, log_config=None, proxy_headers=True
     )
     server = _GracefulServer(config, on_started)
-    asyncio.run(server.serve(sockets=[sock] if sock is not None else None))
+    # Server.run, not asyncio.run(server.serve()): it runs on uvicorn's loop factory, so
+    # uvloop when installed (it is pinned). The plain asyncio loop cost the inbox page
+    # about a third of its throughput (bench/README.md, "Load benchmark").
+    server.run(sockets=[sock] if sock is not None else None)
+
+
+def serve_workers(app: str, *, host: str, port: int, workers: int) -> None:
+    """``workers`` processes serving the app named by the import string ``app`` (a
+    factory) on one listening socket, supervised by uvicorn: a worker that dies is
+    replaced, SIGTERM or Ctrl-C stops them all gracefully. A process is one event loop
+    on one core, so this is how one machine's cores are used."""
+    config = uvicorn.Config(
+        app,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=True,
+    )
+    sock = config.bind_socket()
+    Multiprocess(config, sockets=[sock]).run()
 
 
 def bind_listening_socket(host: str, port: int) -> socket.socket:

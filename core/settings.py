@@ -96,6 +96,12 @@ class Settings(DatabaseSettings, OAuthSettings):
     attachment_link_seconds: int = Field(default=600, ge=10, le=86_400)
     # Seconds a request waits for a free database connection before UNAVAILABLE.
     db_pool_timeout_seconds: float = Field(default=2.0, gt=0)
+    # HTTP requests one API process serves at once; one beyond waits for a slot at most
+    # max_queue_seconds, then is answered 503 with Retry-After (README, "API throughput
+    # and sizing"). Health, metrics and websockets are not counted.
+    max_in_flight: int = Field(default=10, ge=1)  # the default pool: 10, no overflow
+    max_queue_seconds: float = Field(default=1.0, ge=0, le=30)
+    shed_retry_after_seconds: int = Field(default=1, ge=1, le=3600)
     # Real time (IMAP IDLE on INBOX; README, "Real time"). idle_enabled=false: polling only.
     idle_enabled: bool = True
     # Accounts one worker process watches at most (one IMAP connection each).

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import strawberry
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
@@ -14,9 +15,27 @@ from starlette.websockets import WebSocket
 from api.graphql.loaders import Loaders
 from core.attachments.links import DownloadLinks
 from core.attachments.service import download_links
-from core.db import session_scope
+from core.db import SessionFactory, session_scope
 from core.identity.viewer import Viewer
 from core.runtime import Runtime
+
+_READERS: weakref.WeakKeyDictionary[AsyncEngine, SessionFactory] = weakref.WeakKeyDictionary()
+
+
+def read_sessions(engine: AsyncEngine) -> SessionFactory:
+    """Sessions for reads, on the engine's pool without a transaction (AUTOCOMMIT).
+
+    PostgreSQL's READ COMMITTED gives each statement its own snapshot inside a transaction
+    too, so a read sees exactly what it would in one; what goes is the BEGIN and the
+    ROLLBACK, two round trips of every session (a quarter of an inbox page's statements).
+    Writes keep ``session_scope`` and its transaction."""
+    factory = _READERS.get(engine)
+    if factory is None:
+        factory = async_sessionmaker(
+            engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
+        _READERS[engine] = factory
+    return factory
 
 
 @dataclass
@@ -39,7 +58,7 @@ class Context:
     @property
     def loaders(self) -> Loaders:
         if self._loaders is None:
-            self._loaders = Loaders(self.runtime.session_factory, self.viewer)
+            self._loaders = Loaders(read_sessions(self.runtime.engine), self.viewer)
         return self._loaders
 
     def attachment_url(self, message_key: int, index: int) -> str | None:
@@ -59,7 +78,7 @@ class Context:
 
     @asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:
-        async with self.runtime.session_factory() as session:
+        async with read_sessions(self.runtime.engine)() as session:
             yield session
 
     @asynccontextmanager

@@ -70,3 +70,63 @@ def test_nulls_and_bad_values_fail_as_graphql_core_fails() -> None:
     data, errors = outcomes[0]
     assert data == {"things": [{"name": "a", "role": "SENT", "count": 2}, None, None]}
     assert len(errors) == 2
+
+
+@strawberry.type
+class Owner:
+    name: str
+
+
+@strawberry.type
+class Box:
+    label: str | None
+    owner: Owner
+    tags: list[Owner]
+
+
+@strawberry.type
+class BoxQuery:
+    @strawberry.field
+    def boxes(self) -> list[Box | None]:
+        no_owner: Any = Box(label="b", owner=None, tags=[])  # type: ignore[arg-type]
+        bad_tag: Any = Box(label=None, owner=Owner(name="o"), tags=[Owner(name=None)])  # type: ignore[arg-type]
+        return [Box(label="a", owner=Owner(name="x"), tags=[Owner(name="t")]), no_owner, bad_tag]
+
+    @strawberry.field
+    def box(self) -> Box | None:
+        return Box(label=None, owner=Owner(name="y"), tags=[Owner(name="u"), Owner(name="v")])
+
+
+def test_plain_objects_and_lists_complete_as_graphql_core_completes_them() -> None:
+    """Nested plain objects and lists of them, with aliases, fragments, @skip and
+    __typename; a null in a non-null object or in a list item fails the same way."""
+    query = """
+    query($skip: Boolean!) {
+      box { ...B  who: owner { __typename name } }
+      boxes { label owner { name } tags @skip(if: $skip) { name } tags2: tags { name } }
+    }
+    fragment B on Box { label tags { n: name } }
+    """
+    outcomes = []
+    for context_class in (FastLeafExecutionContext, StrawberryGraphQLCoreExecutionContext):
+        schema = strawberry.Schema(BoxQuery, execution_context_class=context_class)
+        for skip in (True, False):
+            result = schema.execute_sync(query, variable_values={"skip": skip})
+            errors = sorted((e.message, tuple(e.path or ())) for e in result.errors or [])
+            outcomes.append((result.data, errors))
+    assert outcomes[:2] == outcomes[2:]
+    data, errors = outcomes[0]
+    assert data is not None
+    assert data["box"] == {
+        "label": None,
+        "tags": [{"n": "u"}, {"n": "v"}],
+        "who": {"__typename": "Owner", "name": "y"},
+    }
+    assert data["boxes"][0] == {
+        "label": "a",
+        "owner": {"name": "x"},
+        "tags": [{"name": "t"}],
+        "tags2": [{"name": "t"}],
+    } or data["boxes"][0] == {"label": "a", "owner": {"name": "x"}, "tags2": [{"name": "t"}]}
+    assert data["boxes"][1:] == [None, None]
+    assert len(errors) == 2  # boxes.1.owner and boxes.2.tags2.0.name

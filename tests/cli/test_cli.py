@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -167,3 +168,62 @@ async def test_set_plan_downgrade_pauses_newest_and_upgrade_resumes(
     unknown = await _run("set-plan", "--company", "Nope", "--plan", "POWER", env=full_env)
     assert unknown.returncode == 1
     assert "No company named Nope" in unknown.stderr
+
+
+async def test_api_workers_serve_one_port_from_several_processes(
+    runtime: Runtime, database_url: str, redis_server: str, secret_key: str
+) -> None:
+    """`mailsync api --workers 2`: two processes answer on one port, each a full API (the
+    token works in both), and SIGTERM stops them all."""
+    import httpx
+    import psutil
+
+    from tests.support.app import free_port
+    from tests.support.factories import make_user
+
+    user = await make_user(runtime)
+    port = free_port()
+    env = _env(
+        MAILSYNC_DATABASE_URL=database_url,
+        MAILSYNC_REDIS_URL=redis_server,
+        MAILSYNC_SECRET_KEYS=secret_key,
+        MAILSYNC_LOG_LEVEL="WARNING",
+    )
+    process = subprocess.Popen(  # noqa: ASYNC220  # started once; the waits are in threads
+        [MAILSYNC, "api", "--port", str(port), "--workers", "2"], env=env
+    )
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            for _ in range(300):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            children = [  # not multiprocessing's resource tracker
+                child
+                for child in psutil.Process(process.pid).children()
+                if "spawn_main" in " ".join(child.cmdline())
+            ]
+            for _ in range(20):  # fresh connections: the kernel hands them to either process
+                async with httpx.AsyncClient(timeout=10) as fresh:
+                    response = await fresh.post(
+                        f"http://127.0.0.1:{port}/graphql",
+                        json={"query": "{ me { id } }"},
+                        headers={"authorization": f"Bearer {user.token}"},
+                    )
+                assert response.status_code == 200, response.text
+                assert response.json()["data"]["me"]["id"] == str(user.id)
+        assert len(children) == 2
+        assert all(child.is_running() for child in children)
+    finally:
+        process.terminate()
+        code = await asyncio.to_thread(process.wait, 30)
+    assert code == 0
+
+    def gone(child: psutil.Process) -> bool:
+        try:
+            return child.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    assert all(gone(child) for child in children)

@@ -7,8 +7,9 @@ from api.graphql.context import Info
 from api.graphql.errors import INVALID_INPUT, IsAuthenticated, top_level_error
 from api.graphql.inbox.inputs import InboxFilter, given
 from api.graphql.inbox.types import Message, MessageConnection, messages_of
+from api.graphql.selection import selects
 from core.errors import ServiceError
-from core.inbox.service import InboxQuery, inbox_page, readable_message
+from core.inbox.service import InboxQuery, inbox_count, inbox_page, readable_message
 
 
 @strawberry.type
@@ -26,7 +27,9 @@ class InboxQueries:
     ) -> MessageConnection:
         query = filter.to_domain() if filter else InboxQuery()
         after = given(after)
+        total = None
         try:
+            # One connection for the page and, when selected, its count.
             async with info.context.read_session() as session:
                 page = await inbox_page(
                     session,
@@ -36,10 +39,12 @@ class InboxQueries:
                     after,
                     info.context.runtime.message_ids,
                 )
+                if selects(info, "totalCount"):
+                    total = await inbox_count(session, page)
         except ServiceError as error:
             raise top_level_error(INVALID_INPUT, error.message) from None
         info.context.loaders.prime(page.scope.accounts, page.scope.folders)  # for `thread`
-        return MessageConnection.from_page(page, info.context.runtime.message_ids)
+        return MessageConnection.from_page(page, info.context.runtime.message_ids, total)
 
     @strawberry.field(
         permission_classes=[IsAuthenticated],

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -9,12 +10,22 @@ import strawberry
 from api.graphql.accounts.types import Folder, MailAccount
 from api.graphql.context import Info
 from api.graphql.errors import UserError
+from api.graphql.execution import plain_resolver
 from core.attachments.service import downloadable
 from core.ids import MessageIds
 from core.inbox.cursor import encode_cursor
 from core.inbox.repository import MessageRow
 from core.inbox.sanitize import sanitize_html
 from core.inbox.service import InboxPage, inbox_count
+
+# Message ids shown lately: each is an AES block to encipher, and the same pages are asked
+# for again and again (an id is the same for the life of the message; ~100 bytes each).
+_API_IDS = 65_536
+
+
+@functools.lru_cache(maxsize=_API_IDS)
+def api_id_of(ids: MessageIds, message_id: int) -> str:
+    return ids.encode(message_id)
 
 
 @strawberry.type
@@ -60,6 +71,21 @@ class Attachment:
 MAX_LISTED = 50
 
 
+@plain_resolver
+def _to(root: Message) -> list[EmailAddress]:
+    return [EmailAddress.from_json(a) for a in root.row.to_addresses[:MAX_LISTED]]
+
+
+@plain_resolver
+def _cc(root: Message) -> list[EmailAddress]:
+    return [EmailAddress.from_json(a) for a in root.row.cc_addresses[:MAX_LISTED]]
+
+
+@plain_resolver
+def _attachments(root: Message) -> list[Attachment]:
+    return root.attachment_list()
+
+
 @strawberry.type
 class Message:
     id: strawberry.ID
@@ -69,14 +95,17 @@ class Message:
     )
     subject: str | None
     from_: EmailAddress | None = strawberry.field(name="from")
-    to: list[EmailAddress] = strawberry.field(description="At most 50.")
-    cc: list[EmailAddress] = strawberry.field(description="At most 50.")
+    # Lists built only when selected (a page that shows none of them never decodes them).
+    to: list[EmailAddress] = strawberry.field(description="At most 50.", resolver=_to)
+    cc: list[EmailAddress] = strawberry.field(description="At most 50.", resolver=_cc)
     date: datetime
     snippet: str = strawberry.field(description="The first ~200 characters of the text body.")
     is_read: bool
     is_flagged: bool
     has_attachments: bool
-    attachments: list[Attachment] = strawberry.field(description="At most 50.")
+    attachments: list[Attachment] = strawberry.field(
+        description="At most 50.", resolver=_attachments
+    )
     write_back_error: str | None = strawberry.field(
         description="Why the last move or delete of this message could not be done on the "
         "mail server (it was undone); null otherwise."
@@ -91,6 +120,22 @@ class Message:
     folder: Folder
     row: strawberry.Private[MessageRow]
 
+    def attachment_list(self) -> list[Attachment]:
+        return [
+            Attachment(
+                id=strawberry.ID(f"{self.id}.{index}"),
+                filename=a.get("filename"),
+                content_type=str(a.get("contentType") or "application/octet-stream"),
+                size=int(a.get("size") or 0),
+                content_id=a.get("contentId"),
+                inline=bool(a.get("inline")),
+                message_key=self.row.id,
+                index=index,
+                downloadable=downloadable(a),
+            )
+            for index, a in enumerate(self.row.attachments[:MAX_LISTED])
+        ]
+
     @classmethod
     def from_row(
         cls, row: MessageRow, account: MailAccount, folder: Folder, ids: MessageIds
@@ -98,35 +143,18 @@ class Message:
         sender = None
         if row.from_address:
             sender = EmailAddress(name=row.from_name, address=row.from_address)
-        api_id = ids.encode(row.id)
         return cls(
-            id=strawberry.ID(api_id),
+            id=strawberry.ID(api_id_of(ids, row.id)),
             message_id=row.message_id,
             thread_id=strawberry.ID(str(row.thread_id)),
             subject=row.subject,
             from_=sender,
-            to=[EmailAddress.from_json(a) for a in row.to_addresses[:MAX_LISTED]],
-            cc=[EmailAddress.from_json(a) for a in row.cc_addresses[:MAX_LISTED]],
             date=row.date,
             snippet=row.snippet,
             is_read=row.is_read,
             is_flagged=row.is_flagged,
             has_attachments=row.has_attachments,
             write_back_error=row.write_back_error,
-            attachments=[
-                Attachment(
-                    id=strawberry.ID(f"{api_id}.{index}"),
-                    filename=a.get("filename"),
-                    content_type=str(a.get("contentType") or "application/octet-stream"),
-                    size=int(a.get("size") or 0),
-                    content_id=a.get("contentId"),
-                    inline=bool(a.get("inline")),
-                    message_key=row.id,
-                    index=index,
-                    downloadable=downloadable(a),
-                )
-                for index, a in enumerate(row.attachments[:MAX_LISTED])
-            ],
             body_downloaded=row.body_downloaded,
             account=account,
             folder=folder,
@@ -151,7 +179,9 @@ class Message:
         _, html = await info.context.loaders.bodies.load(self.row.id)
         inline_image = None
         if inline_images:
-            by_cid = {a.content_id: a for a in self.attachments if a.content_id and a.downloadable}
+            by_cid = {
+                a.content_id: a for a in self.attachment_list() if a.content_id and a.downloadable
+            }
 
             def inline_image(content_id: str) -> str | None:
                 found = by_cid.get(content_id)
@@ -191,9 +221,14 @@ class PageInfo:
     end_cursor: str | None
 
 
+@plain_resolver
+def _cursor(root: MessageEdge) -> str:
+    return encode_cursor(root.node.row.date, root.node.id)
+
+
 @strawberry.type
 class MessageEdge:
-    cursor: str
+    cursor: str = strawberry.field(resolver=_cursor)
     node: Message
 
 
@@ -208,9 +243,12 @@ class MessageConnection:
     edges: list[MessageEdge]
     page_info: PageInfo
     page: strawberry.Private[InboxPage]
+    total: strawberry.Private[int | None] = None  # counted with the page when selected
 
     @classmethod
-    def from_page(cls, page: InboxPage, ids: MessageIds) -> MessageConnection:
+    def from_page(
+        cls, page: InboxPage, ids: MessageIds, total: int | None = None
+    ) -> MessageConnection:
         """The page's accounts and folders come with its scope: no further query."""
         accounts = {a.id: MailAccount.from_row(a) for a in page.scope.accounts}
         folders = {f.id: Folder.from_row(f) for f in page.scope.folders}
@@ -218,14 +256,15 @@ class MessageConnection:
             Message.from_row(r, accounts[r.account_id], folders[r.folder_id], ids)
             for r in page.rows
         ]
-        edges = [MessageEdge(cursor=encode_cursor(n.row.date, n.id), node=n) for n in nodes]
+        edges = [MessageEdge(node=n) for n in nodes]
         return cls(
             edges=edges,
             page_info=PageInfo(
                 has_next_page=page.has_next_page,
-                end_cursor=edges[-1].cursor if edges else None,
+                end_cursor=_cursor(edges[-1]) if edges else None,
             ),
             page=page,
+            total=total,
         )
 
     @strawberry.field(
@@ -233,5 +272,7 @@ class MessageConnection:
         "the listing: select it only when it is shown."
     )
     async def total_count(self, info: Info) -> int:
+        if self.total is not None:
+            return self.total
         async with info.context.read_session() as session:
             return await inbox_count(session, self.page)
