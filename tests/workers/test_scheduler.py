@@ -140,4 +140,5 @@ async def test_a_sync_asked_for_goes_ahead_of_a_scheduled_backlog(runtime: Runti
     assert await runtime.jobs.enqueue_sync(fresh) is True
     order = [m.decode() for m in await runtime.redis.zrange(default_queue_name, 0, -1)]
     assert set(order[:2]) == {sync_job_id(pushed), sync_job_id(fresh)}, order
-    assert order[2:] == [sync_job_id(a) for a in backlog[:2]], order
+    # Late jobs are all due now (equal scores): behind the asked-for ones, in any order.
+    assert set(order[2:]) == {sync_job_id(a) for a in backlog[:2]}, order
