@@ -142,3 +142,22 @@ def fresh_database(server: str, *, keep: bool = False) -> Iterator[str]:
         else:
             with contextlib.suppress(Exception):
                 asyncio.run(sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def process_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a ``mailsync worker``/``api`` child process of a benchmark: this
+    one's without its MAILSYNC_ settings, the given servers, a fresh secret key, loopback
+    mail servers allowed, parsing in the worker; ``extra``: MAILSYNC_ names and values."""
+    from core.crypto import generate_key
+
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MAILSYNC_")},
+        "MAILSYNC_DATABASE_URL": database_url,
+        "MAILSYNC_REDIS_URL": redis_url,
+        "MAILSYNC_SECRET_KEYS": generate_key(),
+        "MAILSYNC_ALLOW_PRIVATE_HOSTS": "true",
+        "MAILSYNC_MAIL_PORTS": "any",
+        "MAILSYNC_PARSE_PROCESSES": "0",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }

@@ -46,6 +46,7 @@ from bench.common import (
     fresh_database,
     load_average,
     nproc,
+    process_env,
     redis_server,
     run_main,
     say,
@@ -646,7 +647,6 @@ async def idle_cost(
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.crypto import generate_key
     from tests.support.mailservers import ImapServerStartError, start_dovecot
 
     say("# realtime benchmark (IMAP IDLE)")
@@ -666,17 +666,7 @@ def run(args: argparse.Namespace) -> int:
         except ImapServerStartError as exc:
             raise BenchError(f"Dovecot did not start: {exc}") from exc
         stack.callback(dovecot.stop)
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("MAILSYNC_")},
-            "MAILSYNC_DATABASE_URL": database_url,
-            "MAILSYNC_REDIS_URL": redis_url,
-            "MAILSYNC_SECRET_KEYS": generate_key(),
-            "MAILSYNC_ALLOW_PRIVATE_HOSTS": "true",
-            "MAILSYNC_MAIL_PORTS": "any",
-            "MAILSYNC_PARSE_PROCESSES": "0",
-            "MAILSYNC_DB_POOL_SIZE": "20",
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = process_env(database_url, redis_url, MAILSYNC_DB_POOL_SIZE="20")
         asyncio.run(measure(args, workdir, dovecot, env))
     return 0
 

@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import os
 import re
 import shutil
 import socket
@@ -51,6 +50,7 @@ from bench.common import (
     fresh_database,
     load_average,
     nproc,
+    process_env,
     redis_server,
     run_main,
     say,
@@ -132,10 +132,11 @@ async def sample_backends(database_url: str) -> dict[tuple[str, int], set[int]]:
     return found
 
 
-async def fleet(args: argparse.Namespace, workdir: Path, dovecot: Any, env: dict[str, str]) -> None:
+def settings_of(env: dict[str, str]) -> Any:
+    """The Settings of this process, for the servers the children use."""
     from core.settings import Settings, load_settings
 
-    settings = load_settings(
+    return load_settings(
         Settings,
         database_url=env["MAILSYNC_DATABASE_URL"],
         redis_url=env["MAILSYNC_REDIS_URL"],
@@ -143,6 +144,11 @@ async def fleet(args: argparse.Namespace, workdir: Path, dovecot: Any, env: dict
         allow_private_hosts=True,
         mail_ports="any",
     )
+
+
+async def fleet(args: argparse.Namespace, workdir: Path, dovecot: Any, env: dict[str, str]) -> None:
+
+    settings = settings_of(env)
     database_url = env["MAILSYNC_DATABASE_URL"]
     started = time.monotonic()
     owners = await create_accounts(settings, dovecot, args.accounts, "scale")
@@ -235,26 +241,22 @@ async def no_change_cost(settings: Any, account_id: str) -> None:
     from core.runtime import open_runtime
     from core.sync.folder import SyncTuning
     from core.sync.run import AccountSyncRun
+    from tests.support.statements import recorded_statements
 
     say("\n## 2. one no-change sync")
     async with open_runtime(settings, role="tool") as runtime:
         account = uuid.UUID(account_id)
         await AccountSyncRun(runtime, account, SyncTuning()).run()  # warm
-        statements: list[str] = []
         begun: list[None] = []
-
-        def statement(*_args: Any) -> None:
-            statements.append("")
 
         def begin(*_args: Any) -> None:
             begun.append(None)
 
-        event.listen(runtime.engine.sync_engine, "before_cursor_execute", statement)
         event.listen(runtime.engine.sync_engine, "begin", begin)
         started = time.monotonic()
-        result = await AccountSyncRun(runtime, account, SyncTuning()).run()
+        with recorded_statements(runtime.engine) as statements:
+            result = await AccountSyncRun(runtime, account, SyncTuning()).run()
         took = time.monotonic() - started
-        event.remove(runtime.engine.sync_engine, "before_cursor_execute", statement)
         event.remove(runtime.engine.sync_engine, "begin", begin)
     changed = "nothing changed" if result and not result.counts.new else f"{result}"
     say(
@@ -270,17 +272,10 @@ async def scheduler_ticks(env: dict[str, str], sizes: list[int]) -> None:
     from core.identity.service import create_user
     from core.models import AccountStatus, ConnectionSecurity, MailAccount, PastSync, Plan, Sharing
     from core.runtime import open_runtime
-    from core.settings import Settings, load_settings
     from workers.sync_job import schedule_due_syncs
 
     say("\n## 3. the scheduler's tick")
-    settings = load_settings(
-        Settings,
-        database_url=env["MAILSYNC_DATABASE_URL"],
-        redis_url=env["MAILSYNC_REDIS_URL"],
-        secret_keys=env["MAILSYNC_SECRET_KEYS"],
-    )
-    async with open_runtime(settings, role="tool") as runtime:
+    async with open_runtime(settings_of(env), role="tool") as runtime:
         async with session_scope(runtime.session_factory) as session:
             owner = await create_user(
                 session, company_name="Ticks", email="ticks@bench.example.com", plan=Plan.POWER
@@ -330,7 +325,6 @@ async def scheduler_ticks(env: dict[str, str], sizes: list[int]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.crypto import generate_key
     from tests.support.mailservers import ImapServerStartError, start_dovecot
 
     say("# scale benchmark (connections, scheduler, interval coverage)")
@@ -350,16 +344,7 @@ def run(args: argparse.Namespace) -> int:
         except ImapServerStartError as exc:
             raise BenchError(f"Dovecot did not start: {exc}") from exc
         stack.callback(dovecot.stop)
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("MAILSYNC_")},
-            "MAILSYNC_DATABASE_URL": database_url,
-            "MAILSYNC_REDIS_URL": redis_url,
-            "MAILSYNC_SECRET_KEYS": generate_key(),
-            "MAILSYNC_ALLOW_PRIVATE_HOSTS": "true",
-            "MAILSYNC_MAIL_PORTS": "any",
-            "MAILSYNC_PARSE_PROCESSES": "0",
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = process_env(database_url, redis_url)
         if args.accounts:
             asyncio.run(fleet(args, workdir, dovecot, env))
         asyncio.run(scheduler_ticks(env, args.tick_sizes))

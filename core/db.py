@@ -145,31 +145,23 @@ async def advisory_lock(
     for the whole block (yields whether it was acquired). Without ``wait_seconds`` it is
     only tried; with it, waited for that long. A process that dies drops its connection,
     and with it the lock, so nothing stays locked after a crash."""
+    async with advisory_lock_connection(engine, key, wait_seconds=wait_seconds) as held:
+        yield held is not None
+
+
+@asynccontextmanager
+async def advisory_lock_connection(
+    engine: AsyncEngine, key: uuid.UUID, *, wait_seconds: float | None = None
+) -> AsyncIterator[AsyncConnection | None]:
+    """:func:`advisory_lock`, yielding the connection that holds it (None when it was not
+    acquired), for the block's own sessions (``bound_sessions``): work that needs the lock
+    then uses one connection, not the lock's plus one per step."""
     lock_id = key.int & 0x7FFF_FFFF_FFFF_FFFF  # the bigint lock space
     async with engine.connect() as connection:
         if wait_seconds is None:
             acquired = bool(await connection.scalar(select(func.pg_try_advisory_lock(lock_id))))
         else:
             acquired = await _wait_for_advisory_lock(connection, lock_id, wait_seconds)
-        await connection.commit()
-        try:
-            yield acquired
-        finally:
-            if acquired:
-                await connection.scalar(select(func.pg_advisory_unlock(lock_id)))
-                await connection.commit()
-
-
-@asynccontextmanager
-async def advisory_lock_connection(
-    engine: AsyncEngine, key: uuid.UUID
-) -> AsyncIterator[AsyncConnection | None]:
-    """Try a session-level advisory lock on ``key`` and yield the connection that holds it
-    (None when another holds it), for the block's own sessions (``bound_sessions``): work
-    that needs the lock then uses one connection, not the lock's plus one per step."""
-    lock_id = key.int & 0x7FFF_FFFF_FFFF_FFFF
-    async with engine.connect() as connection:
-        acquired = bool(await connection.scalar(select(func.pg_try_advisory_lock(lock_id))))
         await connection.commit()
         if not acquired:
             yield None
