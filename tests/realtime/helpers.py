@@ -124,7 +124,11 @@ class DroppingProxy:
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.accepted += 1
-        server_r, server_w = await asyncio.open_connection(*self.target)
+        try:
+            server_r, server_w = await asyncio.open_connection(*self.target)
+        except BaseException:
+            client_w.transport.abort()
+            raise
         self._writers |= {client_w, server_w}
 
         async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -61,19 +61,23 @@ class GateProxy:
         self._accepting.set()
         try:
             server_r, server_w = await asyncio.open_connection(self.target_host, self.target_port)
-        except OSError:
+        except BaseException as error:  # a refused connection, or the proxy closing
             client_w.close()
-            return
+            if isinstance(error, OSError):
+                return
+            raise
         up = asyncio.create_task(self._pump(client_r, server_w, gated=False))
         down = asyncio.create_task(self._pump(server_r, client_w, gated=True))
         self._tasks.update((up, down))
         for task in (up, down):
             task.add_done_callback(self._tasks.discard)
-        await asyncio.wait((up, down), return_when=asyncio.FIRST_COMPLETED)
-        for task in (up, down):
-            task.cancel()
-        for writer in (client_w, server_w):
-            writer.close()
+        try:
+            await asyncio.wait((up, down), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (up, down):
+                task.cancel()
+            for writer in (client_w, server_w):
+                writer.close()
 
     async def _pump(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, gated: bool

@@ -28,6 +28,8 @@ import contextlib
 import re
 from dataclasses import dataclass, field
 
+from tests.support.streams import close_writers
+
 _LINE_LIMIT = 64 * 1024 * 1024
 _LITERAL = re.compile(rb"\{(\d+)\+?\}\r?\n$")
 _COMMAND = re.compile(rb"^(?P<tag>[^ \r\n]+) (?P<name>UID [A-Za-z]+|[A-Za-z]+)", re.I)
@@ -134,10 +136,12 @@ class QuirksProxy:
             server_r, server_w = await asyncio.open_connection(
                 self.target_host, self.target_port, limit=_LINE_LIMIT
             )
-        except OSError:
+        except BaseException as error:  # a refused connection, or the proxy closing
             client_w.close()
             self._tasks.discard(task)
-            return
+            if isinstance(error, OSError):
+                return
+            raise
         upstream = asyncio.create_task(self._client_to_server(client_r, server_w, client_w, number))
         try:
             await self._server_to_client(server_r, client_w)
@@ -145,11 +149,8 @@ class QuirksProxy:
             upstream.cancel()
             with contextlib.suppress(asyncio.CancelledError, OSError):
                 await upstream
-            for writer in (server_w, client_w):
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
             self._tasks.discard(task)
+            await close_writers(server_w, client_w)
 
     async def _client_to_server(
         self,

@@ -18,6 +18,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tests.support.streams import close_writers
+
 CutMode = Literal["close", "reset"]
 _CHUNK = 64 * 1024
 _LINE_LIMIT = 64 * 1024 * 1024  # a line may be a whole literal when hiding capabilities
@@ -94,10 +96,12 @@ class CuttingProxy:
             server_r, server_w = await asyncio.open_connection(
                 self.target_host, self.target_port, limit=_LINE_LIMIT
             )
-        except OSError:
+        except BaseException as error:  # a refused connection, or the proxy closing
             client_w.close()
             self._tasks.discard(task)
-            return
+            if isinstance(error, OSError):
+                return
+            raise
         upstream = asyncio.create_task(self._pump_up(client_r, server_w, stats))
         try:
             if self.hide_capabilities:
@@ -108,11 +112,8 @@ class CuttingProxy:
             upstream.cancel()
             with contextlib.suppress(asyncio.CancelledError, OSError):
                 await upstream
-            for writer in (server_w, client_w):
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
             self._tasks.discard(task)
+            await close_writers(server_w, client_w)
 
     @staticmethod
     async def _pump_up(
