@@ -27,6 +27,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -269,6 +270,28 @@ def append_now(dovecot: Any, box: Box, subject: str) -> float:
             client.logout()
 
 
+def server_notice_seconds(dovecot: Any, samples: int = 20) -> list[float]:
+    """The server's own share of a push: a bare IDLE client (a Dovecot user mailsync does
+    not know) and the time from each APPEND's OK to the untagged EXISTS on it."""
+    username, password = f"floor-{uuid.uuid4().hex[:8]}@bench.example.com", "floor-secret"
+    dovecot.add_user(username, password)
+    box = Box(uuid.uuid4(), username, password)
+    seconds: list[float] = []
+    with socket.create_connection((dovecot.host, dovecot.port), timeout=30) as idle:
+        lines = idle.makefile("rb")
+        lines.readline()  # the greeting
+        idle.sendall(f"a LOGIN {username} {password}\r\nb SELECT INBOX\r\nc IDLE\r\n".encode())
+        while not lines.readline().startswith(b"+"):
+            pass
+        for number in range(samples):
+            ok_at = append_now(dovecot, box, f"floor {number}")
+            while not lines.readline().rstrip().endswith(b"EXISTS"):
+                pass
+            seconds.append(time.monotonic() - ok_at)
+            time.sleep(0.1)
+    return seconds
+
+
 async def counts(database_url: str, ids: list[uuid.UUID]) -> dict[str, int]:
     rows = await sql(
         database_url,
@@ -489,6 +512,17 @@ async def measure(
             say("\n".join(histogram(idle_latency)))
             if idle_lost:
                 say(f"  {idle_lost} APPENDs had no syncCompleted within 30 s")
+            floor = await asyncio.to_thread(server_notice_seconds, dovecot)
+            say(
+                "  of which the server's own notice (a bare IDLE client, APPEND OK to EXISTS): "
+                + percentiles(floor)
+            )
+            if idle_latency and floor:
+                say(
+                    "  the rest, mailsync's (debounce, request, queue, run, event, websocket): "
+                    f"p50 {(statistics.median(idle_latency) - statistics.median(floor)) * 1000:.0f}"
+                    " ms"
+                )
             runs, seconds = (
                 after - before
                 for after, before in zip(sync_run_totals(metrics_port), runs_before, strict=True)
