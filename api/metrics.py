@@ -23,6 +23,7 @@ from core.accounts import repository as accounts
 from core.models.enums import AccountStatus
 from core.runtime import Runtime
 from core.sending import repository as sending
+from core.tasks import in_background
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +102,5 @@ async def gauge_refresher(
                 log.warning("metrics: gauges not refreshed: %s", type(exc).__name__)
             await asyncio.sleep(every)
 
-    task = asyncio.create_task(loop(), name="mailsync-metrics-gauges")
-    try:
+    async with in_background(loop(), name="mailsync-metrics-gauges"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

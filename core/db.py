@@ -148,18 +148,9 @@ async def advisory_lock(
     """A session-level PostgreSQL advisory lock on ``key``, held on its own connection
     for the whole block (yields whether it was acquired). Without ``wait_seconds`` it is
     only tried; with it, waited for that long. A process that dies drops its connection,
-    and with it the lock, so nothing stays locked after a crash."""
-    async with advisory_lock_connection(engine, key, wait_seconds=wait_seconds) as held:
-        yield held is not None
-
-
-@asynccontextmanager
-async def advisory_lock_connection(
-    engine: AsyncEngine, key: uuid.UUID, *, wait_seconds: float | None = None
-) -> AsyncIterator[AsyncConnection | None]:
-    """:func:`advisory_lock`, yielding the connection that holds it (None when it was not
-    acquired), for the block's own sessions (``bound_sessions``): work that needs the lock
-    then uses one connection, not the lock's plus one per step."""
+    and with it the lock, so nothing stays locked after a crash. It costs a connection for
+    as long as it is held: work that waits on the network claims a row instead
+    (core/claims.py)."""
     lock_id = key.int & 0x7FFF_FFFF_FFFF_FFFF  # the bigint lock space
     async with engine.connect() as connection:
         if wait_seconds is None:
@@ -168,20 +159,14 @@ async def advisory_lock_connection(
             acquired = await _wait_for_advisory_lock(connection, lock_id, wait_seconds)
         await connection.commit()
         if not acquired:
-            yield None
+            yield False
             return
         try:
-            yield connection
+            yield True
         finally:
-            await connection.rollback()  # a step cut short must not keep its transaction
+            await connection.rollback()
             await connection.scalar(select(func.pg_advisory_unlock(lock_id)))
             await connection.commit()
-
-
-def bound_sessions(connection: AsyncConnection) -> SessionFactory:
-    """Sessions on ``connection``: each one's transaction begins and commits (or rolls back)
-    on it, and closing a session leaves the connection open."""
-    return async_sessionmaker(bind=connection, expire_on_commit=False)
 
 
 async def _wait_for_advisory_lock(

@@ -60,6 +60,10 @@ class OutgoingMessage(Base):
 
     status: Mapped[SendStatus] = mapped_column(db_enum(SendStatus, "send_status"), index=True)
     smtp_data_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The delivery that holds the message (core/claims.py) and until when: renewed while
+    # it talks to the SMTP and IMAP servers, cleared when it ends, run out if it died.
+    delivery_claim: Mapped[uuid.UUID | None] = mapped_column()
+    delivery_claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_copy: Mapped[SentCopy] = mapped_column(
         db_enum(SentCopy, "sent_copy"), server_default=SentCopy.PENDING.value
     )

@@ -30,7 +30,7 @@ from core.accounts import repository as accounts
 from core.accounts.logins import stored_imap_login, stored_smtp_login
 from core.accounts.status import RUNNING
 from core.crypto import DecryptionError
-from core.db import SessionFactory, bound_sessions, session_scope
+from core.db import SessionFactory, session_scope
 from core.errors import ErrorCode, ServiceError
 from core.mail.imap import imap_session
 from core.mail.server import ServerLogin, SmtpServer
@@ -116,24 +116,40 @@ class OutgoingDelivery:
     def __init__(self, runtime: Runtime, outgoing_id: uuid.UUID) -> None:
         self.runtime = runtime
         self.outgoing_id = outgoing_id
-        # Every step's session; in run(), on the delivery lock's own connection.
-        self.sessions: SessionFactory = runtime.session_factory
+        self.sessions: SessionFactory = runtime.session_factory  # every step's, one at a time
+        self.token = uuid.uuid4()  # this delivery's claim on the message (core/claims.py)
 
     async def run(self) -> float | None:
         """Deliver (or finish) the message; seconds to wait before the next attempt when a
-        temporary failure should be retried, else None."""
-        async with repository.delivery_lock(self.runtime.engine, self.outgoing_id) as held:
-            if held is None:
-                log.info("outgoing %s is being delivered by another worker", self.outgoing_id)
-                return None
-            self.sessions = bound_sessions(held)
-            attempt = await self._begin()
-            if attempt is not None:
-                retry_in = await self._transmit(attempt)
-                if retry_in is not None:
-                    return retry_in
-            await self._file_sent_copy()
+        temporary failure should be retried (or another holder's claim may run out), else
+        None."""
+        claim = repository.DELIVERY_CLAIM
+        claimed = await repository.claim_delivery(self.sessions, self.outgoing_id, self.token)
+        if claimed == "gone":
+            log.info("outgoing %s no longer exists", self.outgoing_id)
             return None
+        if claimed != "claimed":
+            # Delivered by another worker now, or by one that died: look again once its claim
+            # has run out (a finished delivery is then a no-op).
+            log.info("outgoing %s is being delivered by another worker", self.outgoing_id)
+            return claimed + 1.0
+        try:
+            async with claim.renewing(self.sessions, self.outgoing_id, self.token):
+                return await self._deliver()
+        finally:
+            try:
+                await claim.release(self.sessions, self.outgoing_id, self.token)
+            except Exception:  # it runs out by itself in core.claims.CLAIM_SECONDS
+                log.warning("outgoing %s: releasing the delivery claim failed", self.outgoing_id)
+
+    async def _deliver(self) -> float | None:
+        attempt = await self._begin()
+        if attempt is not None:
+            retry_in = await self._transmit(attempt)
+            if retry_in is not None:
+                return retry_in
+        await self._file_sent_copy()
+        return None
 
     # -- SMTP ------------------------------------------------------------------------------
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Literal
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db import advisory_lock_connection
+from core.claims import RowClaim
+from core.db import SessionFactory, session_scope
 from core.models import (
     Folder,
     FolderRole,
@@ -89,15 +89,42 @@ async def unfinished(
     return [(outgoing_id, bool(now)) for outgoing_id, now in rows]
 
 
-@asynccontextmanager
-async def delivery_lock(
-    engine: AsyncEngine, outgoing_id: uuid.UUID
-) -> AsyncIterator[AsyncConnection | None]:
-    """One delivery of a message at a time across workers, even if Redis forgets the job
-    id: the connection that holds the lock (None when another worker delivers it), which
-    the delivery's own steps use, so a send job takes one connection from the pool."""
-    async with advisory_lock_connection(engine, outgoing_id) as connection:
-        yield connection
+DELIVERY_CLAIM = RowClaim(
+    "outgoing",
+    OutgoingMessage.id,
+    OutgoingMessage.delivery_claim,
+    OutgoingMessage.delivery_claimed_until,
+)
+
+
+async def claim_delivery(
+    sessions: SessionFactory, outgoing_id: uuid.UUID, token: uuid.UUID
+) -> Literal["claimed", "gone"] | float:
+    """Claim the message for one delivery (one statement): "claimed"; "gone" when there is
+    no such message any more; else the seconds until the other holder's claim runs out
+    (another worker delivers it now, or died doing so). One delivery of a message at a time
+    across workers, even if Redis forgets the job id, without a connection held while it
+    talks to the servers."""
+    async with session_scope(sessions) as session:
+        claimed = await session.scalar(
+            update(OutgoingMessage)
+            .where(OutgoingMessage.id == outgoing_id, DELIVERY_CLAIM.unclaimed())
+            .values(**DELIVERY_CLAIM.values(token))
+            .returning(OutgoingMessage.id)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed is not None:
+            return "claimed"
+        row = (
+            await session.execute(
+                select(
+                    func.extract("epoch", OutgoingMessage.delivery_claimed_until - func.now())
+                ).where(OutgoingMessage.id == outgoing_id)
+            )
+        ).first()
+    if row is None:
+        return "gone"
+    return max(float(row[0] or 0.0), 0.0)
 
 
 async def count_queued(session: AsyncSession) -> int:

@@ -216,7 +216,7 @@ class AccountSyncRun:
             if self.claimed:  # ended without its closing write (paused meanwhile, cancelled)
                 try:
                     await claims.release_claim(sessions, self.account_id, self.token)
-                except Exception:  # it runs out by itself in claims.CLAIM_SECONDS
+                except Exception:  # it runs out by itself in core.claims.CLAIM_SECONDS
                     log.warning("account %s: releasing the sync claim failed", self.account_id)
 
     async def _begin(self) -> Begun | None:

@@ -6,9 +6,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select, text, update
 
-from core.models import Folder, FolderRole, Message, SendStatus, SentCopy
+from core.db import session_scope
+from core.models import Folder, FolderRole, Message, OutgoingMessage, SendStatus, SentCopy
 from core.runtime import Runtime
 from core.sending.delivery import OutgoingDelivery
 from core.settings import Settings
@@ -138,7 +139,7 @@ async def test_a_relay_without_login_delivers_without_auth(
     assert smtp_server.attempts == []
 
 
-async def test_a_delivery_uses_one_database_connection(
+async def test_a_delivery_holds_no_database_connection_while_it_talks_to_smtp(
     gql: GraphQLClient,
     runtime: Runtime,
     new_user: NewUser,
@@ -146,9 +147,10 @@ async def test_a_delivery_uses_one_database_connection(
     smtp_server: SmtpServer,
     tmp_path: Path,
 ) -> None:
-    """The connection budget (issue 20): a send job's steps run on the connection that holds
-    its delivery lock. Before, it held that one and took a second for every step, so ten
-    sends at once needed twenty connections of a ten-connection pool."""
+    """The connection budget (issue 20): a delivery takes one pooled connection for one
+    step at a time, and none while the SMTP server has the message. Before, it held its
+    advisory lock's connection for the whole delivery (and, earlier still, a second one for
+    every step: ten sends at once needed twenty connections of a ten-connection pool)."""
     owner = await new_user()
     client = gql.as_user(owner.token)
     async with private_mailbox("dovecot", dovecot, tmp_path) as box:
@@ -158,15 +160,67 @@ async def test_a_delivery_uses_one_database_connection(
         outgoing_id = uuid.UUID(payload["outgoing"]["id"])
         pool = runtime.engine.sync_engine.pool
         checked_out = [pool.checkedout()]  # type: ignore[attr-defined]
+        during_data: list[int] = []
 
         def checkout(*_args: object) -> None:
             checked_out.append(pool.checkedout())  # type: ignore[attr-defined]
 
+        smtp_server.on_data = lambda: during_data.append(pool.checkedout())  # type: ignore[attr-defined]
         event.listen(pool, "checkout", checkout)
         try:
             assert await OutgoingDelivery(runtime, outgoing_id).run() is None
         finally:
             event.remove(pool, "checkout", checkout)
-    assert (await outgoing_row(runtime, str(outgoing_id))).sent_copy is SentCopy.APPENDED
+            smtp_server.on_data = None
+    row = await outgoing_row(runtime, str(outgoing_id))
+    assert row.sent_copy is SentCopy.APPENDED
+    assert (row.delivery_claim, row.delivery_claimed_until) == (None, None)
     assert len(smtp_server.received) == 1
+    assert during_data == [checked_out[0]], (during_data, checked_out)
     assert max(checked_out) - checked_out[0] == 1, checked_out
+
+
+async def _claim_for_someone_else(runtime: Runtime, outgoing_id: uuid.UUID, until: str) -> None:
+    async with session_scope(runtime.session_factory) as session:
+        await session.execute(
+            update(OutgoingMessage)
+            .where(OutgoingMessage.id == outgoing_id)
+            .values(
+                delivery_claim=uuid.uuid4(),
+                delivery_claimed_until=func.now() + text(f"interval '{until}'"),
+            )
+        )
+
+
+async def test_a_message_another_worker_holds_is_looked_at_again_once_its_claim_runs_out(
+    gql: GraphQLClient,
+    runtime: Runtime,
+    new_user: NewUser,
+    dovecot: ImapServer,
+    smtp_server: SmtpServer,
+    tmp_path: Path,
+) -> None:
+    """One delivery of a message at a time across workers, even if Redis forgot the job id:
+    a delivery that finds another's live claim sends nothing and asks to be retried once
+    that claim would have run out (its worker may have died); a claim that ran out (a
+    worker SIGKILLed mid-delivery) is taken over."""
+    owner = await new_user()
+    client = gql.as_user(owner.token)
+    async with private_mailbox("dovecot", dovecot, tmp_path) as box:
+        account = await add_sending_account(client, box, smtp_server, address="ann@example.com")
+        await start_and_sync(client, runtime, account["id"])
+        payload = await send(client, to=["bob@example.org"], subject="Held", bodyText="Hi")
+        outgoing_id = uuid.UUID(payload["outgoing"]["id"])
+
+        await _claim_for_someone_else(runtime, outgoing_id, "15 seconds")
+        retry_in = await OutgoingDelivery(runtime, outgoing_id).run()
+        assert retry_in is not None and 14 <= retry_in <= 17, retry_in
+        assert smtp_server.data_commands == 0
+        row = await outgoing_row(runtime, str(outgoing_id))
+        assert (row.status, row.attempts) == (SendStatus.QUEUED, 0)
+
+        await _claim_for_someone_else(runtime, outgoing_id, "-1 seconds")  # its worker died
+        assert await OutgoingDelivery(runtime, outgoing_id).run() is None
+    row = await outgoing_row(runtime, str(outgoing_id))
+    assert (row.status, row.delivery_claim) == (SendStatus.SENT, None)
+    assert len(smtp_server.received) == 1

@@ -27,7 +27,7 @@ import threading
 import urllib.parse
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +71,8 @@ class SmtpServer:
     _always: str | None = field(default=None, repr=False)
     _data_commands: int = field(default=0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Called (in the server's thread) as each DATA arrives: what a test sees mid-delivery.
+    on_data: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
     def received(self) -> list[Received]:
@@ -92,6 +94,8 @@ class SmtpServer:
             self._always = always
 
     def take_data(self, envelope: Envelope) -> str:
+        if self.on_data is not None:
+            self.on_data()
         with self._lock:
             self._data_commands += 1
             if self._data_replies:
