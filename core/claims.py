@@ -9,8 +9,9 @@ and none while it waits on IMAP or SMTP. A worker that dies stops renewing; its 
 out CLAIM_SECONDS later (the same as its job leases, workers/leases.py) and the row can be
 claimed again. Times are PostgreSQL's ``now()``, so workers' clocks do not matter.
 
-Used by sync runs (a claim on the account: core/sync/claims.py) and deliveries (a claim on
-the outgoing message: core/sending/repository.py).
+Used by sync runs (a claim on the account: core/sync/claims.py), deliveries (a claim on the
+outgoing message: core/sending/repository.py) and OAuth token refreshes (a claim on the
+grant: core/oauth/repository.py).
 """
 
 from __future__ import annotations
@@ -55,6 +56,17 @@ class RowClaim:
     def values(self, token: uuid.UUID) -> dict[str, object]:
         """The SET of a statement that claims the row for ``token``."""
         return {self.token.key: token, self.until.key: func.now() + CLAIM_TIME}
+
+    async def take(self, session: AsyncSession, row_id: uuid.UUID, token: uuid.UUID) -> bool:
+        """Claim the row for ``token`` if no live holder has it (one statement)."""
+        taken = await session.scalar(
+            update(self.id.class_)
+            .where(self.id == row_id, self.unclaimed())
+            .values(**self.values(token))
+            .returning(self.id)
+            .execution_options(synchronize_session=False)
+        )
+        return taken is not None
 
     def cleared(self) -> dict[str, object]:
         return {self.token.key: None, self.until.key: None}

@@ -25,6 +25,10 @@ class OAuthGrant(Base):
     access_token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     access_token_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     refreshed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The process refreshing the tokens now (core/claims.py) and until when: one refresh
+    # at a time, with no database connection held while the provider answers.
+    refresh_claim: Mapped[uuid.UUID | None] = mapped_column()
+    refresh_claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.claims import RowClaim
 from core.models import OAuthGrant
 
 
@@ -21,3 +22,8 @@ async def lock_grant(session: AsyncSession, account_id: uuid.UUID) -> OAuthGrant
         .with_for_update()
         .execution_options(populate_existing=True)
     )
+
+
+REFRESH_CLAIM = RowClaim(
+    "account", OAuthGrant.account_id, OAuthGrant.refresh_claim, OAuthGrant.refresh_claimed_until
+)

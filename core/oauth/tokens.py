@@ -2,12 +2,13 @@
 
 Whichever process needs a token (an API request, a sync worker, a sending worker) asks
 :class:`GrantTokens`. A stored token that is still good for longer than
-``MAILSYNC_OAUTH_REFRESH_MARGIN_SECONDS`` is used as it is; otherwise the process takes a
-PostgreSQL advisory lock per account (waiting for it, across processes and machines),
-reads the grant again (another process may have just refreshed it) and only then asks the
-provider. So two processes never refresh one grant at once: with providers that rotate
-refresh tokens (Microsoft) the loser of such a race would present a used refresh token and
-be logged out. The lock is held only around the refresh itself.
+``MAILSYNC_OAUTH_REFRESH_MARGIN_SECONDS`` is used as it is; otherwise the process claims the
+grant's row (core/claims.py; waiting for another process's claim, across processes and
+machines, by looking again every CLAIM_POLL_SECONDS), reads the grant again (another
+process may have just refreshed it) and only then asks the provider. So two processes never
+refresh one grant at once: with providers that rotate refresh tokens (Microsoft) the loser
+of such a race would present a used refresh token and be logged out. The claim is held only
+around the refresh itself, and no database connection while the provider answers.
 
 A refused refresh (``invalid_grant``: the user or an admin revoked access, or the grant
 expired) sets the account AUTH_FAILED with a message that says to reconnect; a provider
@@ -16,7 +17,9 @@ that cannot be reached is a passing fault (SERVER_UNREACHABLE) that the caller r
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +30,7 @@ from core.accounts import credentials
 from core.accounts import repository as account_repository
 from core.accounts.status import transition
 from core.crypto import DecryptionError
-from core.db import advisory_lock, after_commit, session_scope
+from core.db import after_commit, session_scope
 from core.errors import ErrorCode, ServiceError
 from core.models import AccountStatus, MailAccount, OAuthGrant
 from core.models.enums import OAuthProvider
@@ -44,7 +47,7 @@ from core.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-_REFRESH_LOCKS = uuid.UUID("6d1c3f0e-2b7a-4a58-9a39-0f0c7b1e5a11")
+CLAIM_POLL_SECONDS = 0.2  # how often a process waiting for another's refresh looks again
 # Statuses a refused refresh turns into AUTH_FAILED (a PAUSED account stays paused).
 _LIVE = (AccountStatus.READY, AccountStatus.SYNCING, AccountStatus.ACTIVE, AccountStatus.ERROR)
 
@@ -145,41 +148,74 @@ class GrantTokens:
         return await self._refresh(refused=refused)
 
     async def _refresh(self, refused: str | None) -> str:
-        name = self._provider_name()
-        lock_key = uuid.uuid5(_REFRESH_LOCKS, str(self.account_id))
-        wait = self.runtime.settings.mail_timeout_seconds * 2  # one refresh, with slack
-        async with advisory_lock(self.runtime.engine, lock_key, wait_seconds=wait) as acquired:
-            if not acquired:
-                raise ServiceError(
-                    ErrorCode.SERVER_UNREACHABLE,
-                    f"Refreshing the sign-in with {name} is taking too long; retrying later.",
+        """A new access token, refreshed by this process, or by another one that held the
+        grant's claim while this one waited; ``refused``: the token a server just turned
+        down (not taken back from the store)."""
+        token = uuid.uuid4()  # this refresh's claim on the grant
+        reused = await self._claim_or_reuse(token, refused)
+        if reused is not None:
+            return reused
+        claim = repository.REFRESH_CLAIM
+        sessions = self.runtime.session_factory
+        try:
+            async with claim.renewing(sessions, self.account_id, token):
+                return await self._refresh_claimed(refused)
+        finally:
+            try:
+                await claim.release(sessions, self.account_id, token)
+            except Exception:  # it runs out by itself in core.claims.CLAIM_SECONDS
+                log.warning(
+                    "oauth refresh for account %s: releasing the claim failed", self.account_id
                 )
-            stored = await self._stored()
-            usable = self._usable(stored)
+
+    async def _claim_or_reuse(self, token: uuid.UUID, refused: str | None) -> str | None:
+        """Claim the grant (None), or return the token another process refreshed while
+        this one waited for its claim (polled: no connection is held meanwhile)."""
+        wait = self.runtime.settings.mail_timeout_seconds * 2  # one refresh, with slack
+        deadline = time.monotonic() + wait
+        while True:
+            async with session_scope(self.runtime.session_factory) as session:
+                if await repository.REFRESH_CLAIM.take(session, self.account_id, token):
+                    return None
+            usable = self._usable(await self._stored())  # raises if the grant is gone
             if usable is not None and usable != refused:
                 return usable  # another process refreshed it while we waited
-            config = provider_config(self.runtime.settings, self.provider)
-            try:
-                tokens = await refresh_tokens(config, self.runtime.settings, stored.refresh_token)
-            except ProviderRefused as refusal:
-                if refusal.error != "invalid_grant":
-                    log.warning("oauth refresh for account %s: %s", self.account_id, refusal.error)
-                    raise ServiceError(
-                        ErrorCode.SERVER_UNREACHABLE,
-                        f"{name} refused to refresh the sign-in ({refusal.error}); retrying later.",
-                    ) from None
-                error = SignInExpired(name)
-                await self._mark_signed_out(error.message)
-                raise error from None
-            except ProviderUnreachable as fault:
-                log.warning("oauth refresh for account %s failed: %s", self.account_id, fault)
+            if time.monotonic() >= deadline:
                 raise ServiceError(
                     ErrorCode.SERVER_UNREACHABLE,
-                    f"Could not reach {name}'s sign-in service; retrying later.",
+                    f"Refreshing the sign-in with {self._provider_name()} is taking too long; "
+                    "retrying later.",
+                )
+            await asyncio.sleep(CLAIM_POLL_SECONDS)
+
+    async def _refresh_claimed(self, refused: str | None) -> str:
+        name = self._provider_name()
+        stored = await self._stored()
+        usable = self._usable(stored)
+        if usable is not None and usable != refused:
+            return usable  # another process refreshed it just before we claimed it
+        config = provider_config(self.runtime.settings, self.provider)
+        try:
+            tokens = await refresh_tokens(config, self.runtime.settings, stored.refresh_token)
+        except ProviderRefused as refusal:
+            if refusal.error != "invalid_grant":
+                log.warning("oauth refresh for account %s: %s", self.account_id, refusal.error)
+                raise ServiceError(
+                    ErrorCode.SERVER_UNREACHABLE,
+                    f"{name} refused to refresh the sign-in ({refusal.error}); retrying later.",
                 ) from None
-            await self._save(tokens)
-            log.info("oauth tokens of account %s refreshed", self.account_id)
-            return tokens.access_token
+            error = SignInExpired(name)
+            await self._mark_signed_out(error.message)
+            raise error from None
+        except ProviderUnreachable as fault:
+            log.warning("oauth refresh for account %s failed: %s", self.account_id, fault)
+            raise ServiceError(
+                ErrorCode.SERVER_UNREACHABLE,
+                f"Could not reach {name}'s sign-in service; retrying later.",
+            ) from None
+        await self._save(tokens)
+        log.info("oauth tokens of account %s refreshed", self.account_id)
+        return tokens.access_token
 
     async def _save(self, tokens: TokenSet) -> None:
         async with session_scope(self.runtime.session_factory) as session:

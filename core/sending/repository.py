@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.claims import RowClaim
@@ -106,14 +106,7 @@ async def claim_delivery(
     across workers, even if Redis forgets the job id, without a connection held while it
     talks to the servers."""
     async with session_scope(sessions) as session:
-        claimed = await session.scalar(
-            update(OutgoingMessage)
-            .where(OutgoingMessage.id == outgoing_id, DELIVERY_CLAIM.unclaimed())
-            .values(**DELIVERY_CLAIM.values(token))
-            .returning(OutgoingMessage.id)
-            .execution_options(synchronize_session=False)
-        )
-        if claimed is not None:
+        if await DELIVERY_CLAIM.take(session, outgoing_id, token):
             return "claimed"
         row = (
             await session.execute(

@@ -131,6 +131,33 @@ async def test_two_processes_needing_a_token_at_once_refresh_once(
     assert oauth.provider.live_grants(mailbox.username) == 1  # not killed by a reuse
 
 
+async def test_no_database_connection_is_held_while_the_provider_answers(
+    oauth: OAuthWorld, new_user: NewUser
+) -> None:
+    """The refresh claims the grant's row (core/claims.py) rather than holding an advisory
+    lock on a connection of its own while the token endpoint takes its time: a slow
+    provider must not pin pooled connections."""
+    user = await new_user()
+    _client, mailbox, account_id = await _connected_and_started(oauth, user)
+    await oauth.wait_until_refresh_due(account_id)
+    oauth.provider.token_delay = 1.0
+    async with open_runtime(oauth.settings) as refresher:
+        pool = refresher.engine.sync_engine.pool
+        refresh = asyncio.create_task(
+            GrantTokens(refresher, uuid.UUID(account_id), OAuthProvider.GENERIC).current()
+        )
+        while_waiting: list[int] = []
+        while not refresh.done():
+            if oauth.provider.token_requests_waiting:
+                while_waiting.append(pool.checkedout())  # type: ignore[attr-defined]
+            await asyncio.sleep(0.05)
+        token = await refresh
+    assert token
+    assert len(while_waiting) >= 5, while_waiting  # sampled inside the provider's second
+    assert set(while_waiting) == {0}, while_waiting
+    assert oauth.provider.refreshes(mailbox.username) == 1
+
+
 async def test_a_revoked_grant_fails_the_sync_until_the_user_signs_in_again(
     oauth: OAuthWorld, new_user: NewUser
 ) -> None:

@@ -137,6 +137,7 @@ class IdentityProvider:
         self.access_token_seconds = DEFAULT_ACCESS_TOKEN_SECONDS
         self.rotate_refresh_tokens = True
         self.token_delay = 0.0
+        self.token_requests_waiting = 0  # token requests inside token_delay now
         self.fail_token_endpoint = False  # answer 503 (an outage)
         self._lock = threading.Lock()
         self._users: dict[str, OAuthUser] = {}
@@ -362,7 +363,11 @@ class IdentityProvider:
     async def token(self, request: Request) -> Response:
         form = await _form(request)
         if self.token_delay:
-            await asyncio.sleep(self.token_delay)
+            self.token_requests_waiting += 1
+            try:
+                await asyncio.sleep(self.token_delay)
+            finally:
+                self.token_requests_waiting -= 1
         if self.fail_token_endpoint:
             return Response("temporarily unavailable", status_code=503)
         if not self._client_ok(request, form):
