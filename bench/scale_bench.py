@@ -147,7 +147,6 @@ def settings_of(env: dict[str, str]) -> Any:
 
 
 async def fleet(args: argparse.Namespace, workdir: Path, dovecot: Any, env: dict[str, str]) -> None:
-
     settings = settings_of(env)
     database_url = env["MAILSYNC_DATABASE_URL"]
     started = time.monotonic()

@@ -44,7 +44,7 @@ CLAIM_TIME = timedelta(seconds=CLAIM_SECONDS)
 class RowClaim:
     """The claim columns of one table: ``token`` (uuid) and ``until`` (timestamptz)."""
 
-    what: str  # for log lines: "sync", "delivery"
+    what: str  # what the claim is for, in log lines and task names: "sync", "delivery"
     id: InstrumentedAttribute[uuid.UUID]
     token: InstrumentedAttribute[uuid.UUID | None]
     until: InstrumentedAttribute[Any]
@@ -108,13 +108,28 @@ class RowClaim:
                 await asyncio.sleep(RENEW_SECONDS)
                 try:
                     if not await self._renew(sessions, row_id, token):
-                        log.warning("%s %s: the %s claim was lost", self.what, row_id, self.what)
+                        log.warning("%s claim on %s: lost", self.what, row_id)
                         return
                 except Exception:  # a database hiccup: the next renewal may succeed
-                    log.warning("%s %s: renewing the claim failed", self.what, row_id)
+                    log.warning("%s claim on %s: renewing it failed", self.what, row_id)
 
         async with in_background(renew_forever(), name=f"{self.what}-claim-{row_id}"):
             yield
+
+    @contextlib.asynccontextmanager
+    async def held(
+        self, sessions: SessionFactory, row_id: uuid.UUID, token: uuid.UUID
+    ) -> AsyncIterator[None]:
+        """For a claim just taken: renewed while the block runs, released when it ends
+        (however it ends; a release that fails leaves the claim to run out)."""
+        try:
+            async with self.renewing(sessions, row_id, token):
+                yield
+        finally:
+            try:
+                await self.release(sessions, row_id, token)
+            except Exception:  # it runs out by itself in CLAIM_SECONDS
+                log.warning("%s claim on %s: releasing it failed", self.what, row_id)
 
     async def claimed_among(
         self, session: AsyncSession, row_ids: Sequence[uuid.UUID]

@@ -25,5 +25,8 @@ async def lock_grant(session: AsyncSession, account_id: uuid.UUID) -> OAuthGrant
 
 
 REFRESH_CLAIM = RowClaim(
-    "account", OAuthGrant.account_id, OAuthGrant.refresh_claim, OAuthGrant.refresh_claimed_until
+    "oauth refresh",
+    OAuthGrant.account_id,
+    OAuthGrant.refresh_claim,
+    OAuthGrant.refresh_claimed_until,
 )

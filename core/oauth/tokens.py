@@ -155,18 +155,9 @@ class GrantTokens:
         reused = await self._claim_or_reuse(token, refused)
         if reused is not None:
             return reused
-        claim = repository.REFRESH_CLAIM
         sessions = self.runtime.session_factory
-        try:
-            async with claim.renewing(sessions, self.account_id, token):
-                return await self._refresh_claimed(refused)
-        finally:
-            try:
-                await claim.release(sessions, self.account_id, token)
-            except Exception:  # it runs out by itself in core.claims.CLAIM_SECONDS
-                log.warning(
-                    "oauth refresh for account %s: releasing the claim failed", self.account_id
-                )
+        async with repository.REFRESH_CLAIM.held(sessions, self.account_id, token):
+            return await self._refresh_claimed(refused)
 
     async def _claim_or_reuse(self, token: uuid.UUID, refused: str | None) -> str | None:
         """Claim the grant (None), or return the token another process refreshed while

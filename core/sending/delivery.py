@@ -123,7 +123,6 @@ class OutgoingDelivery:
         """Deliver (or finish) the message; seconds to wait before the next attempt when a
         temporary failure should be retried (or another holder's claim may run out), else
         None."""
-        claim = repository.DELIVERY_CLAIM
         claimed = await repository.claim_delivery(self.sessions, self.outgoing_id, self.token)
         if claimed == "gone":
             log.info("outgoing %s no longer exists", self.outgoing_id)
@@ -133,14 +132,8 @@ class OutgoingDelivery:
             # has run out (a finished delivery is then a no-op).
             log.info("outgoing %s is being delivered by another worker", self.outgoing_id)
             return claimed + 1.0
-        try:
-            async with claim.renewing(self.sessions, self.outgoing_id, self.token):
-                return await self._deliver()
-        finally:
-            try:
-                await claim.release(self.sessions, self.outgoing_id, self.token)
-            except Exception:  # it runs out by itself in core.claims.CLAIM_SECONDS
-                log.warning("outgoing %s: releasing the delivery claim failed", self.outgoing_id)
+        async with repository.DELIVERY_CLAIM.held(self.sessions, self.outgoing_id, self.token):
+            return await self._deliver()
 
     async def _deliver(self) -> float | None:
         attempt = await self._begin()

@@ -90,7 +90,7 @@ async def unfinished(
 
 
 DELIVERY_CLAIM = RowClaim(
-    "outgoing",
+    "delivery",
     OutgoingMessage.id,
     OutgoingMessage.delivery_claim,
     OutgoingMessage.delivery_claimed_until,

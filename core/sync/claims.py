@@ -12,7 +12,7 @@ from core.claims import RowClaim
 from core.models import MailAccount
 
 SYNC_CLAIM = RowClaim(
-    "account", MailAccount.id, MailAccount.sync_claim, MailAccount.sync_claimed_until
+    "sync", MailAccount.id, MailAccount.sync_claim, MailAccount.sync_claimed_until
 )
 
 unclaimed = SYNC_CLAIM.unclaimed
