@@ -548,6 +548,7 @@ class StepTimers:
         ("core.threads.repository", None, "remember_thread_keys", "remember_thread_keys"),
         ("sqlalchemy.ext.asyncio", "AsyncSession", "commit", "commits"),
         ("core.events", "EventBus", "publish", "events to Redis"),
+        ("core.sync.search_index", None, "catch_up", "search vectors filled (after the run)"),
     )
 
     def __init__(self) -> None:

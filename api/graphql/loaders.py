@@ -16,6 +16,7 @@ from core.inbox import repository as inbox
 from core.inbox.repository import MessageRow
 from core.models import Company, Folder, MailAccount, RealtimeMode, User
 from core.realtime import leases
+from core.sync import search_index
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -47,6 +48,7 @@ class Loaders:
         self.bodies = DataLoader[int, tuple[str | None, str | None]](self._load_bodies)
         self.thread = DataLoader[uuid.UUID, list[MessageRow]](self._load_threads)
         self.realtime = DataLoader[uuid.UUID, RealtimeMode](self._load_realtime)
+        self.search_backlog = DataLoader[uuid.UUID, int](self._load_search_backlog)
 
     async def _load_users(self, ids: list[uuid.UUID]) -> list[User | None]:
         async with self._sessions() as session:
@@ -62,6 +64,11 @@ class Loaders:
         async with self._sessions() as session:
             rows = await accounts.folders_of(session, account_ids)
         return _grouped(account_ids, rows, lambda f: f.account_id)
+
+    async def _load_search_backlog(self, account_ids: list[uuid.UUID]) -> list[int]:
+        async with self._sessions() as session:
+            counts = await search_index.backlog(session, account_ids)
+        return [counts.get(a, 0) for a in account_ids]
 
     async def _load_owned(self, owner_ids: list[uuid.UUID]) -> list[list[MailAccount]]:
         async with self._sessions() as session:

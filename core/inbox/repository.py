@@ -47,6 +47,7 @@ from core.accounts.repository import readable_by
 from core.identity.viewer import Viewer
 from core.inbox.cursor import Cursor
 from core.models import Folder, FolderRole, MailAccount, Message, Plan, Role
+from core.models.message import computed_search_vector
 
 # What a list of messages shows: everything but the bodies and the search vector.
 LIST_COLUMNS = (
@@ -220,7 +221,15 @@ def matches(table: type[Message], shape: Shape) -> list[ColumnElement[bool]]:
         conditions.append(table.thread_id == bindparam("thread_id", type_=Uuid))
     if shape.search:
         query = func.to_tsquery(literal_column("'simple'::regconfig"), bindparam("tsquery"))
-        conditions.append(table.search_vector.bool_op("@@")(query))
+        # A row whose vector is not filled yet (a bulk sync's, for seconds) is matched by
+        # computing it: search finds it all the same (core/sync/search_index.py).
+        vector = table.search_vector
+        conditions.append(
+            or_(
+                vector.bool_op("@@")(query),
+                and_(vector.is_(None), computed_search_vector(table).bool_op("@@")(query)),
+            )
+        )
     return conditions
 
 

@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    Computed,
     DateTime,
     ForeignKey,
     Identity,
@@ -15,11 +14,13 @@ from sqlalchemy import (
     Integer,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from core.models.base import Base, created_at
 
@@ -27,18 +28,16 @@ from core.models.base import Base, created_at
 # language-neutral 'simple' configuration: no stemming, so any language and any name
 # matches as typed. Addresses go in twice, whole and split at "@", so "bob@acme.com",
 # "bob" and "acme.com" (or its prefix "acme") all find bob@acme.com. The body is capped
-# well below the 1 MB limit of a tsvector.
-_ADDRESSES = (
-    "coalesce(from_name, '') || ' ' || coalesce(from_address, '') || ' '"
-    " || jsonb_path_query_array(to_addresses, '$[*].*')::text || ' '"
-    " || jsonb_path_query_array(cc_addresses, '$[*].*')::text"
-)
-SEARCH_VECTOR = (
-    "setweight(to_tsvector('simple'::regconfig, coalesce(subject, '')), 'A')"
-    f" || setweight(to_tsvector('simple'::regconfig, {_ADDRESSES}), 'B')"
-    " || setweight(to_tsvector('simple'::regconfig,"
-    f" regexp_replace({_ADDRESSES}, '@', ' ', 'g')), 'B')"
-    " || setweight(to_tsvector('simple'::regconfig, left(coalesce(body_text, ''), 100000)), 'C')"
+# well below the 1 MB limit of a tsvector. The expression is one SQL function,
+# message_search_vector (migration 0019); a trigger fills the column on insert unless the
+# transaction defers it (a bulk sync chunk: core/sync/search_index.py fills it after).
+SEARCH_VECTOR_ARGUMENTS = (
+    "subject",
+    "from_name",
+    "from_address",
+    "to_addresses",
+    "cc_addresses",
+    "body_text",
 )
 
 
@@ -54,6 +53,12 @@ class Message(Base):
         # after a UIDVALIDITY change.
         Index("ix_messages_message_id", "message_id", "account_id"),
         Index("ix_messages_search", "search_vector", postgresql_using="gin"),
+        # Rows whose search vector is still to be filled (core/sync/search_index.py).
+        Index(
+            "ix_messages_search_pending",
+            "account_id",
+            postgresql_where=text("search_vector IS NULL"),
+        ),
         Index(
             "ix_messages_flags_pending",
             "account_id",
@@ -104,7 +109,13 @@ class Message(Base):
     # Why a move or delete made here could not be written back to the server (it was
     # undone); cleared by the next one that succeeds.
     write_back_error: Mapped[str | None] = mapped_column(Text)
-    search_vector: Mapped[str | None] = mapped_column(
-        TSVECTOR, Computed(SEARCH_VECTOR, persisted=True), deferred=True
-    )
+    # NULL: not filled yet (a deferred bulk insert); search computes it meanwhile.
+    search_vector: Mapped[str | None] = mapped_column(TSVECTOR, deferred=True)
     created_at: Mapped[datetime] = created_at()
+
+
+def computed_search_vector(table: Any) -> ColumnElement[Any]:
+    """The row's search vector as the trigger computes it (for rows still waiting)."""
+    return func.message_search_vector(
+        *(getattr(table, name) for name in SEARCH_VECTOR_ARGUMENTS), type_=TSVECTOR
+    )

@@ -47,11 +47,13 @@ class SyncCounts:
     new: int = 0
     updated: int = 0
     removed: int = 0
+    search_deferred: int = 0  # new rows whose search vectors wait (core/sync/search_index)
 
     def add(self, other: SyncCounts) -> None:
         self.new += other.new
         self.updated += other.updated
         self.removed += other.removed
+        self.search_deferred += other.search_deferred
 
 
 @dataclass(frozen=True)
@@ -186,9 +188,11 @@ class FolderSync:
         newest_first: bool = False,
         known: dict[int, tuple[int, str | None]] | None = None,
     ) -> None:
+        before = self.pipeline.search_deferred
         self.counts.new += await self.pipeline.store(
             uids, checkpoint, self._saved, newest_first=newest_first, known=known
         )
+        self.counts.search_deferred += self.pipeline.search_deferred - before
 
     # -- the steps ---------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from typing import Any
 from core.db import SessionFactory, session_scope
 from core.mail.mailbox import FetchedMessage, MailboxOps, uid_set
 from core.mail.parsing import ParsedMessage
-from core.sync import repository
+from core.sync import repository, search_index
 from core.sync.parse_pool import MessageParser
 from core.sync.rows import build_rows, internal_date
 from core.threads import repository as threads
@@ -112,6 +112,7 @@ class MessagePipeline:
         self.parser = parser
         self.progress = progress
         self._sizes: dict[int, int] = {}
+        self.search_deferred = 0  # rows inserted with their search vector left to fill
 
     async def store(
         self,
@@ -235,7 +236,10 @@ class MessagePipeline:
                 lookup_threads=lookup,
                 fingerprints=[print_ for _, print_ in results],
             )
-            inserted = await repository.insert_messages(session, built.rows)
+            deferred = len(built.rows) >= search_index.DEFER_ROWS
+            inserted = await repository.insert_messages(session, built.rows, defer_search=deferred)
+            if deferred:
+                self.search_deferred += inserted
             await threads.remember_thread_keys(session, self.owner_id, built.thread_keys)
             if changes:
                 await repository.save_checkpoint(session, self.folder_id, changes)

@@ -192,8 +192,11 @@ _STAGE = (
 )
 
 
-async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+async def insert_messages(
+    session: AsyncSession, rows: list[dict[str, Any]], *, defer_search: bool = False
+) -> int:
     """Insert what is not there yet ((folder, uid) is unique); the number inserted.
+    ``defer_search``: leave the rows' search vectors to core/sync/search_index.catch_up.
 
     In the session's transaction, with asyncpg's binary COPY into a temporary staging table,
     then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``: three round trips whatever
@@ -213,7 +216,11 @@ async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> 
     unknown = set(columns) - _WRITABLE
     if unknown:
         raise ValueError(f"not columns of messages: {sorted(unknown)}")
-    await driver.execute(_STAGE)
+    # For this transaction (is_local): the insert trigger of migration 0019 reads it.
+    defer = "on" if defer_search else "off"
+    await driver.execute(
+        f"{_STAGE}; SELECT set_config('mailsync.defer_search_vector', '{defer}', true)"
+    )
     records = [
         tuple(
             json.dumps(row[c]) if c in _JSON_COLUMNS else row[c]  # the codec takes text
@@ -529,13 +536,28 @@ async def clear_pending(session: AsyncSession, written: Sequence[PendingFlags]) 
         await session.execute(_CLEAR_PENDING, params)
 
 
-async def pending_write_backs(session: AsyncSession, account_id: uuid.UUID) -> tuple[bool, bool]:
-    """Whether marks (flags) and whether moves or deletes made in the inbox wait to be
-    written back to the server: one statement, so a run with none skips both steps."""
+@dataclass(frozen=True)
+class PendingWork:
+    """What a run finds waiting from earlier: marks (flags) and moves or deletes made in
+    the inbox to write back to the server, and rows whose search vectors wait to be filled
+    (a run that stored them was cut short: core/sync/search_index.py)."""
+
+    flags: bool
+    moves: bool
+    search: bool
+
+
+async def pending_work(session: AsyncSession, account_id: uuid.UUID) -> PendingWork:
+    """One statement, so a run with none of them skips every step."""
     flags = select(Message.id).where(Message.account_id == account_id, _PENDING, Message.uid > 0)
     pending_moves = moves.pending_of_account(account_id)
-    row = (await session.execute(select(flags.exists(), pending_moves.exists()))).one()
-    return bool(row[0]), bool(row[1])
+    search = select(Message.id).where(
+        Message.account_id == account_id, Message.search_vector.is_(None)
+    )
+    row = (
+        await session.execute(select(flags.exists(), pending_moves.exists(), search.exists()))
+    ).one()
+    return PendingWork(bool(row[0]), bool(row[1]), bool(row[2]))
 
 
 async def has_pending_flags(session: AsyncSession, account_id: uuid.UUID) -> bool:

@@ -36,7 +36,7 @@ from core.notifications import announce_now
 from core.oauth.tokens import SignInExpired
 from core.runtime import Runtime
 from core.settings import Settings
-from core.sync import claims, repository
+from core.sync import claims, repository, search_index
 from core.sync.flag_push import push_local_flags
 from core.sync.folder import AccountContext, FolderSync, SyncCounts, SyncTuning
 from core.sync.parse_pool import INLINE, MessageParser
@@ -163,8 +163,7 @@ class Begun:
     login: ServerLogin
     initial: bool
     folders: list[tuple[Folder, int]]  # with their stored counts (repository.folders)
-    pending_flags: bool
-    pending_moves: bool
+    pending: repository.PendingWork
 
 
 class AccountSyncRun:
@@ -211,13 +210,29 @@ class AccountSyncRun:
         self.claimed = True
         try:
             async with claims.renewing(sessions, self.account_id, self.token):
-                return await self._run_claimed(begun)
+                result = await self._run_claimed(begun)
         finally:
             if self.claimed:  # ended without its closing write (paused meanwhile, cancelled)
                 try:
                     await claims.release_claim(sessions, self.account_id, self.token)
                 except Exception:  # it runs out by itself in core.claims.CLAIM_SECONDS
                     log.warning("account %s: releasing the sync claim failed", self.account_id)
+        if result is not None and (result.counts.search_deferred or begun.pending.search):
+            await self._catch_up_search()
+        return result
+
+    async def _catch_up_search(self) -> None:
+        """After syncCompleted and with the claim released: the mail is in the inbox, and
+        the account's next run need not wait for its search vectors. A failure leaves the
+        rows waiting (search still finds them) for the next run."""
+        try:
+            await search_index.catch_up(self.runtime.session_factory, self.account_id)
+        except Exception:
+            log.warning(
+                "account %s: filling search vectors failed; the next run retries",
+                self.account_id,
+                exc_info=True,
+            )
 
     async def _begin(self) -> Begun | None:
         """Claim the account and read what the run needs: one transaction, three statements
@@ -238,8 +253,8 @@ class AccountSyncRun:
             if initial:  # a later run shows no SYNCING: its account stays ACTIVE throughout
                 transition(session, self.runtime.events, account, SYNCING)
             folders = await repository.folders(session, self.account_id)
-            flags, moves = await repository.pending_write_backs(session, self.account_id)
-        return Begun(context, login, initial, folders, flags, moves)
+            pending = await repository.pending_work(session, self.account_id)
+        return Begun(context, login, initial, folders, pending)
 
     async def _run_claimed(self, begun: Begun) -> RunResult | None:
         context, initial = begun.context, begun.initial
@@ -267,9 +282,9 @@ class AccountSyncRun:
                         for f, stored in begun.folders
                         if f.selected and f.name in self.only
                     ]
-                if begun.pending_flags:
+                if begun.pending.flags:
                     await push_local_flags(sessions, ops, self.account_id, folders)
-                if begun.pending_moves:
+                if begun.pending.moves:
                     await push_local_moves(sessions, ops, self.account_id)
                 for position, folder in enumerate(folders):
                     if position and not await self._still_wanted():

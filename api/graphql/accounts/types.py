@@ -135,6 +135,14 @@ class MailAccount:
         rows = await info.context.loaders.folders.load(self.account_id)
         return sum(r.message_count for r in rows if r.selected)
 
+    @strawberry.field(
+        description="Messages of a large sync whose words are not in the search index yet "
+        "(it fills right after the sync run that stored them): search finds them all the "
+        "same, only more slowly. 0 once the index has caught up."
+    )
+    async def search_backlog(self, info: Info) -> int:
+        return await info.context.loaders.search_backlog.load(self.account_id)
+
 
 @strawberry.type
 class MailAccountPayload:
