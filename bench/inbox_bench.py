@@ -870,12 +870,15 @@ def deep_cursor(api: Api, filter: dict[str, Any]) -> tuple[str, float]:
 
 
 class _Recorder:
-    """Stands in for an AsyncSession to capture the statement scope_of executes."""
+    """Stands in for an AsyncSession to capture the statement scope_of executes, with the
+    values it binds (the statement is built once, with bound parameters for the viewer)."""
 
     statement: Any = None
+    values: dict[str, Any] = {}  # replaced per instance
 
-    async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+    async def execute(self, statement: Any, values: Any = None, *args: Any, **kwargs: Any) -> Any:
         self.statement = statement
+        self.values = dict(values or {})
         return self
 
     def all(self) -> list[Any]:
@@ -948,9 +951,11 @@ async def floor_query(viewer: Any, scenario: Scenario, ids: Any) -> FloorQuery:
     search = scenario.filter.get("search")
     page_filter = PageFilter(tsquery=to_tsquery_text(search) if search else None)
     after = decode_cursor(scenario.after, ids) if scenario.after else None
+    scope = compile_statement(recorder.statement)
+    scope.values.update(recorder.values)
     return FloorQuery(
         viewer,
-        compile_statement(recorder.statement),
+        scope,
         compile_statement(page_statement(page_filter, after, PAGE_SIZE + 1)),
         page_filter,
         after,

@@ -118,12 +118,13 @@ async def test_a_connection_cut_mid_fetch_fails_the_run_and_the_next_run_complet
         before = await stored_count(runtime, account_id)
 
         # Inside the fetch, late enough that a chunk has been written (the pipeline keeps one
-        # chunk on the wire and one parsed ahead of the writes; chunks are 100 messages) and
-        # well before the end.
+        # chunk on the wire and one parsed ahead of the writes; chunks of 100 messages here)
+        # and well before the end.
         size = sum(len(raw) for raw in big)
         proxy.arm(rng.randint(size * 45 // 100, size * 75 // 100), mode)
         started = time.monotonic()
-        failed = await AccountSyncRun(runtime, account_id, EVERY_RUN).run()
+        tuning = dataclasses.replace(EVERY_RUN, fetch_chunk=100)
+        failed = await AccountSyncRun(runtime, account_id, tuning).run()
         elapsed = time.monotonic() - started
         assert failed is None, "the run went on although its connection was cut"
         assert proxy.cuts == 1
