@@ -58,7 +58,7 @@ class SyncCounts:
 
 @dataclass(frozen=True)
 class SyncTuning:
-    fetch_chunk: int = 100  # whole messages per UID FETCH (and per commit)
+    fetch_chunk: int = 250  # whole messages per UID FETCH (and per commit)
     flags_chunk: int = 250  # UIDs per FLAGS FETCH: keeps every response small
     full_flag_scan_every: timedelta = field(default=timedelta(minutes=5))
     parser: MessageParser = INLINE
