@@ -1109,9 +1109,9 @@ def render(report: Report) -> tuple[list[str], bool]:
     ratio(
         "reference: no-change, fresh process / mbsync", div(cold_job, mb_no_change), "-", None, None
     )
-    if initial and initial.steps:
+    if whole and whole.steps:
         lines.append("-" * 100)
-        lines.extend(breakdown(initial, "initial sync"))
+        lines.extend(breakdown(whole, "initial sync job (and its search vectors)"))
     if no_change and no_change.steps:
         lines.extend(breakdown(no_change, "no-change pass (same worker)"))
     if report.profile:
