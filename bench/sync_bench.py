@@ -1045,9 +1045,7 @@ def render(report: Report) -> tuple[list[str], bool]:
         row("  then: search vectors filled (same job)", index_step[0], None, None, False)
     process_row("mbsync initial (mbsync -a)", mb_initial, True)
     process_row("mbsync initial with FSync no (reference)", mb_nofsync, True)
-    job_row(
-        f"mailsync no-change pass (same worker, median of {NO_CHANGE_PASSES})", no_change, False
-    )
+    job_row(f"mailsync no-change (same worker, median of {NO_CHANGE_PASSES})", no_change, False)
     job_row("mailsync no-change pass (fresh process)", cold_job, False)
     process_row(f"mbsync no-change (mbsync -a, median of {NO_CHANGE_PASSES})", mb_no_change, False)
     lines.append(
