@@ -37,11 +37,6 @@ BATCH_ROWS = 500  # rows per catch-up transaction: each holds its row locks brie
 _WAITING = Message.search_vector.is_(None)
 
 
-def defer_setting(rows: int) -> str:
-    """The value of ``mailsync.defer_search_vector`` for an insert of ``rows`` rows."""
-    return "on" if rows >= DEFER_ROWS else "off"
-
-
 def _batch(account_id: uuid.UUID, limit: int) -> Update:
     # SKIP LOCKED: two processes catching up on one account take different rows. The ids
     # are one array (an InitPlan, run once), so the UPDATE is a primary-key scan whatever
