@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from api.metrics import refresh_gauges
 from core.models import Sharing
 from core.runtime import Runtime
 from tests.support.accounts import NewUser
@@ -82,3 +85,13 @@ async def test_sync_usage_statements_do_not_grow_with_the_company(
         counts[size] = len(statements)
     # auth, users, accounts (the first request of each admin also records its token's use)
     assert counts[2] == counts[6] <= 5, counts
+
+
+async def test_the_count_leaves_out_the_apps_background_statements(runtime: Runtime) -> None:
+    """The metrics gauges' refresh (three counts every 15 s on the app's engine) is not
+    part of a request: it is left out of the counts above, and only it."""
+    with recorded_statements(runtime.engine) as statements:
+        await asyncio.create_task(refresh_gauges(runtime), name="mailsync-metrics-gauges")
+        in_background = len(statements)
+        await refresh_gauges(runtime)
+    assert (in_background, len(statements)) == (0, 3)
