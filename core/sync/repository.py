@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.accounts.status import RUNNING
 from core.models import Folder, MailAccount, Message
 from core.moves import repository as moves
-from core.sync import claims
+from core.sync import claims, search_index
 from core.sync.flags import Flags
 
 _MESSAGES = cast(Table, Message.__table__)
@@ -551,9 +551,7 @@ async def pending_work(session: AsyncSession, account_id: uuid.UUID) -> PendingW
     """One statement, so a run with none of them skips every step."""
     flags = select(Message.id).where(Message.account_id == account_id, _PENDING, Message.uid > 0)
     pending_moves = moves.pending_of_account(account_id)
-    search = select(Message.id).where(
-        Message.account_id == account_id, Message.search_vector.is_(None)
-    )
+    search = search_index.waiting_rows(account_id)
     row = (
         await session.execute(select(flags.exists(), pending_moves.exists(), search.exists()))
     ).one()

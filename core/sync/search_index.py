@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import ARRAY, BigInteger, Update, any_, func, select, update
+from sqlalchemy import ARRAY, BigInteger, Select, Update, any_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import session_scope
@@ -37,6 +37,11 @@ BATCH_ROWS = 500  # rows per catch-up transaction: each holds its row locks brie
 _WAITING = Message.search_vector.is_(None)
 
 
+def waiting_rows(account_id: uuid.UUID) -> Select[int]:
+    """The ids of the account's rows whose search vectors wait (the partial index)."""
+    return select(Message.id).where(Message.account_id == account_id, _WAITING)
+
+
 def _batch(account_id: uuid.UUID, limit: int) -> Update:
     # SKIP LOCKED: two processes catching up on one account take different rows. The ids
     # are one array (an InitPlan, run once), so the UPDATE is a primary-key scan whatever
@@ -44,11 +49,7 @@ def _batch(account_id: uuid.UUID, limit: int) -> Update:
     # an IN (subquery) was planned as a nested loop that ran the subquery once per waiting
     # row of every account (minutes for 68,000 rows).
     waiting = (
-        select(Message.id)
-        .where(Message.account_id == account_id, _WAITING)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
+        waiting_rows(account_id).limit(limit).with_for_update(skip_locked=True).scalar_subquery()
     )
     return (
         update(Message)
