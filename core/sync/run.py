@@ -36,7 +36,7 @@ from core.notifications import announce_now
 from core.oauth.tokens import SignInExpired
 from core.runtime import Runtime
 from core.settings import Settings
-from core.sync import claims, repository, search_index
+from core.sync import analyze, claims, repository, search_index
 from core.sync.flag_push import push_local_flags
 from core.sync.folder import AccountContext, FolderSync, SyncCounts, SyncTuning
 from core.sync.parse_pool import INLINE, MessageParser
@@ -219,7 +219,18 @@ class AccountSyncRun:
                     log.warning("account %s: releasing the sync claim failed", self.account_id)
         if result is not None and (result.counts.search_deferred or begun.pending.search):
             await self._catch_up_search()
+        if result is not None and result.counts.search_deferred:  # rows stored in bulk
+            await self._refresh_statistics(result.counts.new)
         return result
+
+    async def _refresh_statistics(self, stored: int) -> None:
+        """After a bulk sync, with the claim released: the planner's statistics of what it
+        filled, which the new mailbox's first pages are planned from (core/sync/analyze.py).
+        A failure leaves them to autovacuum."""
+        try:
+            await analyze.refresh_after_bulk_sync(self.runtime.session_factory, stored)
+        except Exception:
+            log.warning("refreshing planner statistics failed", exc_info=True)
 
     async def _catch_up_search(self) -> None:
         """After syncCompleted and with the claim released: the mail is in the inbox, and
