@@ -73,6 +73,15 @@ async def readyz(request: Request) -> JSONResponse:
     )
 
 
+# The collector's thresholds for a serving process (CPython's default: 700, 10, 10). At
+# 700 a request's objects, alive while it waits on the database, were collected and
+# promoted again and again: 6.7 % of the API's CPU at 10 connections and 9.3 % at 500
+# (more requests alive at once, so older generations grew and full collections came
+# often); 10,000 young objects between collections made it 2.5 % and 3.6 %, each young
+# collection about 3 ms (load benchmark, bench/README.md).
+GC_THRESHOLDS = (10_000, 20, 10)
+
+
 def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -83,7 +92,12 @@ def create_app(settings: Settings) -> Starlette:
             # process: out of the collector's way, a full collection no longer walks it,
             # which took the inbox page's p99 from ~125 ms towards its p50.
             gc.freeze()
-            yield
+            before = gc.get_threshold()
+            gc.set_threshold(*GC_THRESHOLDS)
+            try:
+                yield
+            finally:
+                gc.set_threshold(*before)  # an app in a test process hands it back
 
     limits = GraphQLLimits(
         max_query_chars=settings.max_query_chars,
