@@ -38,12 +38,14 @@ from bench.common import (
     BenchError,
     cpu_model,
     database_server,
+    database_url,
     fresh_database,
     load_average,
     nproc,
     redis_server,
     run_main,
     say,
+    sql,
     tail,
 )
 
@@ -427,9 +429,21 @@ def run(args: argparse.Namespace) -> int:
             results.append(this)
         _summary(results)
         if args.profile:
-            _profile(api_url, script, api_pid, Path(args.profile), args.duration)
+            _profile(
+                api_url,
+                script,
+                api_pid,
+                Path(args.profile),
+                args.duration,
+                args.profile_connections,
+            )
         if args.workers_figure:
             _workers_figure(args, stack_env=env, script=script)
+        if args.inbox_database:
+            tens = [r[10][0].pages for r in results if 10 in r]
+            _big_database_figure(
+                args, server, redis, workdir, statistics.median(tens) if tens else 0
+            )
     say(f"load average at end: {load_average()}")
     return 1 if args.strict and not all_ok else 0
 
@@ -471,8 +485,11 @@ def _summary(results: list[dict[int, tuple[Level, Level]]]) -> None:
         )
 
 
-def _profile(url: str, script: Path, pid: int, output: Path, seconds: float) -> None:
-    """py-spy (when installed) samples the API during a 10-connection level."""
+def _profile(
+    url: str, script: Path, pid: int, output: Path, seconds: float, connections: int
+) -> None:
+    """py-spy (when installed) samples the API during one level (10 connections unless
+    ``--profile-connections`` says otherwise)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
         say("profile: py-spy is not installed (pip install py-spy)")
@@ -497,10 +514,82 @@ def _profile(url: str, script: Path, pid: int, output: Path, seconds: float) -> 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    level = wrk(url, script, 10, seconds, pid)
+    level = wrk(url, script, connections, seconds, pid)
     record.wait(60)
-    say(f"profile of the 10-connection level -> {output}")
+    say(f"profile of the {connections}-connection level -> {output}")
     say(_row("api", level))
+
+
+async def _viewer_token(url: str) -> tuple[str, uuid.UUID]:
+    """A new token for the inbox benchmark's viewer (bench/inbox_bench.py)."""
+    from bench.inbox_bench import VIEWER_EMAIL
+    from core.db import create_engine, create_session_factory, session_scope
+    from core.identity import repository as identity
+    from core.identity.service import issue_token
+
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with session_scope(create_session_factory(engine)) as session:
+            user = await identity.get_user_by_email(session, VIEWER_EMAIL)
+            if user is None:
+                raise BenchError(f"no {VIEWER_EMAIL} in {url}: not an inbox benchmark database")
+            return await issue_token(session, user), user.id
+    finally:
+        await engine.dispose()
+
+
+def _big_database_figure(
+    args: argparse.Namespace, server: str, redis: str, workdir: Path, small_ten: float
+) -> None:
+    """The same query against the inbox benchmark's database (1M messages; the viewer's
+    all-accounts scope about 270,000), 10 connections, API and floor, each run."""
+    from core.crypto import generate_key
+
+    database = database_url(server, args.inbox_database)
+    token, user_id = asyncio.run(_viewer_token(database))
+    keys = generate_key()  # the page decrypts nothing
+    spec = asyncio.run(_capture(_settings_for(database, redis, keys), token))
+    spec.update(database_url=database, user_id=str(user_id))
+    spec_path = workdir / "floor-big.json"
+    spec_path.write_text(json.dumps(spec))
+    script = workdir / "inbox-big.lua"
+    script.write_text(WRK_SCRIPT % {"body": json.dumps({"query": QUERY}), "token": token})
+    env = {
+        "MAILSYNC_DATABASE_URL": database,
+        "MAILSYNC_REDIS_URL": redis,
+        "MAILSYNC_SECRET_KEYS": keys,
+        **dict(kv.split("=", 1) for kv in args.env),
+    }
+    api_port, floor_port = _free_port(), _free_port()
+    python = sys.executable
+    api_argv = [python, "-m", "cli.main", "api", "--port", str(api_port)]
+    floor_argv = [python, "-m", "bench.load_floor", str(spec_path), str(floor_port)]
+    api_url = f"http://127.0.0.1:{api_port}/graphql"
+    floor_url = f"http://127.0.0.1:{floor_port}/graphql"
+    count = asyncio.run(sql(database, "SELECT count(*) FROM messages"))[0][0]
+    say(f"the same query against {args.inbox_database} ({count:,} messages), 10 connections:")
+    with contextlib.ExitStack() as stack:
+        api_pid = stack.enter_context(_server(api_argv, env, api_port, workdir / "api-big.log"))
+        floor_pid = stack.enter_context(
+            _server(floor_argv, env, floor_port, workdir / "floor-big.log")
+        )
+        _same_json(api_url, floor_url, token)
+        shed = shed_counter(f"http://127.0.0.1:{api_port}/metrics")
+        wrk(api_url, script, 10, 3, api_pid)
+        wrk(floor_url, script, 10, 3, floor_pid)
+        pages = []
+        for number in range(1, max(args.runs, 1) + 1):
+            api = wrk(api_url, script, 10, args.duration, api_pid, shed)
+            say(_row(f"1M-{number}", api))
+            floor = wrk(floor_url, script, 10, args.duration, floor_pid)
+            say(_row(f"fl-{number}", floor))
+            pages.append(api.pages)
+            ratio = small_ten / api.pages if api.pages else float("inf")
+            say(
+                f"    small mailbox / this database at 10 conn: {ratio:.2f} (<= 1.5): "
+                + ("ok" if ratio <= 1.5 else "MISSED")
+            )
+        say(f"  1M database, 10 conn: median {statistics.median(pages):.1f} pages/s")
 
 
 def _workers_figure(args: argparse.Namespace, stack_env: dict[str, str], script: Path) -> None:
@@ -535,8 +624,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=21)
     parser.add_argument("--workers-figure", default="1,2", help="'' for none")
     parser.add_argument("--profile", help="py-spy output (.svg, .json or .txt) of a 10-conn level")
+    parser.add_argument("--profile-connections", type=int, default=10, help="the profiled level")
     parser.add_argument(
         "--env", action="append", default=[], help="NAME=VALUE for the API process (repeatable)"
+    )
+    parser.add_argument(
+        "--inbox-database",
+        help="also serve the query from this database, kept by `bench.inbox_bench --keep`",
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--keep", action="store_true", help="keep the database and files")
