@@ -514,7 +514,9 @@ def _profile(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    level = wrk(url, script, connections, seconds, pid)
+    level = wrk(
+        url, script, connections, seconds, pid, shed_counter(url.replace("/graphql", "/metrics"))
+    )
     record.wait(60)
     say(f"profile of the {connections}-connection level -> {output}")
     say(_row("api", level))
