@@ -357,6 +357,59 @@ def _settings_for(database: str, redis: str, keys: str) -> Any:
     )
 
 
+@dataclass
+class Served:
+    api_url: str
+    api_pid: int
+    floor_url: str
+    floor_pid: int
+    script: Path
+    shed: Callable[[], int]
+
+
+def _serve(
+    stack: contextlib.ExitStack,
+    args: argparse.Namespace,
+    urls: tuple[str, str, str],
+    token: str,
+    user_id: uuid.UUID,
+    workdir: Path,
+    name: str,
+) -> Served:
+    """The API and the floor for ``token``'s viewer on ``urls`` (database, Redis, secret
+    keys): the floor's statements captured, wrk's script written, both processes started
+    and checked to answer the same JSON."""
+    database, redis, keys = urls
+    spec = asyncio.run(_capture(_settings_for(database, redis, keys), token))
+    spec.update(database_url=database, user_id=str(user_id))
+    spec_path = workdir / f"floor-{name}.json"
+    spec_path.write_text(json.dumps(spec))
+    script = workdir / f"inbox-{name}.lua"
+    script.write_text(WRK_SCRIPT % {"body": json.dumps({"query": QUERY}), "token": token})
+    env = {
+        "MAILSYNC_DATABASE_URL": database,
+        "MAILSYNC_REDIS_URL": redis,
+        "MAILSYNC_SECRET_KEYS": keys,
+        **dict(kv.split("=", 1) for kv in args.env),
+    }
+    api_port, floor_port = _free_port(), _free_port()
+    python = sys.executable
+    api_argv = [python, "-m", "cli.main", "api", "--port", str(api_port)]
+    floor_argv = [python, "-m", "bench.load_floor", str(spec_path), str(floor_port)]
+    served = Served(
+        api_url=f"http://127.0.0.1:{api_port}/graphql",
+        api_pid=stack.enter_context(_server(api_argv, env, api_port, workdir / f"api-{name}.log")),
+        floor_url=f"http://127.0.0.1:{floor_port}/graphql",
+        floor_pid=stack.enter_context(
+            _server(floor_argv, env, floor_port, workdir / f"floor-{name}.log")
+        ),
+        script=script,
+        shed=shed_counter(f"http://127.0.0.1:{api_port}/metrics"),
+    )
+    _same_json(served.api_url, served.floor_url, token)
+    return served
+
+
 def run(args: argparse.Namespace) -> int:
     from bench.sync_bench import append_messages
     from core.crypto import generate_key
@@ -385,28 +438,16 @@ def run(args: argparse.Namespace) -> int:
         append_messages(dovecot, args.messages, args.seed)
         token, user_id, stored = asyncio.run(_sync_mailbox(settings, dovecot))
         say(f"mailbox: {stored} messages synced from Dovecot")
-        spec = asyncio.run(_capture(settings, token))
-        spec.update(database_url=database, user_id=str(user_id))
-        spec_path = workdir / "floor.json"
-        spec_path.write_text(json.dumps(spec))
-        script = workdir / "inbox.lua"
-        script.write_text(WRK_SCRIPT % {"body": json.dumps({"query": QUERY}), "token": token})
+        served = _serve(stack, args, (database, redis, keys), token, user_id, workdir, "small")
+        script, api_shed = served.script, served.shed
+        api_url, api_pid = served.api_url, served.api_pid
+        floor_url, floor_pid = served.floor_url, served.floor_pid
         env = {
             "MAILSYNC_DATABASE_URL": database,
             "MAILSYNC_REDIS_URL": redis,
             "MAILSYNC_SECRET_KEYS": keys,
             **dict(kv.split("=", 1) for kv in args.env),
         }
-        api_port, floor_port = _free_port(), _free_port()
-        python = sys.executable
-        api_argv = [python, "-m", "cli.main", "api", "--port", str(api_port)]
-        floor_argv = [python, "-m", "bench.load_floor", str(spec_path), str(floor_port)]
-        api_url = f"http://127.0.0.1:{api_port}/graphql"
-        floor_url = f"http://127.0.0.1:{floor_port}/graphql"
-        api_pid = stack.enter_context(_server(api_argv, env, api_port, workdir / "api.log"))
-        floor_pid = stack.enter_context(_server(floor_argv, env, floor_port, workdir / "floor.log"))
-        _same_json(api_url, floor_url, token)
-        api_shed = shed_counter(f"http://127.0.0.1:{api_port}/metrics")
         say(f"query: {QUERY}")
         results: list[dict[int, tuple[Level, Level]]] = []
         for number in range(1, args.runs + 1):
@@ -550,33 +591,13 @@ def _big_database_figure(
     database = database_url(server, args.inbox_database)
     token, user_id = asyncio.run(_viewer_token(database))
     keys = generate_key()  # the page decrypts nothing
-    spec = asyncio.run(_capture(_settings_for(database, redis, keys), token))
-    spec.update(database_url=database, user_id=str(user_id))
-    spec_path = workdir / "floor-big.json"
-    spec_path.write_text(json.dumps(spec))
-    script = workdir / "inbox-big.lua"
-    script.write_text(WRK_SCRIPT % {"body": json.dumps({"query": QUERY}), "token": token})
-    env = {
-        "MAILSYNC_DATABASE_URL": database,
-        "MAILSYNC_REDIS_URL": redis,
-        "MAILSYNC_SECRET_KEYS": keys,
-        **dict(kv.split("=", 1) for kv in args.env),
-    }
-    api_port, floor_port = _free_port(), _free_port()
-    python = sys.executable
-    api_argv = [python, "-m", "cli.main", "api", "--port", str(api_port)]
-    floor_argv = [python, "-m", "bench.load_floor", str(spec_path), str(floor_port)]
-    api_url = f"http://127.0.0.1:{api_port}/graphql"
-    floor_url = f"http://127.0.0.1:{floor_port}/graphql"
     count = asyncio.run(sql(database, "SELECT count(*) FROM messages"))[0][0]
     say(f"the same query against {args.inbox_database} ({count:,} messages), 10 connections:")
     with contextlib.ExitStack() as stack:
-        api_pid = stack.enter_context(_server(api_argv, env, api_port, workdir / "api-big.log"))
-        floor_pid = stack.enter_context(
-            _server(floor_argv, env, floor_port, workdir / "floor-big.log")
-        )
-        _same_json(api_url, floor_url, token)
-        shed = shed_counter(f"http://127.0.0.1:{api_port}/metrics")
+        served = _serve(stack, args, (database, redis, keys), token, user_id, workdir, "big")
+        script, shed = served.script, served.shed
+        api_url, api_pid = served.api_url, served.api_pid
+        floor_url, floor_pid = served.floor_url, served.floor_pid
         wrk(api_url, script, 10, 3, api_pid)
         wrk(floor_url, script, 10, 3, floor_pid)
         pages = []
