@@ -298,7 +298,9 @@ async def end_to_end(
     ws: AsyncWebSocketSession
     token = await _owner(settings, tag)
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as http:
+    # Idle connections go before uvicorn's 5 s keep-alive closes them (see tests/conftest.py).
+    limits = httpx.Limits(keepalive_expiry=2.0)
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers, limits=limits) as http:
         gql = Api(http)
         added = (
             await gql(
