@@ -1,12 +1,24 @@
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    ClauseElement,
+    DateTime,
+    LargeBinary,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from core.db import fetch_compiled
 from core.identity.viewer import Viewer
 from core.models import ApiToken, Company, Plan, Role, User
 
@@ -44,31 +56,40 @@ async def add_token(
     return token
 
 
+@functools.cache  # built once: every API request runs it
+def _viewer_statement() -> ClauseElement:
+    now = bindparam("now", type_=DateTime(timezone=True))
+    return (
+        select(
+            User.id,
+            User.company_id,
+            User.role,
+            Company.plan,
+            ApiToken.id,
+            ApiToken.last_used_at,
+        )
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .join(Company, Company.id == User.company_id)
+        .where(
+            ApiToken.token_hash == bindparam("token_hash", type_=LargeBinary),
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+        )
+    )
+
+
 async def find_viewer(
-    session: AsyncSession, token_hash: bytes, now: datetime
+    session: AsyncSession | AsyncConnection, token_hash: bytes, now: datetime
 ) -> tuple[Viewer, datetime | None] | None:
     """The viewer of an unexpired token, and when the token was last recorded as used."""
-    row = (
-        await session.execute(
-            select(
-                User.id,
-                User.company_id,
-                User.role,
-                Company.plan,
-                ApiToken.id,
-                ApiToken.last_used_at,
-            )
-            .join(ApiToken, ApiToken.user_id == User.id)
-            .join(Company, Company.id == User.company_id)
-            .where(
-                ApiToken.token_hash == token_hash,
-                or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
-            )
-        )
-    ).one_or_none()
-    if row is None:
+    rows = await fetch_compiled(
+        session, _viewer_statement(), {"token_hash": token_hash, "now": now}
+    )
+    if not rows:
         return None
-    viewer = Viewer(user_id=row[0], company_id=row[1], role=row[2], plan=row[3], token_id=row[4])
+    [row] = rows  # token_hash is unique
+    viewer = Viewer(
+        user_id=row[0], company_id=row[1], role=Role(row[2]), plan=Plan(row[3]), token_id=row[4]
+    )
     return viewer, row[5]
 
 

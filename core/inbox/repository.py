@@ -39,11 +39,11 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from core.accounts.repository import readable_by
+from core.db import fetch_compiled
 from core.identity.viewer import Viewer
 from core.inbox.cursor import Cursor
 from core.models import Folder, FolderRole, MailAccount, Message, Plan, Role
@@ -309,31 +309,6 @@ def page_parameters(
     }
 
 
-@functools.cache  # per statement (each cached itself) and the process's dialect
-def _driver_sql(
-    statement: Select[Any], dialect: Dialect
-) -> tuple[str, tuple[str, ...], dict[str, object]]:
-    """The SQL, its parameters' names in order, and the values of literal ones."""
-    compiled = statement.compile(dialect=dialect)
-    fixed = {
-        name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
-    }
-    return compiled.string, tuple(compiled.positiontup or ()), fixed
-
-
-async def _fetch(session: AsyncSession, statement: Select[Any], values: dict[str, object]) -> Any:
-    """Rows of a cached statement, compiled once, sent as the driver's SQL: no statement
-    construction, cache-key walk or per-column result processing per request (the
-    inbox's hot path; asyncpg already gives uuids, datetimes and decoded JSON). The
-    statements still pass SQLAlchemy's cursor events, which the statement-count tests
-    count."""
-    connection = await session.connection()
-    sql, names, fixed = _driver_sql(statement, connection.dialect)
-    values = {**fixed, **values} if fixed else values
-    result = await connection.exec_driver_sql(sql, tuple(values[name] for name in names))
-    return result.all()
-
-
 async def page(
     session: AsyncSession,
     scope: Scope,
@@ -344,7 +319,7 @@ async def page(
     """Up to ``limit`` messages after the cursor, newest first."""
     if not scope.folder_ids:
         return []
-    rows = await _fetch(
+    rows = await fetch_compiled(
         session,
         page_statement(page_filter, after, limit),
         page_parameters(scope, page_filter, after, limit),
@@ -366,7 +341,7 @@ async def count(session: AsyncSession, scope: Scope, page_filter: PageFilter) ->
     if not scope.folder_ids:
         return 0
     statement = _count_statement(Shape.of(page_filter, None))
-    rows = await _fetch(session, statement, page_parameters(scope, page_filter))
+    rows = await fetch_compiled(session, statement, page_parameters(scope, page_filter))
     return int(rows[0][0] or 0)
 
 
