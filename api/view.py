@@ -27,7 +27,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from api.body_limit import PAYLOAD_TOO_LARGE, json_error
 from api.graphiql import graphiql_page
-from api.graphql.context import Context, read_sessions
+from api.graphql.context import Context
 from api.graphql.errors import UNAVAILABLE, UNAVAILABLE_MESSAGE, is_unavailable
 from core import metrics
 from core.events import CredentialsRevoked, Resubscribed
@@ -64,7 +64,7 @@ async def viewer_for(runtime: Runtime, authorization: object) -> Viewer | None:
     token = bearer_token(authorization)
     if token is None:
         return None
-    return await authenticate_request(runtime.session_factory, token)
+    return await authenticate_request(runtime.engine, token)
 
 
 def prefers_graphql_response_json(accept: str) -> bool:
@@ -157,7 +157,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                         ):
                             pass
                 try:
-                    still = await authenticate_request(runtime.session_factory, token or "")
+                    still = await authenticate_request(runtime.engine, token or "")
                 except Exception as exc:
                     if not is_unavailable(exc):
                         raise
@@ -272,12 +272,7 @@ class MailsyncGraphQL(GraphQL[Context, None]):
         if isinstance(request, Request):
             context.token = bearer_token(request.headers.get("authorization"))
             if context.token is not None:
-                # Without a transaction: one SELECT (and at most every few minutes one
-                # UPDATE, atomic on its own), so BEGIN and ROLLBACK were two of its four
-                # round trips.
-                context.viewer = await authenticate_request(
-                    read_sessions(runtime.engine), context.token
-                )
+                context.viewer = await authenticate_request(runtime.engine, context.token)
         return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

@@ -136,9 +136,9 @@ async def _capture(settings: Any, token: str) -> dict[str, Any]:
 
     async with open_runtime(settings) as runtime:
         key = runtime.message_ids._key
-        await authenticate_request(runtime.session_factory, token)  # the touch, once
+        await authenticate_request(runtime.engine, token)  # the touch, once
         event.listen(runtime.engine.sync_engine, "before_cursor_execute", record)
-        viewer = await authenticate_request(runtime.session_factory, token)
+        viewer = await authenticate_request(runtime.engine, token)
         assert viewer is not None
         async with runtime.session_factory() as session:
             page = await inbox_page(session, viewer, InboxQuery(), 50, None, runtime.message_ids)

@@ -14,6 +14,7 @@ import logging
 import os
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -83,6 +84,20 @@ async def fetch_compiled(
     values = {**fixed, **values} if fixed else values
     result = await connection.exec_driver_sql(sql, tuple(values[name] for name in names))
     return result.all()
+
+
+_AUTOCOMMIT: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = weakref.WeakKeyDictionary()
+
+
+def autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` (same pool) with connections in AUTOCOMMIT: for reads, and for a single
+    statement that is atomic on its own. PostgreSQL's READ COMMITTED gives each statement
+    its own snapshot inside a transaction too, so a read sees exactly what it would in
+    one; what goes is the BEGIN and the ROLLBACK, two round trips."""
+    found = _AUTOCOMMIT.get(engine)
+    if found is None:
+        found = _AUTOCOMMIT[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return found
 
 
 def application_name(role: str) -> str:

@@ -15,7 +15,7 @@ from starlette.websockets import WebSocket
 from api.graphql.loaders import Loaders
 from core.attachments.links import DownloadLinks
 from core.attachments.service import download_links
-from core.db import SessionFactory, session_scope
+from core.db import SessionFactory, autocommit, session_scope
 from core.identity.viewer import Viewer
 from core.runtime import Runtime
 
@@ -23,17 +23,12 @@ _READERS: weakref.WeakKeyDictionary[AsyncEngine, SessionFactory] = weakref.WeakK
 
 
 def read_sessions(engine: AsyncEngine) -> SessionFactory:
-    """Sessions for reads, on the engine's pool without a transaction (AUTOCOMMIT).
-
-    PostgreSQL's READ COMMITTED gives each statement its own snapshot inside a transaction
-    too, so a read sees exactly what it would in one; what goes is the BEGIN and the
-    ROLLBACK, two round trips of every session (a quarter of an inbox page's statements).
-    Writes keep ``session_scope`` and its transaction."""
+    """Sessions for reads, on the engine's pool without a transaction (``autocommit``:
+    a quarter of an inbox page's statements were BEGIN and ROLLBACK). Writes keep
+    ``session_scope`` and its transaction."""
     factory = _READERS.get(engine)
     if factory is None:
-        factory = async_sessionmaker(
-            engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
-        )
+        factory = async_sessionmaker(autocommit(engine), expire_on_commit=False)
         _READERS[engine] = factory
     return factory
 

@@ -109,7 +109,10 @@ async def viewer_of_user(session: AsyncSession, user_id: uuid.UUID) -> Viewer | 
 
 
 async def touch_token(
-    session: AsyncSession, token_id: uuid.UUID, now: datetime, unless_since: datetime
+    session: AsyncSession | AsyncConnection,
+    token_id: uuid.UUID,
+    now: datetime,
+    unless_since: datetime,
 ) -> None:
     """Record a use, unless one was recorded since ``unless_since`` (one write, no race)."""
     await session.execute(

@@ -29,7 +29,7 @@ async def test_an_inbox_page_is_the_same_by_both_paths(new_user: NewUser, runtim
         account,
         [{"subject": None}, {"subject": "ünïcode", "is_read": True}, {"from_name": None}],
     )
-    viewer = await authenticate_request(runtime.session_factory, user.token)
+    viewer = await authenticate_request(runtime.engine, user.token)
     results = []
     for context_class in (FastLeafExecutionContext, StrawberryGraphQLCoreExecutionContext):
         schema = build_schema()
