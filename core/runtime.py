@@ -6,7 +6,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from arq.connections import ArqRedis
 from sqlalchemy import select
@@ -16,6 +16,7 @@ from core.crypto import KeyRing
 from core.db import SessionFactory, create_engine, create_session_factory
 from core.events import EventBus
 from core.ids import MESSAGE_ID_KEY, MessageIds
+from core.inbox.counts import CountCache
 from core.jobs import JobQueue
 from core.mail.server import MailConnectOptions
 from core.models import InstanceSecret
@@ -35,6 +36,8 @@ class Runtime:
     jobs: JobQueue
     redis_client_name: str
     message_ids: MessageIds
+    # Listing counts kept while their folders are unchanged (core/inbox/counts.py).
+    counts: CountCache = field(default_factory=CountCache)
 
     @property
     def mail_options(self) -> MailConnectOptions:

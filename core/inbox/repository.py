@@ -45,6 +45,7 @@ from sqlalchemy.orm import aliased
 from core.accounts.repository import readable_by
 from core.db import fetch_compiled
 from core.identity.viewer import Viewer
+from core.inbox import counts
 from core.inbox.cursor import Cursor
 from core.models import Folder, FolderRole, MailAccount, Message, Plan, Role
 from core.models.message import computed_search_vector
@@ -137,6 +138,8 @@ class Scope:
     # The rows themselves, so a page's account and folder fields need no more queries.
     accounts: list[MailAccount] = field(default_factory=list)
     folders: list[Folder] = field(default_factory=list)
+    # Each folder's version as the scope read it (core/inbox/counts.py), as folder_ids.
+    versions: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -162,19 +165,20 @@ async def scope_of(
         values["account_ids"] = list(account_ids)
     statement = _scope_statement(account_ids is not None)
     rows = (await session.execute(statement, values)).all()
-    folders = [folder for folder, _ in rows]
-    accounts = list({account.id: account for _, account in rows}.values())
+    folders = [folder for folder, _, _ in rows]
+    accounts = list({account.id: account for _, account, _ in rows}.values())
     return Scope(
         [f.id for f in folders],
         sorted(a.id for a in accounts),
         sorted(a.id for a in accounts if a.owner_id == viewer.user_id),
         accounts,
         folders,
+        [int(version) for _, _, version in rows],
     )
 
 
 @functools.cache  # built once: building it took as long as running it
-def _scope_statement(by_ids: bool) -> Select[Folder, MailAccount]:
+def _scope_statement(by_ids: bool) -> Select[Folder, MailAccount, int]:
     # The one visibility rule (readable_by), built with bound parameters for the viewer.
     viewer: Any = Viewer(
         user_id=bindparam("viewer_id", type_=Uuid),  # type: ignore[arg-type]
@@ -183,7 +187,7 @@ def _scope_statement(by_ids: bool) -> Select[Folder, MailAccount]:
         plan=Plan.ESSENTIAL,
     )
     query = (
-        select(Folder, MailAccount)
+        select(Folder, MailAccount, counts.version_column().scalar_subquery())
         .join(MailAccount, MailAccount.id == Folder.account_id)
         .where(Folder.role == bindparam("role"), readable_by(viewer))
         .order_by(Folder.id)
@@ -335,14 +339,28 @@ def _count_statement(shape: Shape) -> Select[Any]:
     )
 
 
-async def count(session: AsyncSession, scope: Scope, page_filter: PageFilter) -> int:
+async def count(
+    session: AsyncSession,
+    scope: Scope,
+    page_filter: PageFilter,
+    cache: counts.CountCache | None = None,
+) -> int:
     """How many messages the whole listing has (each Message-ID once): a scan of the
-    scope, so only computed when a client asks for totalCount."""
+    scope, so only computed when a client asks for totalCount, and kept in ``cache`` until
+    one of the scope's folders changes (core/inbox/counts.py)."""
     if not scope.folder_ids:
         return 0
+    key = None
+    if cache is not None:
+        key = counts.CountKey.of(scope.folder_ids, scope.versions, page_filter)
+        if (known := cache.get(key)) is not None:
+            return known
     statement = _count_statement(Shape.of(page_filter, None))
     rows = await fetch_compiled(session, statement, page_parameters(scope, page_filter))
-    return int(rows[0][0] or 0)
+    total = int(rows[0][0] or 0)
+    if cache is not None and key is not None:
+        cache.put(key, total)
+    return total
 
 
 def _rows(result: Any) -> list[MessageRow]:

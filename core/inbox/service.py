@@ -16,6 +16,7 @@ from core.errors import ErrorCode, ServiceError
 from core.identity.viewer import Viewer
 from core.ids import MessageIds
 from core.inbox import repository
+from core.inbox.counts import CountCache
 from core.inbox.cursor import Cursor, decode_cursor
 from core.inbox.repository import MessageRow, PageFilter, Scope
 from core.inbox.search import to_tsquery_text
@@ -113,8 +114,11 @@ async def listing_of(
     return Listing(scope, page_filter, cursor, min(first, MAX_PAGE_SIZE))
 
 
-async def inbox_count(session: AsyncSession, page: InboxPage) -> int:
-    return await repository.count(session, page.scope, page.page_filter)
+async def inbox_count(
+    session: AsyncSession, page: InboxPage, cache: CountCache | None = None
+) -> int:
+    """The listing's count; from ``cache`` while none of its folders has changed."""
+    return await repository.count(session, page.scope, page.page_filter, cache)
 
 
 async def readable_message(

@@ -18,7 +18,7 @@ from core.models.enums import (
     SentCopy,
     Sharing,
 )
-from core.models.folder import Folder
+from core.models.folder import Folder, FolderChange
 from core.models.instance import InstanceSecret
 from core.models.message import Message
 from core.models.oauth import OAuthGrant
@@ -36,6 +36,7 @@ __all__ = [
     "Company",
     "ConnectionSecurity",
     "Folder",
+    "FolderChange",
     "FolderRole",
     "InstanceSecret",
     "MailAccount",

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Identity,
     Integer,
     Text,
     UniqueConstraint,
@@ -57,3 +58,18 @@ class Folder(Base):
     last_full_flag_scan_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at()
+
+
+class FolderChange(Base):
+    """One statement (or, compacted, many) that changed a folder's messages: the rows are
+    appended by triggers on ``messages`` (migration 0020), never by code. A folder's version
+    is the sum of its ``changes``; a count over folders keeps while their versions do
+    (core/inbox/counts.py)."""
+
+    __tablename__ = "folder_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    folder_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("folders.id", ondelete="CASCADE"), index=True
+    )
+    changes: Mapped[int] = mapped_column(BigInteger, server_default="1")

@@ -49,6 +49,10 @@ class SyncCounts:
     removed: int = 0
     search_deferred: int = 0  # new rows whose search vectors wait (core/sync/search_index)
 
+    @property
+    def changed_rows(self) -> bool:
+        return bool(self.new or self.updated or self.removed)
+
     def add(self, other: SyncCounts) -> None:
         self.new += other.new
         self.updated += other.updated

@@ -26,6 +26,7 @@ from core.crypto import DecryptionError
 from core.db import session_scope
 from core.errors import ErrorCode, ServiceError
 from core.events import Event, SyncCompleted, SyncProgress
+from core.inbox import counts
 from core.mail.imap import ImapConnection, Mailbox, imap_session
 from core.mail.mailbox import ImapCommandError, MailboxOps
 from core.mail.protocol import MailServerLimitExceeded
@@ -221,7 +222,19 @@ class AccountSyncRun:
             await self._catch_up_search()
         if result is not None and result.counts.search_deferred:  # rows stored in bulk
             await self._refresh_statistics(result.counts.new)
+        wrote_back = begun.pending.flags or begun.pending.moves  # marks: rows changed
+        if result is not None and (result.counts.changed_rows or wrote_back):
+            await self._compact_changes()
         return result
+
+    async def _compact_changes(self) -> None:
+        """The change rows this run (and the marks it wrote back) appended, folded into one
+        per folder (core/inbox/counts.py). A failure leaves them for the next run."""
+        try:
+            async with session_scope(self.runtime.session_factory) as session:
+                await counts.compact(session, self.account_id)
+        except Exception:
+            log.warning("account %s: compacting folder changes failed", self.account_id)
 
     async def _refresh_statistics(self, stored: int) -> None:
         """After a bulk sync, with the claim released: the planner's statistics of what it

@@ -23,6 +23,7 @@ TABLES = [
     "api_tokens",
     "mail_accounts",
     "folders",
+    "folder_changes",
     "messages",
     "thread_keys",
     "outgoing_messages",

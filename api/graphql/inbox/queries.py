@@ -40,7 +40,7 @@ class InboxQueries:
                     info.context.runtime.message_ids,
                 )
                 if selects(info, "totalCount"):
-                    total = await inbox_count(session, page)
+                    total = await inbox_count(session, page, info.context.runtime.counts)
         except ServiceError as error:
             raise top_level_error(INVALID_INPUT, error.message) from None
         info.context.loaders.prime(page.scope.accounts, page.scope.folders)  # for `thread`

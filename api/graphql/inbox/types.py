@@ -275,4 +275,4 @@ class MessageConnection:
         if self.total is not None:
             return self.total
         async with info.context.read_session() as session:
-            return await inbox_count(session, self.page)
+            return await inbox_count(session, self.page, info.context.runtime.counts)
